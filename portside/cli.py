@@ -1,0 +1,585 @@
+"""The ``portside`` command.
+
+Fast when the cache can answer: this module imports only the standard library's light
+parts and Portside's data model at the top. asyncio, httpx and the registry client are
+imported when an answer needs the network, rich only when writing to a terminal. A warm
+``portside tags`` therefore costs about what starting Python costs.
+
+Every failure ends as one ``portside: error: ...`` line (and a hint line) on stderr and
+an exit code from the table in ``--help``; never a traceback unless ``PORTSIDE_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from portside.errors import PortsideError, UsageError
+
+TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Coroutine, Sequence
+    from typing import Any, TextIO, TypeVar
+
+    from portside.cache import CachedRegistry
+    from portside.images import ImageInfo
+    from portside.reference import Reference
+    from portside.registry.client import RegistryClient
+    from portside.registry.manifest import Platform
+
+    T = TypeVar("T")
+
+PROG = "portside"
+
+EXIT_CODES = """\
+exit codes:
+  0    success
+  1    failure not covered below
+  2    usage error or invalid input (bad option, reference, platform)
+  3    not found (repository, tag, manifest, platform)
+  4    authentication or credentials (unauthorized, denied, credential helper)
+  5    registry unreachable, rate-limited or failing (5xx); offline cache miss
+  6    integrity (digest mismatch, response too large, invalid response)
+  130  interrupted (Ctrl-C)
+  141  output closed early (e.g. piped into head)
+
+environment:
+  PORTSIDE_CACHE_DIR            cache directory (default $XDG_CACHE_HOME/portside)
+  PORTSIDE_INSECURE_REGISTRIES  comma-separated hosts, like --insecure-registry
+  PORTSIDE_DEBUG=1              show tracebacks
+"""
+
+
+# -- argument parsing ----------------------------------------------------------------
+#
+# Two parsers, one grammar. ``argparse`` (build_parser) is the reference: it handles
+# help, abbreviations, errors and every unusual spelling. It also costs ~5 ms to import
+# and build, a sixth of a warm answer, so the plain spellings people and scripts type
+# (``portside [options] VERB [options] REF [options]``) are read by _fast_parse, which
+# gives up (returns None) on anything it does not fully understand and lets argparse
+# decide. tests/test_cli.py checks that both agree on every form _fast_parse accepts.
+
+VERBS = ("tags", "inspect", "digest")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+# option -> (namespace attribute, converter or None for a flag, verbs or None for all)
+_OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, tuple[str, ...] | None]] = {
+    "--insecure-registry": ("insecure_registry", str, None),
+    "--ca-file": ("ca_file", str, None),
+    "--offline": ("offline", None, None),
+    "--refresh": ("refresh", None, None),
+    "--timeout": ("timeout", _positive_float, None),
+    "--json": ("json", None, ("tags", "inspect")),
+    "--limit": ("limit", _positive_int, ("tags",)),
+    "--platform": ("platform", str, ("inspect", "digest")),
+}
+_GLOBAL_DEFAULTS: dict[str, object] = {
+    "ca_file": None,
+    "offline": False,
+    "refresh": False,
+    "timeout": None,
+}
+_VERB_DEFAULTS: dict[str, dict[str, object]] = {
+    "tags": {"json": False, "limit": None},
+    "inspect": {"platform": None, "json": False},
+    "digest": {"platform": None},
+}
+
+
+def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
+    """The parsed arguments for the plain spellings, or None to let argparse decide."""
+    values: dict[str, object] = {}
+    insecure_before: list[str] = []
+    insecure_after: list[str] = []
+    verb: str | None = None
+    ref: str | None = None
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if not token.startswith("-"):
+            if verb is None:
+                if token not in VERBS:
+                    return None
+                verb = token
+            elif ref is None and token:
+                ref = token
+            else:
+                return None
+            continue
+        name, eq, inline = token.partition("=")
+        spec = _OPTIONS.get(name)
+        if spec is None:
+            return None  # -h, --help, --version, --, abbreviations, unknown options
+        attr, convert, verbs = spec
+        if verbs is not None and (verb is None or verb not in verbs):
+            return None
+        if convert is None:
+            if eq or attr in values:
+                return None
+            values[attr] = True
+            continue
+        if eq:
+            text = inline
+        elif i < len(argv):
+            text = argv[i]
+            i += 1
+        else:
+            return None
+        if not text or text.startswith("-"):
+            return None
+        try:
+            value = convert(text)
+        except Exception:
+            return None  # argparse words the error
+        if attr == "insecure_registry":
+            (insecure_before if verb is None else insecure_after).append(text)
+            continue
+        if attr in values:
+            return None
+        values[attr] = value
+    if verb is None or ref is None:
+        return None
+    if insecure_before and insecure_after:
+        return None  # argparse keeps only the later list; let it do so visibly
+    result = {**_GLOBAL_DEFAULTS, **_VERB_DEFAULTS[verb], **values}
+    result["insecure_registry"] = insecure_before or insecure_after
+    result["verb"] = verb
+    result["ref"] = ref
+    return result
+
+
+def parse_args(argv: Sequence[str]) -> Args:
+    """Parse the command line: the fast reader when it can, argparse otherwise.
+
+    argparse exits (SystemExit) for --help, --version and usage errors.
+    """
+    fast = _fast_parse(argv)
+    if fast is not None:
+        return Args(fast)
+    return Args(vars(build_parser().parse_args(argv)))
+
+
+class Args:
+    """Parsed arguments: attribute access to a dict, whichever parser produced it."""
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names neither parser set; a bug, but not worth a traceback.
+        raise AttributeError(name)
+
+
+def _columns() -> int:
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return 80
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The options every verb takes, before or after the verb.
+
+    On the verbs' parsers the defaults are suppressed, so an option given before the
+    verb is not overwritten by the verb parser's default.
+    """
+    import argparse
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("registry and cache options")
+    group.add_argument(
+        "--insecure-registry",
+        metavar="HOST",
+        action="append",
+        default=default([]),
+        help="allow plain HTTP / unverified TLS for HOST[:PORT] (repeatable; "
+        "loopback registries are always allowed plain HTTP)",
+    )
+    group.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        default=default(None),
+        help="extra CA certificates to trust (PEM bundle)",
+    )
+    group.add_argument(
+        "--offline",
+        action="store_true",
+        default=default(False),
+        help="answer from the cache only, whatever its age; fail when it has no answer",
+    )
+    group.add_argument(
+        "--refresh",
+        action="store_true",
+        default=default(False),
+        help="ask the registry again even when the cached answer is fresh",
+    )
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=default(None),
+        help="timeout of each request to the registry (default 30)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argparse parser: help, errors and every spelling argparse accepts."""
+    import argparse
+
+    class Formatter(argparse.RawDescriptionHelpFormatter):
+        # argparse builds a formatter for every add_argument call and the stock one
+        # imports shutil (with bz2 and lzma, ~2 ms) for the width each time.
+        def __init__(self, prog: str, *args: Any, **kwargs: Any) -> None:
+            if kwargs.get("width") is None and len(args) < 3:
+                kwargs["width"] = _columns() - 2
+            super().__init__(prog, *args, **kwargs)
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Container registry metadata, fast: tags, digests and image details "
+        "from any OCI registry, cached on disk.",
+        epilog=EXIT_CODES,
+        formatter_class=Formatter,
+    )
+    from portside import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_global_options(parser, suppress=False)
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXIT_CODES,
+            formatter_class=Formatter,
+        )
+        _add_global_options(sub, suppress=True)
+        return sub
+
+    tags = verb("tags", "list a repository's tags, newest version first")
+    tags.add_argument("ref", metavar="REF", help="image reference; its tag, if any, is ignored")
+    tags.add_argument("--json", action="store_true", help="print a JSON array of tag names")
+    tags.add_argument("--limit", metavar="N", type=_positive_int, help="print the first N only")
+
+    inspect = verb("inspect", "show an image: digests, platforms, created, labels, size")
+    inspect.add_argument("ref", metavar="REF", help="image reference (name[:tag][@digest])")
+    inspect.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="which image of a multi-platform index to inspect (default linux/amd64)",
+    )
+    inspect.add_argument("--json", action="store_true", help="print a JSON object")
+
+    digest = verb("digest", "print the digest to pin a reference to (for shell use)")
+    digest.add_argument("ref", metavar="REF", help="image reference (name[:tag][@digest])")
+    digest.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="print the digest of this platform's image instead of the index's",
+    )
+    return parser
+
+
+# -- running operations --------------------------------------------------------------
+
+
+def _insecure_hosts(args: Args) -> frozenset[str]:
+    from portside.reference import canonical_registry
+
+    hosts = list(args.insecure_registry)
+    env = os.environ.get("PORTSIDE_INSECURE_REGISTRIES", "")
+    hosts.extend(h for h in (part.strip() for part in env.split(",")) if h)
+    return frozenset(canonical_registry(h) for h in hosts)
+
+
+def _make_cached(args: Args) -> CachedRegistry:
+    from portside.cache import CachedRegistry
+
+    if args.offline and args.refresh:
+        raise UsageError("--offline and --refresh contradict each other", hint="use one")
+    if args.ca_file is not None and not os.path.isfile(args.ca_file):
+        raise UsageError(f"--ca-file {args.ca_file!r} is not a readable file")
+    insecure = _insecure_hosts(args)
+    ca_file: str | None = args.ca_file
+    timeout: float | None = args.timeout
+
+    def client_factory() -> RegistryClient:
+        # Only a cache miss gets here: the network stack is imported now, not before.
+        from portside.registry.client import RegistryClient
+        from portside.registry.transport import ClientOptions
+
+        options = ClientOptions(insecure=insecure, ca_file=ca_file)
+        if timeout is not None:
+            import dataclasses
+
+            options = dataclasses.replace(options, timeout=timeout)
+        return RegistryClient(options)
+
+    return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
+
+
+def _run(cached: CachedRegistry, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """The answer of ``make()``: from the cache without an event loop when it can be."""
+    from portside.cache import NeedsNetwork
+
+    if not cached.refresh:
+        try:
+            return cached.run_from_cache(make())
+        except NeedsNetwork:
+            pass
+    import asyncio
+
+    async def with_network() -> T:
+        async with cached:
+            return await make()
+
+    return asyncio.run(with_network())
+
+
+def _platform(text: str | None) -> Platform | None:
+    if text is None:
+        return None
+    from portside.registry.manifest import Platform
+
+    return Platform.parse(text)
+
+
+def _parse_ref(text: str) -> Reference:
+    from portside.reference import Reference
+
+    return Reference.parse(text)
+
+
+# -- output --------------------------------------------------------------------------
+
+# C0 controls, DEL and C1 controls: a registry's tag, label or error text must not be
+# able to move the cursor, rewrite the terminal title or hide text from the reader.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def clean(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` escapes."""
+    return text.translate(_CONTROL)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def _out() -> TextIO:
+    return sys.stdout
+
+
+def _rich_console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, markup=False, emoji=False)
+
+
+def _print_tags(tags: list[str], args: Args) -> None:
+    if args.json:
+        _out().write(json.dumps(tags) + "\n")
+        return
+    if not _out().isatty():
+        if tags:
+            text = "\n".join(tags)
+            # Registry tags are plain ASCII by the grammar; clean only a hostile list.
+            if not text.replace("\n", "").isprintable():
+                text = "\n".join(clean(t) for t in tags)
+            _out().write(text + "\n")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    from portside.versions import parse_tag
+
+    table = Table(box=None, header_style="bold")
+    table.add_column("TAG")
+    table.add_column("VERSION")
+    table.add_column("VARIANT")
+    for tag in tags:
+        parsed = parse_tag(tag)
+        version = ".".join(str(n) for n in parsed.numbers) if parsed else ""
+        if parsed is not None and parsed.pre is not None:
+            version += f"{parsed.pre[0]}{parsed.pre[1] or ''}"
+        table.add_row(
+            Text(clean(tag)), Text(version), Text(clean(parsed.variant if parsed else ""))
+        )
+    _rich_console().print(table)
+
+
+def _print_inspect(info: ImageInfo, args: Args) -> None:
+    if args.json:
+        _out().write(json.dumps(info.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return
+    rows: list[tuple[str, str]] = [
+        ("reference", info.reference),
+        ("digest", str(info.digest)),
+        ("media-type", info.media_type),
+    ]
+    if info.is_index:
+        rows.append(("manifest-digest", str(info.manifest_digest)))
+        rows.append(("manifest-media-type", info.manifest_media_type))
+    rows.append(("platform", str(info.platform) if info.platform else ""))
+    rows.append(("platforms", ",".join(str(p) for p in info.platforms)))
+    rows.append(("created", info.created or ""))
+    rows.append(("size", str(info.size)))
+    rows.append(("layers", str(info.layers)))
+    labels = sorted(info.labels.items())
+    if not _out().isatty():
+        lines = [f"{k}\t{clean(v)}" for k, v in rows]
+        lines += [f"label\t{clean(k)}={clean(v)}" for k, v in labels]
+        _out().write("\n".join(lines) + "\n")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows:
+        if k == "size":
+            v = f"{_human_size(info.size)} ({info.size} bytes, compressed)"
+        elif k == "platforms":
+            v = ", ".join(str(p) for p in info.platforms)
+        table.add_row(Text(k), Text(clean(v)))
+    for i, (k, v) in enumerate(labels):
+        table.add_row(Text("labels" if i == 0 else ""), Text(f"{clean(k)}={clean(v)}"))
+    _rich_console().print(table)
+
+
+# -- verbs ---------------------------------------------------------------------------
+
+
+def _cmd_tags(args: Args, cached: CachedRegistry) -> int:
+    ref = _parse_ref(args.ref)
+    tags = _run(cached, lambda: cached.tags(ref))
+    from portside.versions import sort_tags
+
+    ordered = sort_tags(tags)
+    if args.limit is not None:
+        ordered = ordered[: args.limit]
+    _print_tags(ordered, args)
+    return 0
+
+
+def _cmd_inspect(args: Args, cached: CachedRegistry) -> int:
+    from portside.images import inspect
+
+    ref = _parse_ref(args.ref)
+    platform = _platform(args.platform)
+    info = _run(cached, lambda: inspect(cached, ref, platform))
+    _print_inspect(info, args)
+    return 0
+
+
+def _cmd_digest(args: Args, cached: CachedRegistry) -> int:
+    from portside.images import platform_digest
+
+    ref = _parse_ref(args.ref)
+    platform = _platform(args.platform)
+    digest = _run(cached, lambda: platform_digest(cached, ref, platform))
+    _out().write(f"{digest}\n")
+    return 0
+
+
+_COMMANDS = {"tags": _cmd_tags, "inspect": _cmd_inspect, "digest": _cmd_digest}
+
+
+# -- entry point ---------------------------------------------------------------------
+
+
+def _say(kind: str, text: str) -> None:
+    sys.stderr.write(f"{PROG}: {kind}: {clean(text)}\n")
+
+
+def _debug() -> bool:
+    return os.environ.get("PORTSIDE_DEBUG", "") not in ("", "0")
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``portside`` command with ``argv`` (default ``sys.argv[1:]``); the exit code."""
+    cached: CachedRegistry | None = None
+    try:
+        try:
+            args = parse_args(sys.argv[1:] if argv is None else argv)
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        cached = _make_cached(args)
+        code = _COMMANDS[args.verb](args, cached)
+        sys.stdout.flush()
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except PortsideError as exc:
+        if _debug():
+            _print_traceback()
+        _say("error", exc.message)
+        if exc.hint:
+            _say("hint", exc.hint)
+        return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (``portside tags x | head -1``): stop quietly, and point
+        # stdout at /dev/null so the interpreter's final flush does not complain.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except Exception as exc:
+        if _debug():
+            _print_traceback()
+        # Only the type: an unexpected exception's text may hold anything, secrets too.
+        _say("internal error", f"unexpected {type(exc).__name__}")
+        _say("hint", "this is a bug in portside; rerun with PORTSIDE_DEBUG=1 to see the traceback")
+        return 1
+    finally:
+        if cached is not None:
+            for warning in cached.warnings:
+                _say("warning", warning)

@@ -1,0 +1,746 @@
+"""Registry operations: tags, manifests, blobs, uploads, referrers.
+
+The facade over ``auth`` and ``transport``. Every digest it returns was checked against
+the bytes it came with; nothing it hands out is unverified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import httpx
+
+from portside import errors
+from portside.redact import redact_url
+from portside.reference import Digest, Reference
+from portside.registry import mediatypes as mt
+from portside.registry.auth import Authenticator
+from portside.registry.challenge import Scope
+from portside.registry.credentials import CredentialStore
+from portside.registry.manifest import (
+    Descriptor,
+    ImageConfig,
+    Manifest,
+    Platform,
+    parse_config,
+    parse_manifest,
+)
+from portside.registry.ratelimit import RateLimit
+from portside.registry.transport import (
+    ClientOptions,
+    Response,
+    Transport,
+    check_destination,
+    origin,
+    raise_for_status,
+)
+
+__all__ = ["ClientOptions", "RegistryClient", "UploadResult"]
+
+DEFAULT_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    descriptor_digest: Digest
+    size: int
+    mounted: bool = False
+    existed: bool = False
+
+
+def _pull(ref: Reference) -> tuple[Scope, ...]:
+    return (Scope("repository", ref.repository, ("pull",)),)
+
+
+def _push(ref: Reference, *extra: Scope) -> tuple[Scope, ...]:
+    return (Scope("repository", ref.repository, ("pull", "push")), *extra)
+
+
+def _digest_header(response: Response) -> Digest | None:
+    value = response.headers.get("docker-content-digest")
+    if not value:
+        return None
+    try:
+        return Digest.parse(value.strip())
+    except errors.InvalidDigest:
+        raise errors.InvalidResponse(
+            f"the registry sent an invalid Docker-Content-Digest header {value[:80]!r}"
+        ) from None
+
+
+class RegistryClient:
+    """An OCI distribution client for any registry. Use as an async context manager."""
+
+    def __init__(
+        self,
+        options: ClientOptions | None = None,
+        *,
+        credentials: CredentialStore | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.options = options or ClientOptions()
+        self._transport = Transport(self.options, http_transport=http_transport)
+        if credentials is None:
+            credentials = CredentialStore()
+        self._auth = Authenticator(self._transport, credentials)
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    @property
+    def warnings(self) -> list[str]:
+        """Registry ``Warning: 299`` texts seen so far, each once."""
+        return list(self._transport.warnings)
+
+    def rate_limit(self, registry: str) -> RateLimit | None:
+        """What the registry's quota headers said last; ``None`` means unknown, not zero."""
+        host = Reference(registry, "x/x", None, None).api_host
+        return self._transport.rate_limit(host)
+
+    # -- plumbing --------------------------------------------------------------------
+
+    async def _request(
+        self,
+        ref: Reference,
+        method: str,
+        path: str,
+        *,
+        scopes: tuple[Scope, ...],
+        params: list[tuple[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        max_bytes: int | None = None,
+        stream: bool = False,
+        url: httpx.URL | None = None,
+    ) -> Response:
+        base = await self._transport.base_url(ref.api_host)
+        if url is None:
+            url = base.join(path)
+            if params:
+                url = url.copy_merge_params(httpx.QueryParams(tuple(params)))
+        return await self._auth.send(
+            method,
+            url,
+            registry=ref.registry,
+            base=base,
+            scopes=scopes,
+            headers=headers,
+            content=content,
+            max_bytes=max_bytes,
+            stream=stream,
+        )
+
+    def _where(self, ref: Reference) -> str:
+        return f"{ref.registry}/{ref.repository}"
+
+    # -- ping and tags ---------------------------------------------------------------
+
+    async def ping(self, registry: str) -> None:
+        """Check that ``registry`` speaks the distribution API (and that we may ask it)."""
+        ref = Reference(registry, "x/x", None, None)
+        response = await self._request(ref, "GET", "/v2/", scopes=())
+        if response.status == 404:
+            raise errors.NotARegistry(
+                "/v2/ answered 404: this is not an OCI registry",
+                registry=registry,
+                hint="check the host name and port",
+            )
+        raise_for_status(response, registry=registry, repository=None, what="/v2/")
+
+    async def list_tags(self, ref: Reference, *, page_size: int | None = None) -> list[str]:
+        """Every tag of the repository, following ``Link`` pages on the same origin."""
+        path = f"/v2/{ref.repository}/tags/list"
+        params = [("n", str(page_size))] if page_size else None
+        base = await self._transport.base_url(ref.api_host)
+        url: httpx.URL | None = None
+        seen: set[str] = set()
+        tags: list[str] = []
+        for _page in range(self.options.max_pages):
+            response = await self._request(
+                ref,
+                "GET",
+                path,
+                scopes=_pull(ref),
+                params=params,
+                url=url,
+                max_bytes=16 * 1024 * 1024,
+            )
+            raise_for_status(
+                response, registry=ref.registry, repository=ref.repository, what="tag list"
+            )
+            tags.extend(self._parse_tags(response, ref))
+            next_url = _next_link(response)
+            if next_url is None:
+                return tags
+            target = response.url.join(next_url)
+            if origin(target) != origin(base):
+                raise errors.UnsafeResponse(
+                    "the tag list's next page is on another origin "
+                    f"({redact_url(str(target))}); refused",
+                    registry=ref.registry,
+                    repository=ref.repository,
+                )
+            key = str(target)
+            if key in seen:
+                raise errors.InvalidResponse(
+                    "the tag list's pages loop back on themselves",
+                    registry=ref.registry,
+                    repository=ref.repository,
+                )
+            seen.add(key)
+            url = target
+        raise errors.InvalidResponse(
+            f"the tag list has more than {self.options.max_pages} pages; stopped",
+            registry=ref.registry,
+            repository=ref.repository,
+            hint="a registry that never ends its pagination is broken or hostile",
+        )
+
+    def _parse_tags(self, response: Response, ref: Reference) -> list[str]:
+        import json
+
+        try:
+            doc = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+        if not isinstance(doc, dict):
+            raise errors.InvalidResponse(
+                "the tag list is not a JSON object",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        tags = doc.get("tags")
+        if tags is None:
+            return []
+        if not isinstance(tags, list):
+            raise errors.InvalidResponse(
+                "the tag list's 'tags' is not a list",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        return [t for t in tags if isinstance(t, str)]
+
+    # -- manifests -------------------------------------------------------------------
+
+    async def head_manifest(self, ref: Reference) -> Descriptor:
+        """The descriptor a tag or digest points to now, without downloading the body.
+
+        A registry that does not send ``Docker-Content-Digest`` on HEAD costs a GET.
+        """
+        response = await self._request(
+            ref,
+            "HEAD",
+            f"/v2/{ref.repository}/manifests/{ref.identifier}",
+            scopes=_pull(ref),
+            headers={"Accept": mt.MANIFEST_ACCEPT},
+        )
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what=f"manifest {ref.identifier}",
+        )
+        digest = _digest_header(response)
+        media_type = (response.headers.get("content-type") or "").split(";")[0].strip()
+        length = response.headers.get("content-length")
+        if digest is None or not media_type or not (length and length.isdigit()):
+            return (await self.get_manifest(ref)).descriptor
+        if ref.digest is not None and digest != ref.digest:
+            raise errors.DigestMismatch(
+                expected=str(ref.digest),
+                actual=str(digest),
+                what=f"manifest {ref.identifier}",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        if media_type in mt.SCHEMA1_TYPES:
+            raise errors.UnsupportedMediaType(
+                f"{ref.familiar}: Docker schema 1 manifests are not supported",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        return Descriptor(media_type, digest, int(length))
+
+    async def get_manifest(self, ref: Reference) -> Manifest:
+        """The manifest or index a tag or digest names, its digest verified."""
+        response = await self._request(
+            ref,
+            "GET",
+            f"/v2/{ref.repository}/manifests/{ref.identifier}",
+            scopes=_pull(ref),
+            headers={"Accept": mt.MANIFEST_ACCEPT},
+            max_bytes=self.options.max_manifest_bytes,
+        )
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what=f"manifest {ref.identifier}",
+        )
+        raw = response.content
+        expected = ref.digest or _digest_header(response)
+        algorithm = expected.algorithm if expected else "sha256"
+        actual = Digest.of(raw, algorithm)
+        if expected is not None and actual != expected:
+            raise errors.DigestMismatch(
+                expected=str(expected),
+                actual=str(actual),
+                what=f"manifest {ref.identifier}",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        header = _digest_header(response)
+        if ref.digest is not None and header is not None and header != ref.digest:
+            raise errors.DigestMismatch(
+                expected=str(ref.digest),
+                actual=str(header),
+                what=f"manifest {ref.identifier} (Docker-Content-Digest header)",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        return parse_manifest(
+            raw,
+            digest=actual,
+            content_type=response.headers.get("content-type"),
+            where=f"{self._where(ref)}@{actual}",
+        )
+
+    async def get_image_manifest(
+        self, ref: Reference, platform: Platform | None = None
+    ) -> tuple[Manifest, Manifest | None]:
+        """(image manifest, the index it was chosen from or None) for one platform."""
+        top = await self.get_manifest(ref)
+        if not top.is_index:
+            return top, None
+        wanted = platform or Platform("linux", "amd64")
+        child = top.select(wanted)
+        image = await self.get_manifest(ref.with_digest(child.digest))
+        if image.is_index:
+            raise errors.InvalidResponse(
+                f"{ref.familiar}: the index entry for {wanted} is itself an index",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        return image, top
+
+    async def put_manifest(self, ref: Reference, raw: bytes, media_type: str) -> Digest:
+        """Upload a manifest under ``ref``'s tag (or by digest); returns its digest."""
+        digest = Digest.of(raw)
+        if ref.digest is not None and ref.digest != digest:
+            raise errors.DigestMismatch(
+                expected=str(ref.digest), actual=str(digest), what="manifest to upload"
+            )
+        identifier = ref.tag if ref.tag and ref.digest is None else str(digest)
+        response = await self._request(
+            ref,
+            "PUT",
+            f"/v2/{ref.repository}/manifests/{identifier}",
+            scopes=_push(ref),
+            headers={"Content-Type": media_type},
+            content=raw,
+        )
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what=f"manifest upload {identifier}",
+            ok=(200, 201, 202),
+        )
+        answered = _digest_header(response)
+        if answered is not None and answered != digest:
+            raise errors.DigestMismatch(
+                expected=str(digest),
+                actual=str(answered),
+                what="manifest upload (the registry's digest)",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        manifest = parse_manifest(
+            raw, digest=digest, content_type=media_type, where=self._where(ref)
+        )
+        if manifest.subject is not None and "oci-subject" not in response.headers:
+            await self._add_to_referrers_tag(ref, manifest)
+        return digest
+
+    async def delete_manifest(self, ref: Reference) -> None:
+        """Delete a manifest by digest, or a tag when the registry supports tag deletion."""
+        response = await self._request(
+            ref,
+            "DELETE",
+            f"/v2/{ref.repository}/manifests/{ref.identifier}",
+            scopes=(Scope("repository", ref.repository, ("delete",)),),
+        )
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what=f"delete {ref.identifier}",
+            ok=(200, 202),
+        )
+
+    # -- blobs -----------------------------------------------------------------------
+
+    async def get_blob(
+        self, ref: Reference, digest: Digest, *, max_bytes: int | None = None
+    ) -> bytes:
+        """A blob read into memory under a cap, verified against ``digest``."""
+        cap = max_bytes or self.options.max_config_bytes
+        chunks = [chunk async for chunk in self.stream_blob(ref, digest, max_bytes=cap)]
+        return b"".join(chunks)
+
+    async def stream_blob(
+        self, ref: Reference, digest: Digest, *, max_bytes: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream a blob; the digest is checked as the bytes pass and at the end.
+
+        A mismatch raises at the end, so callers must not commit what they wrote
+        until the iterator finishes.
+        """
+        response = await self._request(
+            ref,
+            "GET",
+            f"/v2/{ref.repository}/blobs/{digest}",
+            scopes=_pull(ref),
+            stream=True,
+            max_bytes=max_bytes if max_bytes is not None else 1 << 62,
+        )
+        raise_for_status(
+            response, registry=ref.registry, repository=ref.repository, what=f"blob {digest.short}"
+        )
+        assert response.stream is not None
+        hasher = hashlib.new(digest.algorithm)
+        total = 0
+        try:
+            async for chunk in response.stream.aiter_bytes():
+                total += len(chunk)
+                if max_bytes is not None and total > max_bytes:
+                    raise errors.TooLarge(
+                        f"blob {digest.short} is larger than the limit of {max_bytes} bytes",
+                        registry=ref.registry,
+                        repository=ref.repository,
+                    )
+                hasher.update(chunk)
+                yield chunk
+        except httpx.TransportError as exc:
+            raise errors.RegistryUnreachable(
+                f"the connection broke while reading blob {digest.short}: {type(exc).__name__}",
+                registry=ref.registry,
+                repository=ref.repository,
+            ) from None
+        finally:
+            await response.aclose()
+        actual = Digest(digest.algorithm, hasher.hexdigest())
+        if actual != digest:
+            raise errors.DigestMismatch(
+                expected=str(digest),
+                actual=str(actual),
+                what=f"blob {digest.short}",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+
+    async def get_config(self, ref: Reference, manifest: Manifest) -> ImageConfig:
+        """The image config of an image manifest, verified and parsed."""
+        if manifest.config is None:
+            raise errors.InvalidResponse(
+                f"{ref.familiar}: an index has no config; choose a platform first",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        raw = await self.get_blob(
+            ref, manifest.config.digest, max_bytes=self.options.max_config_bytes
+        )
+        return parse_config(raw, digest=manifest.config.digest, where=f"{self._where(ref)} config")
+
+    async def blob_exists(self, ref: Reference, digest: Digest) -> int | None:
+        """The blob's size when the repository has it, else ``None``."""
+        response = await self._request(
+            ref, "HEAD", f"/v2/{ref.repository}/blobs/{digest}", scopes=_pull(ref)
+        )
+        if response.status == 404:
+            return None
+        raise_for_status(
+            response, registry=ref.registry, repository=ref.repository, what=f"blob {digest.short}"
+        )
+        length = response.headers.get("content-length", "")
+        return int(length) if length.isdigit() else 0
+
+    async def upload_blob(
+        self,
+        ref: Reference,
+        data: bytes,
+        *,
+        digest: Digest | None = None,
+        mount_from: str | None = None,
+        chunk_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> UploadResult:
+        """Upload a blob: skip when present, mount from ``mount_from``, else upload.
+
+        ``chunk_size`` switches to a chunked (PATCH) upload; ``None`` uploads in one PUT.
+        """
+        digest = digest or Digest.of(data)
+        if not digest.matches(data):
+            raise errors.DigestMismatch(
+                expected=str(digest),
+                actual=str(Digest.of(data, digest.algorithm)),
+                what="blob to upload",
+            )
+        if await self.blob_exists(ref, digest) is not None:
+            return UploadResult(digest, len(data), existed=True)
+        scopes = _push(ref)
+        params: list[tuple[str, str]] = []
+        if mount_from:
+            scopes = _push(ref, Scope("repository", mount_from, ("pull",)))
+            params = [("mount", str(digest)), ("from", mount_from)]
+        response = await self._request(
+            ref,
+            "POST",
+            f"/v2/{ref.repository}/blobs/uploads/",
+            scopes=scopes,
+            params=params or None,
+            content=b"",
+        )
+        if response.status == 201 and mount_from:
+            return UploadResult(digest, len(data), mounted=True)
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what="blob upload start",
+            ok=(202,),
+        )
+        location = self._location(ref, response)
+        try:
+            if chunk_size:
+                location = await self._upload_chunks(
+                    ref, location, data, chunk_size, response, progress
+                )
+            final = location.copy_add_param("digest", str(digest))
+            put = await self._upload_request(
+                ref,
+                "PUT",
+                final,
+                headers={"Content-Type": "application/octet-stream"},
+                content=b"" if chunk_size else data,
+            )
+            raise_for_status(
+                put,
+                registry=ref.registry,
+                repository=ref.repository,
+                what=f"blob upload {digest.short}",
+                ok=(201, 204),
+            )
+        except BaseException:
+            await self.cancel_upload(ref, location)
+            raise
+        if progress is not None and not chunk_size:
+            progress(len(data))
+        return UploadResult(digest, len(data))
+
+    def _location(self, ref: Reference, response: Response) -> httpx.URL:
+        location = response.headers.get("location")
+        if not location:
+            raise errors.InvalidResponse(
+                "the upload answer has no Location",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
+        return response.url.join(location)
+
+    async def _upload_request(
+        self,
+        ref: Reference,
+        method: str,
+        url: httpx.URL,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Response:
+        # Same origin as the registry: credentials go along. Another host (a storage
+        # backend) gets none: only the signed Location itself.
+        base = await self._transport.base_url(ref.api_host)
+        if origin(url) == origin(base):
+            return await self._request(
+                ref, method, "", url=url, scopes=_push(ref), headers=headers, content=content
+            )
+        check_destination(url, base, what="the upload location")
+        return await self._transport.send(
+            method, url, registry=base, headers=headers, content=content
+        )
+
+    async def _upload_chunks(
+        self,
+        ref: Reference,
+        location: httpx.URL,
+        data: bytes,
+        chunk_size: int,
+        started: Response,
+        progress: Callable[[int], None] | None,
+    ) -> httpx.URL:
+        minimum = started.headers.get("oci-chunk-min-length", "")
+        if minimum.isdigit():
+            chunk_size = max(chunk_size, int(minimum))
+        offset = 0
+        resumes = 0
+        while offset < len(data):
+            chunk = data[offset : offset + chunk_size]
+            response = await self._upload_request(
+                ref,
+                "PATCH",
+                location,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                },
+                content=chunk,
+            )
+            if response.status == 416 and resumes < 3:
+                # The registry has a different idea of the offset: ask, then resume.
+                resumes += 1
+                offset, location = await self._upload_status(ref, location)
+                continue
+            raise_for_status(
+                response,
+                registry=ref.registry,
+                repository=ref.repository,
+                what="blob chunk",
+                ok=(202,),
+            )
+            location = self._location(ref, response)
+            offset += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        return location
+
+    async def _upload_status(self, ref: Reference, location: httpx.URL) -> tuple[int, httpx.URL]:
+        response = await self._upload_request(ref, "GET", location)
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what="upload status",
+            ok=(204,),
+        )
+        offset = 0
+        value = response.headers.get("range", "")
+        if "-" in value:
+            end = value.rsplit("-", 1)[1]
+            if end.isdigit():
+                offset = int(end) + 1
+        return offset, self._location(ref, response)
+
+    async def cancel_upload(self, ref: Reference, location: httpx.URL) -> None:
+        """Abandon an upload session; failure to do so is not an error."""
+        try:
+            response = await self._upload_request(ref, "DELETE", location)
+            await response.aclose()
+        except errors.PortsideError:
+            pass
+
+    # -- referrers -------------------------------------------------------------------
+
+    async def referrers(
+        self, ref: Reference, *, artifact_type: str | None = None
+    ) -> list[Descriptor]:
+        """Manifests whose ``subject`` is ``ref``'s digest (API, else the tag schema)."""
+        if ref.digest is None:
+            raise errors.UsageError("referrers need a digest reference (name@sha256:…)")
+        params = [("artifactType", artifact_type)] if artifact_type else None
+        response = await self._request(
+            ref,
+            "GET",
+            f"/v2/{ref.repository}/referrers/{ref.digest}",
+            scopes=_pull(ref),
+            params=params,
+            max_bytes=self.options.max_manifest_bytes,
+        )
+        if response.status == 200:
+            digest = Digest.of(response.content)
+            index = parse_manifest(
+                response.content,
+                digest=digest,
+                content_type=mt.OCI_INDEX,
+                where=f"{self._where(ref)} referrers",
+            )
+            entries = list(index.manifests)
+            # The registry may ignore the filter; the header says when it applied it.
+            if artifact_type and "oci-filters-applied" not in response.headers:
+                entries = [e for e in entries if e.artifact_type == artifact_type]
+            return entries
+        if response.status not in (404, 400):
+            raise_for_status(
+                response, registry=ref.registry, repository=ref.repository, what="referrers"
+            )
+        fallback = ref.with_tag(_referrers_tag(ref.digest))
+        fallback = Reference(fallback.registry, fallback.repository, fallback.tag, None)
+        try:
+            index = await self.get_manifest(fallback)
+        except errors.NotFound:
+            return []
+        entries = list(index.manifests)
+        if artifact_type:
+            entries = [e for e in entries if e.artifact_type == artifact_type]
+        return entries
+
+    async def _add_to_referrers_tag(self, ref: Reference, manifest: Manifest) -> None:
+        assert manifest.subject is not None
+        import json
+
+        tag_ref = Reference(
+            ref.registry, ref.repository, _referrers_tag(manifest.subject.digest), None
+        )
+        try:
+            existing = list((await self.get_manifest(tag_ref)).manifests)
+        except errors.NotFound:
+            existing = []
+        if any(e.digest == manifest.digest for e in existing):
+            return
+        entry = Descriptor(
+            manifest.media_type,
+            manifest.digest,
+            len(manifest.raw),
+            annotations=manifest.annotations,
+            artifact_type=manifest.artifact_type
+            or (manifest.config.media_type if manifest.config else None),
+        )
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_INDEX,
+            "manifests": [e.to_json() for e in [*existing, entry]],
+        }
+        await self.put_manifest(
+            tag_ref, json.dumps(doc, separators=(",", ":")).encode(), mt.OCI_INDEX
+        )
+
+
+def _referrers_tag(digest: Digest) -> str:
+    return f"{digest.algorithm}-{digest.hex}"[:128]
+
+
+def _next_link(response: Response) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, if any."""
+    for value in response.headers.get_list("link"):
+        for part in value.split(","):
+            section = part.strip()
+            if not section.startswith("<") or ">" not in section:
+                continue
+            target, _, rest = section[1:].partition(">")
+            params = [p.strip().lower().replace(" ", "") for p in rest.split(";")]
+            if 'rel="next"' in params or "rel=next" in params:
+                return target
+    return None

@@ -1,0 +1,564 @@
+"""Sending requests to registries: schemes, TLS, retries, redirects, byte caps, errors.
+
+The layer under ``auth``: it knows nothing about tokens, only that an ``Authorization``
+header belongs to one origin and is dropped the moment a redirect leaves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from portside import errors
+from portside.redact import redact_url
+from portside.reference import is_loopback_host
+from portside.registry.ratelimit import RateLimit, classify_429, parse_rate_limit, parse_retry_after
+
+log = logging.getLogger("portside.registry")
+
+KiB = 1024
+MiB = 1024 * KiB
+ERROR_BODY_LIMIT = 64 * KiB
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How the client talks to registries; every field has a safe default."""
+
+    # Hosts (``host[:port]``) that may be reached over plain HTTP or unverified TLS.
+    insecure: frozenset[str] = frozenset()
+    # Extra CA bundle (PEM) trusted on top of the system's.
+    ca_file: str | None = None
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    max_retries: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 10.0
+    retry_after_cap: float = 60.0
+    max_manifest_bytes: int = 4 * MiB
+    max_config_bytes: int = 8 * MiB
+    max_token_bytes: int = 1 * MiB
+    max_pages: int = 1000
+    user_agent: str = "portside/0.1"
+
+
+@dataclass
+class Response:
+    """A finished response whose body was read under a cap (or left open to stream)."""
+
+    status: int
+    headers: httpx.Headers
+    url: httpx.URL
+    content: bytes = b""
+    stream: httpx.Response | None = field(default=None, repr=False)
+
+    async def aclose(self) -> None:
+        if self.stream is not None:
+            await self.stream.aclose()
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.host, port
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _internal(host: str) -> bool:
+    """An address that only makes sense inside this machine or network."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    ip = _ip(host)
+    return ip is not None and (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_reserved
+    )
+
+
+def check_destination(target: httpx.URL, registry: httpx.URL, *, what: str) -> None:
+    """Where a registry may send us (token realm, redirect hop).
+
+    Only http(s); never from HTTPS down to HTTP; and never into a private, loopback or
+    link-local address unless that is the registry's own origin, or the registry itself
+    lives on such an address (a registry on the internet must not steer us inside).
+    """
+    if target.scheme not in ("http", "https"):
+        raise errors.UnsafeResponse(
+            f"{what} uses the scheme {target.scheme!r}; only http and https are followed",
+            registry=registry.netloc.decode(),
+        )
+    if registry.scheme == "https" and target.scheme == "http":
+        raise errors.UnsafeResponse(
+            f"{what} leads from HTTPS to plain HTTP ({redact_url(str(target))}); refused",
+            registry=registry.netloc.decode(),
+        )
+    if (
+        _internal(target.host)
+        and origin(target) != origin(registry)
+        and not _internal(registry.host)
+    ):
+        raise errors.UnsafeResponse(
+            f"{what} points into a private or loopback address ({target.host}); refused",
+            registry=registry.netloc.decode(),
+            hint="a public registry may not send clients into the local network",
+        )
+
+
+def describe_error_body(headers: httpx.Headers, body: bytes) -> tuple[str, list[str]]:
+    """A short human text and the spec error codes from an error response body."""
+    text = body[:ERROR_BODY_LIMIT]
+    ctype = headers.get("content-type", "")
+    if "json" in ctype or text.lstrip().startswith(b"{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
+            codes: list[str] = []
+            messages: list[str] = []
+            for item in doc["errors"][:20]:
+                if not isinstance(item, dict):
+                    continue
+                code = str(item.get("code", "")).upper()[:64]
+                message = str(item.get("message", ""))[:200]
+                if code:
+                    codes.append(code)
+                messages.append(f"{code}: {message}" if code else message)
+            return "; ".join(m for m in messages if m), codes
+    if "html" in ctype or text.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
+        return "the server answered with an HTML page (a proxy or login portal in the way?)", []
+    snippet = text[:200].decode("utf-8", "replace").strip()
+    return ("".join(ch if ch.isprintable() else " " for ch in snippet)), []
+
+
+class Transport:
+    """One httpx client per TLS mode; per-host scheme, backoff gate and quota state."""
+
+    def __init__(
+        self, options: ClientOptions, *, http_transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.options = options
+        self._http_transport = http_transport
+        self._clients: dict[bool, httpx.AsyncClient] = {}
+        self._schemes: dict[str, str] = {}
+        self._probe_locks: dict[str, asyncio.Lock] = {}
+        self._not_before: dict[str, float] = {}
+        self._paused: dict[str, errors.RateLimited] = {}
+        self._paused_until: dict[str, float] = {}
+        self._rate_limits: dict[str, RateLimit] = {}
+        self._warned: set[str] = set()
+        self.warnings: list[str] = []
+
+    # -- setup -----------------------------------------------------------------------
+
+    def _client(self, verify: bool) -> httpx.AsyncClient:
+        client = self._clients.get(verify)
+        if client is None:
+            ssl_context: ssl.SSLContext | bool
+            if verify:
+                ssl_context = ssl.create_default_context()
+                if self.options.ca_file:
+                    ssl_context.load_verify_locations(self.options.ca_file)
+            else:
+                ssl_context = False
+            timeout = httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout)
+            client = httpx.AsyncClient(
+                verify=ssl_context,
+                timeout=timeout,
+                follow_redirects=False,
+                headers={"User-Agent": self.options.user_agent},
+                transport=self._http_transport,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                trust_env=False,
+            )
+            self._clients[verify] = client
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    def is_insecure(self, host: str) -> bool:
+        return host in self.options.insecure or host.split(":")[0] in self.options.insecure
+
+    def may_use_http(self, host: str) -> bool:
+        return self.is_insecure(host) or is_loopback_host(host)
+
+    def rate_limit(self, host: str) -> RateLimit | None:
+        return self._rate_limits.get(host)
+
+    async def base_url(self, host: str) -> httpx.URL:
+        """``https://host`` or, for loopback and insecure hosts that do not speak TLS, ``http``."""
+        scheme = self._schemes.get(host)
+        if scheme is None:
+            if not self.may_use_http(host):
+                scheme = "https"
+                self._schemes[host] = scheme
+            else:
+                lock = self._probe_locks.setdefault(host, asyncio.Lock())
+                async with lock:
+                    scheme = self._schemes.get(host)
+                    if scheme is None:
+                        scheme = await self._probe(host)
+                        self._schemes[host] = scheme
+        return httpx.URL(f"{scheme}://{host}")
+
+    async def _probe(self, host: str) -> str:
+        """Loopback/insecure hosts: HTTPS when the port speaks TLS, else plain HTTP."""
+        try:
+            response = await self._client(not self.is_insecure(host)).get(f"https://{host}/v2/")
+            await response.aclose()
+            return "https"
+        except httpx.ConnectError as exc:
+            if _is_certificate_error(exc):
+                raise self._connect_error(exc, host) from None
+            if _is_tls_protocol_error(exc):
+                return "http"
+            raise self._connect_error(exc, host) from None
+        except httpx.HTTPError as exc:
+            raise self._connect_error(exc, host) from None
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        registry: httpx.URL,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        max_bytes: int = ERROR_BODY_LIMIT,
+        stream: bool = False,
+        retry: bool = True,
+        raise_for_limits: bool = True,
+    ) -> Response:
+        """Send with retries (408/429/5xx, connection errors) and manual redirects.
+
+        ``registry`` is the origin the request is for: redirects and realms are judged
+        against it. The body must be ``bytes`` so that a retry resends it whole.
+        """
+        host = url.netloc.decode()
+        attempt = 0
+        while True:
+            await self._wait_gate(host)
+            try:
+                response = await self._send_following_redirects(
+                    method, url, registry=registry, headers=headers, content=content
+                )
+            except httpx.TransportError as exc:
+                if retry and attempt < self.options.max_retries and _retryable_exception(exc):
+                    attempt += 1
+                    self._push_gate(host, self._backoff(attempt))
+                    continue
+                raise self._connect_error(exc, host) from None
+
+            self._record_headers(host, response.headers)
+            if response.status_code in _RETRYABLE:
+                body = await _read_capped(response, ERROR_BODY_LIMIT, truncate=True)
+                delay_hint = parse_retry_after(response.headers.get("retry-after"))
+                if retry and attempt < self.options.max_retries:
+                    attempt += 1
+                    delay = (
+                        min(delay_hint, self.options.retry_after_cap)
+                        if delay_hint is not None
+                        else self._backoff(attempt)
+                    )
+                    self._push_gate(host, delay)
+                    continue
+                if response.status_code == 429 and raise_for_limits:
+                    raise self._rate_limited(host, response, body, delay_hint)
+                return Response(response.status_code, response.headers, response.url, body)
+
+            if stream and 200 <= response.status_code < 300:
+                length = response.headers.get("content-length")
+                if length and length.isdigit() and int(length) > max_bytes:
+                    await response.aclose()
+                    raise errors.TooLarge(
+                        f"{redact_url(str(response.url))} is {int(length)} bytes, over the "
+                        f"limit of {max_bytes}",
+                        registry=registry.netloc.decode(),
+                    )
+                return Response(
+                    response.status_code, response.headers, response.url, stream=response
+                )
+            cap = max_bytes if 200 <= response.status_code < 300 else ERROR_BODY_LIMIT
+            body = await _read_capped(
+                response, cap, truncate=not (200 <= response.status_code < 300), registry=registry
+            )
+            return Response(response.status_code, response.headers, response.url, body)
+
+    async def _send_following_redirects(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        registry: httpx.URL,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+    ) -> httpx.Response:
+        current_headers = dict(headers or {})
+        current_url = url
+        current_method = method
+        for _hop in range(MAX_REDIRECTS + 1):
+            client = self._client(not self.is_insecure(current_url.netloc.decode()))
+            request = client.build_request(
+                current_method, current_url, headers=current_headers, content=content
+            )
+            log.debug("%s %s", current_method, redact_url(str(current_url)))
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                if _is_certificate_error(exc):
+                    raise self._connect_error(exc, current_url.netloc.decode()) from None
+                raise
+            if response.status_code not in _REDIRECTS or "location" not in response.headers:
+                return response
+            await response.aclose()
+            target = current_url.join(response.headers["location"])
+            check_destination(target, registry, what="a redirect")
+            if origin(target) != origin(current_url):
+                # Credentials belong to one origin; a hop elsewhere gets none of them.
+                current_headers = {
+                    k: v for k, v in current_headers.items() if k.lower() != "authorization"
+                }
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and current_method == "POST"
+            ):
+                current_method, content = "GET", None
+            current_url = target
+        raise errors.InvalidResponse(
+            f"more than {MAX_REDIRECTS} redirects for {redact_url(str(url))}",
+            registry=registry.netloc.decode(),
+        )
+
+    # -- retries, gates and quota ----------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: spread retries of many concurrent requests over the window.
+        ceiling = min(self.options.backoff_cap, self.options.backoff_base * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    def _push_gate(self, host: str, delay: float) -> None:
+        until = time.monotonic() + max(0.0, delay)
+        self._not_before[host] = max(self._not_before.get(host, 0.0), until)
+
+    async def _wait_gate(self, host: str) -> None:
+        paused = self._paused_until.get(host)
+        if paused is not None:
+            if time.monotonic() < paused:
+                # At its limit: fail fast until the reset instead of hammering the host.
+                raise self._paused[host]
+            del self._paused_until[host]
+        wait = self._not_before.get(host, 0.0) - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _record_headers(self, host: str, headers: httpx.Headers) -> None:
+        limit = parse_rate_limit(headers)
+        if limit is not None:
+            self._rate_limits[host] = limit
+        for warning in headers.get_list("warning"):
+            # Warning: 299 - "text": shown once, never acted on.
+            if warning.startswith("299") and warning not in self._warned:
+                self._warned.add(warning)
+                text = warning.split(" ", 2)[-1].strip().strip('"')[:300]
+                self.warnings.append(f"{host}: {text}")
+                log.warning("registry %s says: %s", host, text)
+
+    def _rate_limited(
+        self, host: str, response: httpx.Response, body: bytes, delay_hint: float | None
+    ) -> errors.RateLimited:
+        import datetime as dt
+
+        kind = classify_429(body)
+        reset_in = delay_hint
+        if reset_in is None:
+            reset = response.headers.get("ratelimit-reset") or response.headers.get(
+                "x-ratelimit-reset"
+            )
+            if reset and reset.isdigit():
+                value = int(reset)
+                # Either seconds from now or a Unix time; the size tells which.
+                reset_in = float(value) if value < 10**9 else max(0.0, value - time.time())
+        reset_at = (
+            dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=reset_in)
+            if reset_in is not None
+            else None
+        )
+        messages = {
+            "pull-limit": "the pull rate limit of this registry account is used up",
+            "toomanyrequests": "the registry reports TOOMANYREQUESTS",
+            "too-many-requests": "the registry answered 429 Too Many Requests",
+        }
+        when = f"try again after {reset_at:%H:%M:%S} UTC" if reset_at else "try again later"
+        hint = when
+        if kind == "pull-limit":
+            hint = f"log in to raise the limit, or {when}"
+        exc = errors.RateLimited(
+            messages[kind], registry=host, hint=hint, reset_at=reset_at, kind=kind
+        )
+        if reset_in:
+            self._paused[host] = exc
+            self._paused_until[host] = time.monotonic() + min(reset_in, 3600.0)
+        return exc
+
+    def _connect_error(self, exc: httpx.HTTPError, host: str) -> errors.RegistryError:
+        if isinstance(exc, httpx.ConnectError) and _is_certificate_error(exc):
+            return errors.TLSError(
+                "the TLS certificate could not be verified",
+                registry=host,
+                hint="pass --ca-file with the registry's CA, or mark it --insecure-registry "
+                "if you trust the network",
+            )
+        if isinstance(exc, httpx.ConnectError) and _is_tls_protocol_error(exc):
+            return errors.TLSError(
+                "the TLS handshake failed (does this port speak HTTPS?)",
+                registry=host,
+                hint="plain HTTP is used only for loopback and --insecure-registry hosts",
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return errors.RegistryUnreachable(
+                f"timed out ({type(exc).__name__})",
+                registry=host,
+                hint="check the network, or raise --timeout",
+            )
+        detail = str(exc.__cause__ or exc) or type(exc).__name__
+        return errors.RegistryUnreachable(
+            f"cannot connect: {redact_url(detail)[:200]}",
+            registry=host,
+            hint="check the host name, the port and that the registry is running",
+        )
+
+
+def _ssl_reason(exc: BaseException) -> ssl.SSLError | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _is_certificate_error(exc: BaseException) -> bool:
+    return isinstance(_ssl_reason(exc), ssl.SSLCertVerificationError)
+
+
+def _is_tls_protocol_error(exc: BaseException) -> bool:
+    err = _ssl_reason(exc)
+    if err is not None and not isinstance(err, ssl.SSLCertVerificationError):
+        return True
+    # A plain-HTTP server may just close the connection on a ClientHello.
+    text = str(exc).lower()
+    return "wrong version number" in text or "record layer" in text or "eof" in text
+
+
+def _retryable_exception(exc: httpx.TransportError) -> bool:
+    if isinstance(exc, httpx.ConnectError) and (_ssl_reason(exc) is not None):
+        return False
+    return isinstance(
+        exc,
+        (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException),
+    )
+
+
+async def _read_capped(
+    response: httpx.Response,
+    cap: int,
+    *,
+    truncate: bool,
+    registry: httpx.URL | None = None,
+) -> bytes:
+    """Read at most ``cap`` bytes. Over it: cut (error bodies) or TooLarge (payloads)."""
+    try:
+        length = response.headers.get("content-length")
+        if not truncate and length and length.isdigit() and int(length) > cap:
+            raise errors.TooLarge(
+                f"{redact_url(str(response.url))} announces {int(length)} bytes, over the "
+                f"limit of {cap}",
+                registry=registry.netloc.decode() if registry else None,
+                hint="raise the limit only if you trust this registry",
+            )
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > cap:
+                if truncate:
+                    chunks.append(chunk[: cap - (total - len(chunk))])
+                    break
+                raise errors.TooLarge(
+                    f"{redact_url(str(response.url))} sent more than the limit of {cap} bytes",
+                    registry=registry.netloc.decode() if registry else None,
+                    hint="raise the limit only if you trust this registry",
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except httpx.TransportError as exc:
+        raise errors.RegistryUnreachable(
+            f"the connection broke while reading {redact_url(str(response.url))}: "
+            f"{type(exc).__name__}",
+            registry=registry.netloc.decode() if registry else None,
+        ) from None
+    finally:
+        await response.aclose()
+
+
+def raise_for_status(
+    response: Response,
+    *,
+    registry: str,
+    repository: str | None,
+    what: str,
+    ok: Sequence[int] = (200,),
+) -> None:
+    """Turn a non-success response into the typed error a person can act on."""
+    if response.status in ok:
+        return
+    text, codes = describe_error_body(response.headers, response.content)
+    detail = f": {text}" if text else ""
+    status = response.status
+
+    def error(
+        cls: type[errors.RegistryError], message: str, hint: str | None = None
+    ) -> errors.RegistryError:
+        return cls(message, registry=registry, repository=repository, hint=hint, status=status)
+
+    if status == 404 or {"MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"} & set(codes):
+        raise error(errors.NotFound, f"{what} not found{detail}")
+    if status == 401:
+        raise error(
+            errors.Unauthorized,
+            f"{what}: authentication required{detail}",
+            "log in (docker login) or check the credentials for this registry",
+        )
+    if status == 403 or "DENIED" in codes:
+        raise error(
+            errors.Denied,
+            f"{what}: access denied{detail}",
+            "the credentials work but lack the rights for this",
+        )
+    if status >= 500 or status == 408:
+        raise error(errors.ServerError, f"{what}: the registry answered {status}{detail}")
+    if "UNSUPPORTED" in codes or status == 405:
+        raise error(errors.RegistryError, f"{what}: the registry does not support this{detail}")
+    raise error(errors.RegistryError, f"{what}: unexpected answer {status}{detail}")

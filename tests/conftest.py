@@ -1,0 +1,157 @@
+"""Shared fixtures: real registries (every variant), the token issuer, the fault proxy,
+a recorder host, and DOCKER_CONFIG directories. Built on ``tests/harness``, which never
+imports portside.
+
+Registries are real ``docker-registry`` processes on free loopback ports; every one is
+stopped when its fixture ends, the session-wide ones at session end, and any left over
+at interpreter exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import data, seed
+from harness.catalog import seed_session_registry
+from harness.dockerconfig import DockerConfig
+from harness.proxy import FaultProxy, Recorder
+from harness.registry import Registry, RegistryFactory, kill_all_registries
+from harness.tls import TLSBundle, make_tls_bundle
+from harness.tokens import TokenIssuer
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Backstop for registries whose fixtures never tore down (e.g. KeyboardInterrupt).
+    kill_all_registries()
+
+
+@pytest.fixture(scope="session")
+def tls_bundle(tmp_path_factory: pytest.TempPathFactory) -> TLSBundle:
+    """A CA and a 127.0.0.1/localhost server certificate, generated once per session."""
+    return make_tls_bundle(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def session_registry_factory(
+    tmp_path_factory: pytest.TempPathFactory, tls_bundle: TLSBundle
+) -> Iterator[RegistryFactory]:
+    """Registries that live for the whole session (stopped at session end)."""
+    factory = RegistryFactory(tmp_path_factory.mktemp("session-registries"), tls=tls_bundle)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def registry_factory(tmp_path: Path, tls_bundle: TLSBundle) -> Iterator[RegistryFactory]:
+    """``registry_factory(auth="none"|"basic"|"token", tls=False, readonly=False, ...)``:
+    started registries that are stopped when the test ends.
+    """
+    factory = RegistryFactory(tmp_path / "registries", tls=tls_bundle)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="session")
+def registry(session_registry_factory: RegistryFactory) -> Registry:
+    """Session-wide plain-HTTP registry with Docker Official Images tag data.
+
+    Read-mostly: do not change what it holds. ``registry.seeded[repo]`` is the
+    ``seed.SeedResult`` of each repository listed in ``harness.catalog``.
+    """
+    reg = session_registry_factory(name="session-seeded")
+    seed_session_registry(reg)
+    return reg
+
+
+@pytest.fixture
+def plain_registry(registry_factory: RegistryFactory) -> Registry:
+    """An empty plain-HTTP registry for this test only."""
+    return registry_factory()
+
+
+@pytest.fixture
+def tls_registry(registry_factory: RegistryFactory) -> Registry:
+    """An empty HTTPS registry; trust ``tls_registry.ca_file``."""
+    return registry_factory(tls=True)
+
+
+@pytest.fixture
+def basic_registry(registry_factory: RegistryFactory) -> Registry:
+    """An empty htpasswd registry; ``.username`` / ``.password`` are valid credentials."""
+    return registry_factory(auth="basic")
+
+
+@pytest.fixture
+def token_registry(registry_factory: RegistryFactory) -> Registry:
+    """An empty bearer-token registry; ``.token_issuer`` is its (recording) issuer."""
+    return registry_factory(auth="token")
+
+
+@pytest.fixture
+def readonly_registry(registry_factory: RegistryFactory) -> Registry:
+    """A read-only registry holding ``library/alpine`` (current tags, multi-platform)."""
+    reg = registry_factory(readonly=True)
+    seed.seed_from_tsv(reg, "library/alpine", data.load_current("alpine"))
+    return reg
+
+
+@pytest.fixture
+def token_issuer(tmp_path: Path) -> Iterator[TokenIssuer]:
+    """A standalone started token issuer (no registry), e.g. for token-flow unit tests."""
+    issuer = TokenIssuer(tmp_path / "issuer", users={"portside": "portside-secret-pw"})
+    issuer.start()
+    try:
+        yield issuer
+    finally:
+        issuer.stop()
+
+
+@pytest.fixture
+def proxy_factory() -> Iterator[Callable[..., FaultProxy]]:
+    """``proxy_factory(upstream_registry_or_url, **kw)``: a started FaultProxy."""
+    proxies: list[FaultProxy] = []
+
+    def make(upstream: Registry | str, **kwargs: Any) -> FaultProxy:
+        proxy = FaultProxy(upstream, **kwargs)
+        proxies.append(proxy)
+        proxy.start()
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
+@pytest.fixture
+def fault_proxy(registry: Registry, proxy_factory: Callable[..., FaultProxy]) -> FaultProxy:
+    """A FaultProxy in front of the session ``registry`` (rules are per test)."""
+    return proxy_factory(registry)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """'Another host' on loopback: answers 200 (configurable) and records every request."""
+    rec = Recorder()
+    rec.start()
+    try:
+        yield rec
+    finally:
+        rec.stop()
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DockerConfig:
+    """DOCKER_CONFIG set to a fresh directory; call it to write config.json, and use
+    ``.helper(name, secrets, behaviour=...)`` for credential helpers on PATH.
+    """
+    return DockerConfig(tmp_path / "docker-config", monkeypatch.setenv)

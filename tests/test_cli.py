@@ -1,0 +1,510 @@
+"""The ``portside`` command, run as a real subprocess against the real registry.
+
+Output, ``--json`` shapes and exit codes are checked against what was seeded and against
+skopeo; error paths must print one ``portside: error:`` line, never a traceback, never a
+secret; a warm answer must not import the network stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from harness import seed
+from harness.catalog import MANY_TAGS_COUNT, MANY_TAGS_REPO
+from harness.dockerconfig import DockerConfig
+from harness.ports import free_port
+from harness.proxy import FaultProxy
+from harness.registry import Registry, RegistryFactory
+from harness.skopeo import Skopeo
+
+from portside import cli
+from portside.versions import sort_tags
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parent.parent
+ProxyFactory = Callable[..., FaultProxy]
+
+# Imported only when an answer needs the network (or a terminal, for rich).
+HEAVY_MODULES = ("asyncio", "httpx", "httpcore", "rich", "pluggy", "portside.registry.client")
+
+
+class Runner:
+    """Runs ``python -m portside`` with its own cache directory and a clean environment."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.cache_dir = tmp_path / "cache"
+        self.home = tmp_path / "home"
+        self.home.mkdir()
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PORTSIDE_", "REGISTRY_AUTH", "XDG_"))
+        }
+        env.update(
+            {
+                "PORTSIDE_CACHE_DIR": str(self.cache_dir),
+                "HOME": str(self.home),
+                "PYTHONPATH": str(ROOT),
+                "COLUMNS": "200",
+            }
+        )
+        env.setdefault("DOCKER_CONFIG", str(self.home / "no-docker-config"))
+        env.update(extra or {})
+        return env
+
+    def __call__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        python_flags: tuple[str, ...] = (),
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *python_flags, "-m", "portside", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(env),
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Runner:
+    return Runner(tmp_path)
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """Exit ``code``, nothing on stdout, a ``portside: error:`` line, no traceback."""
+    assert result.returncode == code, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines, "an error says something"
+    assert lines[0].startswith(("portside: error: ", "usage: ")), result.stderr
+    assert all(
+        line.startswith(("portside: ", "usage: ", "  ", "portside ")) for line in lines
+    ), result.stderr
+    return result.stderr
+
+
+# -- tags ---------------------------------------------------------------------------------
+
+
+def test_tags_newest_first_and_cross_checked(registry: Registry, run: Runner) -> None:
+    repo_ref = registry.ref("library/python")
+    result = run("tags", repo_ref)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    theirs = Skopeo.for_registry(registry).list_tags(repo_ref)
+    assert result.stdout.splitlines() == sort_tags(theirs)
+    # A tag or digest in REF is ignored: the repository's tags are listed.
+    assert run("tags", registry.ref("library/python", "3.13")).stdout == result.stdout
+
+
+def test_tags_json_and_limit(registry: Registry, run: Runner) -> None:
+    repo_ref = registry.ref(MANY_TAGS_REPO)
+    everything = json.loads(run("tags", "--json", repo_ref).stdout)
+    assert isinstance(everything, list)
+    assert len(everything) == MANY_TAGS_COUNT
+    assert everything[0] == "1.20.99"
+    assert everything == sort_tags(everything)
+    limited = run("tags", repo_ref, "--json", "--limit", "5")
+    assert json.loads(limited.stdout) == everything[:5]
+    plain = run("--offline", "tags", "--limit=3", repo_ref)
+    assert plain.stdout.splitlines() == everything[:3]
+
+
+def test_tags_warm_with_registry_gone(
+    registry: Registry, proxy_factory: ProxyFactory, run: Runner
+) -> None:
+    proxy = proxy_factory(registry)
+    ref = f"{proxy.host}/library/debian"
+    cold = run("tags", ref)
+    assert cold.returncode == 0, cold.stderr
+    asked = len(proxy.requests)
+    warm = run("tags", ref)
+    assert warm.stdout == cold.stdout
+    assert len(proxy.requests) == asked, "a fresh cache answers without a request"
+    proxy.stop()
+    assert run("tags", ref).stdout == cold.stdout
+
+
+def test_stale_cache_and_registry_down_warns_and_answers(
+    registry: Registry, proxy_factory: ProxyFactory, run: Runner
+) -> None:
+    proxy = proxy_factory(registry)
+    ref = f"{proxy.host}/library/nginx"
+    cold = run("tags", ref)
+    assert cold.returncode == 0, cold.stderr
+    for path in (run.cache_dir / "v1" / "tags").iterdir():  # make the entry old
+        doc = json.loads(path.read_text())
+        doc["fetched_at"] = time.time() - 3 * 3600
+        path.write_text(json.dumps(doc))
+    proxy.stop()
+    stale = run("tags", ref, "--timeout", "3")
+    assert stale.returncode == 0, stale.stderr
+    assert stale.stdout == cold.stdout
+    assert stale.stderr.startswith("portside: warning: ")
+    assert "cached 3 h ago" in stale.stderr
+    assert "Traceback" not in stale.stderr
+
+
+# -- inspect and digest -------------------------------------------------------------------
+
+
+def _fields(stdout: str) -> tuple[dict[str, str], dict[str, str]]:
+    fields: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for line in stdout.splitlines():
+        key, _, value = line.partition("\t")
+        if key == "label":
+            name, _, text = value.partition("=")
+            labels[name] = text
+        else:
+            assert key not in fields
+            fields[key] = value
+    return fields, labels
+
+
+def test_inspect_plain_and_json(registry: Registry, run: Runner) -> None:
+    text = registry.ref("library/python", "3.13")
+    seeded = registry.seeded["library/python"].image("3.13")
+    plain = run("inspect", text)
+    assert plain.returncode == 0, plain.stderr
+    fields, labels = _fields(plain.stdout)
+    assert fields["digest"] == seeded.digest
+    assert fields["media-type"] == "application/vnd.oci.image.index.v1+json"
+    assert fields["manifest-digest"] == seeded.platform_digests["linux/amd64"]
+    assert fields["platform"] == "linux/amd64"
+    assert fields["platforms"].split(",") == [key for key, _ in seeded.children]
+    assert fields["created"] == seeded.created
+    assert int(fields["size"]) > 0
+    assert labels["org.portside.test.build"] == seeded.build.split("+")[0]
+
+    doc = json.loads(run("inspect", "--json", text, "--platform", "linux/arm64").stdout)
+    assert doc["digest"] == seeded.digest
+    assert doc["manifestDigest"] == seeded.platform_digests["linux/arm64/v8"]
+    assert doc["platform"] == "linux/arm64/v8"
+    assert doc["platforms"] == fields["platforms"].split(",")
+    assert doc["labels"] == labels
+    assert isinstance(doc["size"], int)
+    theirs = Skopeo.for_registry(registry).inspect(text, platform=("linux", "arm64", "v8"))
+    assert theirs["Digest"] == doc["digest"]
+    assert theirs["Labels"] == doc["labels"]
+
+
+def test_digest_for_shell_use(registry: Registry, run: Runner) -> None:
+    text = registry.ref("library/alpine", "3.24")
+    result = run("digest", text)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == Skopeo.for_registry(registry).digest(text) + "\n"
+    arm = run("digest", "--platform", "linux/arm64", text)
+    seeded = registry.seeded["library/alpine"].image("3.24")
+    assert arm.stdout.strip() == seeded.platform_digests["linux/arm64/v8"]
+    pinned = run("digest", f"{registry.ref('library/alpine')}@{result.stdout.strip()}")
+    assert pinned.stdout == result.stdout
+
+
+# -- errors and exit codes ----------------------------------------------------------------
+
+
+def test_exit_codes(
+    registry: Registry, proxy_factory: ProxyFactory, basic_registry: Registry, run: Runner
+) -> None:
+    python = registry.ref("library/python", "3.13")
+    msg = assert_clean_error(run("tags", "UPPER/case"), 2)
+    assert "lowercase" in msg
+    assert "hint: write 'upper'" in msg
+    assert_clean_error(run("inspect", python, "--platform", "plan9"), 2)
+    msg = assert_clean_error(run("inspect", python, "--platform", "linux/mips64le"), 2)
+    assert "available platforms" in msg
+    assert_clean_error(run("tags", python, "--bogus"), 2)
+    assert_clean_error(run("tags"), 2)
+    assert_clean_error(run("--offline", "--refresh", "tags", python), 2)
+    assert_clean_error(run("tags", python, "--ca-file", "/nonexistent.pem"), 2)
+    assert_clean_error(run("digest", registry.ref("library/python", "no-such-tag")), 3)
+    assert_clean_error(run("tags", registry.ref("no/such-repo")), 3)
+    msg = assert_clean_error(run("tags", f"127.0.0.1:{free_port()}/x/y", "--timeout", "3"), 5)
+    assert "hint:" in msg
+    msg = assert_clean_error(run("--offline", "inspect", python), 5)
+    assert "offline" in msg
+    assert_clean_error(run("tags", basic_registry.ref("x/y")), 4)
+    proxy = proxy_factory(registry)
+    proxy.corrupt("GET", r"/manifests/", times=None)
+    msg = assert_clean_error(run("inspect", f"{proxy.host}/library/nginx:stable"), 6)
+    assert "digest" in msg
+
+
+def test_help_documents_exit_codes(run: Runner) -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for line in ("0    success", "3    not found", "4    authentication", "130  interrupted"):
+        assert line in result.stdout
+    assert "130  interrupted" in run("tags", "--help").stdout
+    version = run("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith("portside ")
+
+
+def test_secrets_never_printed(
+    basic_registry: Registry, docker_config: DockerConfig, run: Runner
+) -> None:
+    seed.push_image(basic_registry, "team/app", seed.build_image("secret-app"), ["1"], via="fs")
+    ref = basic_registry.ref("team/app", "1")
+    env = {"DOCKER_CONFIG": str(docker_config.directory)}
+    wrong = "wrong-Pa55word-xyzzy"
+    docker_config(auths={basic_registry.host: (basic_registry.username or "", wrong)})
+    result = run("inspect", ref, env=env)
+    assert_clean_error(result, 4)
+    assert wrong not in result.stderr
+    assert basic_registry.password is not None
+    docker_config(
+        auths={basic_registry.host: (basic_registry.username or "", basic_registry.password)}
+    )
+    for args in (("inspect", ref), ("inspect", "--json", ref), ("tags", ref), ("digest", ref)):
+        result = run(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert basic_registry.password not in result.stdout + result.stderr
+    debug = run("tags", basic_registry.ref("team/nope"), env={**env, "PORTSIDE_DEBUG": "1"})
+    assert debug.returncode == 3
+    assert basic_registry.password not in debug.stdout + debug.stderr
+
+
+def test_tls_registry_options(
+    registry_factory: RegistryFactory, run: Runner, tmp_path: Path
+) -> None:
+    tls = registry_factory(tls=True)
+    seed.push_image(tls, "team/app", seed.build_image("tls-app"), ["1"], via="fs")
+    ref = tls.ref("team/app")
+    msg = assert_clean_error(run("tags", ref), 5)
+    assert "certificate" in msg.lower() or "tls" in msg.lower()
+    assert run("tags", ref, "--ca-file", str(tls.ca_file)).stdout == "1\n"
+    assert run("tags", "--refresh", "--insecure-registry", tls.host, ref).stdout == "1\n"
+    env = {"PORTSIDE_INSECURE_REGISTRIES": f"other.example, {tls.host}"}
+    assert run("tags", "--refresh", ref, env=env).stdout == "1\n"
+
+
+# -- never a traceback --------------------------------------------------------------------
+
+
+def test_unexpected_exception_is_one_line_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PORTSIDE_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("PORTSIDE_DEBUG", raising=False)
+
+    def boom(*_args: object) -> int:
+        raise RuntimeError("token=s3cr3t-in-an-unexpected-message")
+
+    monkeypatch.setitem(cli._COMMANDS, "tags", boom)
+    assert cli.main(["tags", "python"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "portside: internal error: unexpected RuntimeError",
+        "portside: hint: this is a bug in portside; rerun with PORTSIDE_DEBUG=1 to see the "
+        "traceback",
+    ]
+    assert "s3cr3t" not in err
+    monkeypatch.setenv("PORTSIDE_DEBUG", "1")
+    assert cli.main(["tags", "python"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_keyboard_interrupt_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PORTSIDE_CACHE_DIR", str(tmp_path))
+
+    def interrupted(*_args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli._COMMANDS, "inspect", interrupted)
+    assert cli.main(["inspect", "python"]) == 130
+    assert capsys.readouterr() == ("", "")
+
+
+def test_ctrl_c_while_waiting_on_the_registry(
+    registry: Registry, proxy_factory: ProxyFactory, run: Runner
+) -> None:
+    proxy = proxy_factory(registry)
+    proxy.delay("GET", r"/tags/list$", 30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portside", "tags", f"{proxy.host}/library/python"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=run.env(),
+    )
+    deadline = time.monotonic() + 20
+    while not any(r.path.endswith("/tags/list") for r in proxy.requests):
+        assert time.monotonic() < deadline, "the request never reached the registry"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert (out, err) == ("", "")
+
+
+def test_closed_pipe_is_quiet(plain_registry: Registry, run: Runner) -> None:
+    # More output than a pipe buffers (64 KiB), so the write must meet the closed pipe.
+    seed.seed_many_tags(plain_registry, "team/huge", 20000, distinct=2)
+    ref = plain_registry.ref("team/huge")
+    assert run("tags", ref).returncode == 0  # warm the cache: the pipe test is then fast
+    script = f'"{sys.executable}" -m portside tags {ref} | head -n 1; echo "rc=${{PIPESTATUS[0]}}"'
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=run.env(), timeout=60
+    )
+    assert result.stdout.splitlines() == ["1.199.99", "rc=141"]
+    assert result.stderr == ""
+
+
+# -- terminal output ----------------------------------------------------------------------
+
+
+def _run_in_pty(run: Runner, *args: str) -> str:
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portside", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=run.env({"TERM": "xterm-256color"}),
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(leader)
+    proc.wait(timeout=10)
+    assert proc.returncode == 0
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_terminal_tables_escape_hostile_text(plain_registry: Registry, run: Runner) -> None:
+    evil = "\x1b]0;pwned\x07[bold red]markup[/bold red]\nsecond line"
+    image = seed.build_image("evil", labels={"note": evil})
+    seed.push_image(plain_registry, "team/evil", image, ["1.0", "1.0-slim"], via="fs")
+    ref = plain_registry.ref("team/evil", "1.0")
+
+    screen = _run_in_pty(run, "inspect", ref)
+    assert "\x1b]0;pwned" not in screen, "an OSC sequence from a label reached the terminal"
+    assert "[bold red]markup[/bold red]" in screen, "label text is not rich markup"
+    assert "\\x1b]0;pwned\\x07" in screen
+    assert "compressed" in screen  # the human size line
+
+    plain = run("inspect", ref).stdout
+    assert "label\tnote=\\x1b]0;pwned\\x07[bold red]markup[/bold red]\\x0asecond line" in plain
+    assert json.loads(run("inspect", "--json", ref).stdout)["labels"]["note"] == evil
+
+    table = _run_in_pty(run, "tags", ref)
+    assert "TAG" in table
+    assert "VARIANT" in table
+    assert "slim" in table
+
+
+# -- the warm path stays light ------------------------------------------------------------
+
+
+def _imported(stderr: str) -> set[str]:
+    names = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+@pytest.mark.parametrize("verb", ["tags", "inspect", "digest"])
+def test_warm_answer_imports_no_network_stack(registry: Registry, run: Runner, verb: str) -> None:
+    ref = registry.ref("library/python", "3.13")
+    cold = run(verb, ref, python_flags=("-X", "importtime"))
+    assert cold.returncode == 0, cold.stderr
+    assert {"httpx", "asyncio"} <= _imported(cold.stderr), "the cold path did use the network"
+    warm = run(verb, ref, python_flags=("-X", "importtime"))
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout == cold.stdout
+    imported = _imported(warm.stderr)
+    assert "portside.cache" in imported
+    assert not imported & set(HEAVY_MODULES), sorted(imported & set(HEAVY_MODULES))
+    assert "argparse" not in imported, "the plain spelling skips argparse"
+
+
+# -- the two argument parsers agree -------------------------------------------------------
+
+FAST_FORMS = [
+    ["tags", "python"],
+    ["tags", "python", "--json"],
+    ["tags", "--json", "python", "--limit", "5"],
+    ["tags", "python", "--limit=5"],
+    ["--offline", "tags", "python"],
+    ["tags", "python", "--refresh"],
+    ["--timeout", "2.5", "tags", "python"],
+    ["tags", "python", "--timeout=7"],
+    ["--insecure-registry", "a:5000", "--insecure-registry=b", "tags", "python"],
+    ["tags", "python", "--insecure-registry", "a:5000"],
+    ["--ca-file", "/etc/ssl/ca.pem", "inspect", "python:3"],
+    ["inspect", "python:3", "--platform", "linux/arm64", "--json"],
+    ["inspect", "--platform=linux/arm/v7", "python@sha256:" + "a" * 64],
+    ["digest", "ghcr.io/o/r:1"],
+    ["digest", "--platform", "linux/amd64", "ghcr.io/o/r:1", "--offline"],
+]
+ARGPARSE_FORMS = [
+    ["--help"],
+    ["tags", "-h"],
+    ["--version"],
+    ["tags"],
+    ["tags", "a", "b"],
+    ["tags", "--lim", "3", "python"],  # an abbreviation: argparse's business
+    ["tags", "--limit", "0", "python"],
+    ["tags", "--limit", "-3", "python"],
+    ["--json", "tags", "python"],
+    ["digest", "--json", "python"],
+    ["tags", "--platform", "linux/amd64", "python"],
+    ["tags", "--offline", "--offline", "python"],
+    ["--insecure-registry", "a", "tags", "--insecure-registry", "b", "python"],
+    ["tags", "--", "python"],
+    ["tags", "-"],
+    ["pull", "python"],
+    ["tags", "python", "--timeout", "nan"],
+]
+
+
+@pytest.mark.parametrize("argv", FAST_FORMS)
+def test_fast_parse_agrees_with_argparse(argv: list[str]) -> None:
+    fast = cli._fast_parse(argv)
+    assert fast is not None, "a plain spelling takes the fast path"
+    assert fast == vars(cli.build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", ARGPARSE_FORMS)
+def test_fast_parse_leaves_the_rest_to_argparse(argv: list[str]) -> None:
+    assert cli._fast_parse(argv) is None
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_children() -> Iterator[None]:
+    yield

@@ -1,0 +1,332 @@
+"""Registry operations against the real registry, cross-checked with skopeo.
+
+Tags, manifests, configs and blobs as read by Portside must be exactly what an
+independent client (skopeo) sees; uploads must leave the registry holding exactly the
+bytes we meant, whichever path (monolithic, chunked, mount) they took.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Callable
+
+import pytest
+
+from harness import seed
+from harness.proxy import FaultProxy, Recorder
+from harness.registry import Registry, RegistryFactory
+from harness.skopeo import Skopeo
+from portside import errors
+from portside.reference import Digest, Reference
+from portside.registry import mediatypes as mt
+from portside.registry.client import ClientOptions, RegistryClient
+from portside.registry.manifest import Platform
+
+FAST = ClientOptions(backoff_base=0.01, backoff_cap=0.05, max_retries=2)
+
+
+def ref(reg: Registry | FaultProxy | Recorder, text: str) -> Reference:
+    return Reference.parse(f"{reg.host}/{text}")
+
+
+def layer_bytes(content: bytes) -> bytes:
+    buf = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def image_parts(text: bytes) -> tuple[bytes, bytes, bytes]:
+    """(layer, config, manifest) of a tiny OCI image."""
+    layer = layer_bytes(text)
+    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2026-01-02T03:04:05Z",
+            "config": {"Labels": {"org.opencontainers.image.version": "1.0"}},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        },
+        sort_keys=True,
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {
+                "mediaType": mt.OCI_CONFIG,
+                "digest": str(Digest.of(config)),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": mt.OCI_LAYER_GZIP,
+                    "digest": str(Digest.of(layer)),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    return layer, config, manifest
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+async def test_tags_match_skopeo(registry: Registry) -> None:
+    skopeo = Skopeo.for_registry(registry)
+    async with RegistryClient() as client:
+        for repo in ("library/python", "library/alpine", "portside-test/many-tags"):
+            tags = await client.list_tags(ref(registry, repo))
+            assert sorted(tags) == sorted(skopeo.list_tags(f"{registry.host}/{repo}"))
+            assert set(tags) == set(registry.seeded[repo].tags)
+
+
+async def test_tags_paginated_equal_unpaginated(registry: Registry) -> None:
+    async with RegistryClient() as client:
+        r = ref(registry, "portside-test/many-tags")
+        whole = await client.list_tags(r)
+        paged = await client.list_tags(r, page_size=100)
+    assert len(whole) >= 2000
+    assert paged == whole
+
+
+async def test_missing_repository_and_tag_are_not_found(registry: Registry) -> None:
+    async with RegistryClient() as client:
+        with pytest.raises(errors.NotFound) as missing_repo:
+            await client.list_tags(ref(registry, "library/does-not-exist"))
+        assert "library/does-not-exist" in str(missing_repo.value)
+        with pytest.raises(errors.NotFound) as missing_tag:
+            await client.head_manifest(ref(registry, "library/python:0.0.0-nope"))
+        assert "0.0.0-nope" in str(missing_tag.value)
+        assert missing_tag.value.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("repo", "tag"),
+    [("library/python", "3.13"), ("library/alpine", "3.22"), ("library/debian", "bookworm")],
+)
+async def test_manifest_digests_match_skopeo(registry: Registry, repo: str, tag: str) -> None:
+    skopeo = Skopeo.for_registry(registry)
+    image_ref = f"{registry.host}/{repo}:{tag}"
+    async with RegistryClient() as client:
+        head = await client.head_manifest(ref(registry, f"{repo}:{tag}"))
+        manifest = await client.get_manifest(ref(registry, f"{repo}:{tag}"))
+    assert str(head.digest) == skopeo.digest(image_ref) == registry.seeded[repo].digest(tag)
+    assert manifest.digest == head.digest
+    assert manifest.raw == skopeo.inspect_raw(image_ref)
+    assert manifest.media_type == head.media_type
+
+
+async def test_index_platforms_and_children(registry: Registry) -> None:
+    pushed = registry.seeded["library/python"].image("3.13")
+    async with RegistryClient() as client:
+        r = ref(registry, "library/python:3.13")
+        index = await client.get_manifest(r)
+        assert index.is_index
+        keys = {str(p) for p in index.platforms}
+        assert {"linux/amd64", "linux/arm64/v8"} <= keys
+        image, parent = await client.get_image_manifest(r, Platform("linux", "arm64"))
+        assert parent is not None and parent.digest == index.digest
+        assert str(image.digest) == pushed.platform_digests["linux/arm64/v8"]
+        config = await client.get_config(r, image)
+    assert config.platform == Platform("linux", "arm64", "v8")
+    assert str(config.digest) == pushed.config_digests["linux/arm64/v8"]
+    skopeo_config = Skopeo.for_registry(registry).inspect_config(
+        f"{registry.host}/library/python@{image.digest}"
+    )
+    assert config.created == skopeo_config["created"]
+    assert config.labels == skopeo_config.get("config", {}).get("Labels", {})
+
+
+async def test_platform_not_in_index_names_available_ones(registry: Registry) -> None:
+    async with RegistryClient() as client:
+        with pytest.raises(errors.InvalidReference) as exc:
+            await client.get_image_manifest(
+                ref(registry, "library/python:3.13"), Platform("plan9", "mips")
+            )
+    assert "plan9/mips" in str(exc.value)
+    assert "linux/amd64" in str(exc.value)
+
+
+async def test_docker_media_types_single_image(registry: Registry) -> None:
+    async with RegistryClient() as client:
+        r = ref(registry, "library/nginx:latest")
+        manifest = await client.get_manifest(r)
+        assert manifest.media_type == mt.DOCKER_MANIFEST
+        assert manifest.config is not None
+        blob = await client.get_blob(r, manifest.config.digest)
+    assert Digest.of(blob) == manifest.config.digest
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+async def push_tiny_image(
+    client: RegistryClient, target: Reference, text: bytes, **upload: object
+) -> tuple[Digest, list[object]]:
+    layer, config, manifest = image_parts(text)
+    results = [
+        await client.upload_blob(target, layer, **upload),  # type: ignore[arg-type]
+        await client.upload_blob(target, config),
+    ]
+    digest = await client.put_manifest(target, manifest, mt.OCI_MANIFEST)
+    return digest, results
+
+
+async def test_push_monolithic_then_skopeo_sees_it(plain_registry: Registry) -> None:
+    target = ref(plain_registry, "acme/app:1.0")
+    async with RegistryClient() as client:
+        digest, results = await push_tiny_image(client, target, b"hello monolithic")
+        assert [r.existed for r in results] == [False, False]  # type: ignore[attr-defined]
+        # Pushing the same image again uploads nothing.
+        again, results = await push_tiny_image(client, target, b"hello monolithic")
+        assert again == digest
+        assert all(r.existed for r in results)  # type: ignore[attr-defined]
+    skopeo = Skopeo.for_registry(plain_registry)
+    assert skopeo.digest(f"{plain_registry.host}/acme/app:1.0") == str(digest)
+    assert skopeo.list_tags(f"{plain_registry.host}/acme/app") == ["1.0"]
+
+
+async def test_push_chunked_follows_locations(
+    plain_registry: Registry, proxy_factory: Callable[..., FaultProxy]
+) -> None:
+    proxy = proxy_factory(plain_registry)
+    target = ref(proxy, "acme/chunked:1")
+    # Incompressible, so the gzip'd layer stays ~128 KiB: four chunks at least.
+    big = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(4096))
+    async with RegistryClient() as client:
+        digest, _ = await push_tiny_image(client, target, big, chunk_size=32 * 1024)
+    patches = proxy.log.matching("PATCH", r"/blobs/uploads/")
+    assert len(patches) >= 2
+    ranges = [p.header("content-range") for p in patches]
+    assert ranges[0] is not None and ranges[0].startswith("0-")
+    assert Skopeo.for_registry(plain_registry).digest(
+        f"{plain_registry.host}/acme/chunked:1"
+    ) == str(digest)
+
+
+async def test_cross_repository_mount(plain_registry: Registry) -> None:
+    source = ref(plain_registry, "acme/base:1")
+    async with RegistryClient() as client:
+        await push_tiny_image(client, source, b"shared base layer")
+        layer, _, _ = image_parts(b"shared base layer")
+        result = await client.upload_blob(
+            ref(plain_registry, "acme/derived:1"), layer, mount_from="acme/base"
+        )
+        assert result.mounted
+        assert await client.blob_exists(ref(plain_registry, "acme/derived:1"), Digest.of(layer))
+
+
+async def test_failed_upload_is_cancelled(
+    plain_registry: Registry, proxy_factory: Callable[..., FaultProxy]
+) -> None:
+    proxy = proxy_factory(plain_registry)
+    proxy.respond("PUT", r"/blobs/uploads/", 400, '{"errors":[{"code":"DIGEST_INVALID"}]}')
+    async with RegistryClient(FAST) as client:
+        with pytest.raises(errors.RegistryError) as exc:
+            await client.upload_blob(ref(proxy, "acme/cancel:1"), b"payload")
+    assert "DIGEST_INVALID" in str(exc.value)
+    assert proxy.log.matching("DELETE", r"/blobs/uploads/"), "the upload session was not deleted"
+
+
+async def test_upload_location_on_another_host_gets_no_credentials(
+    registry_factory: RegistryFactory,
+    proxy_factory: Callable[..., FaultProxy],
+    recorder: Recorder,
+    docker_config: object,
+) -> None:
+    reg = registry_factory(auth="basic")
+    proxy = proxy_factory(reg)
+    docker_config(auths={proxy.host: (reg.username, reg.password)})  # type: ignore[operator]
+
+    def elsewhere(status: int, headers: list[tuple[str, str]], body: bytes) -> object:
+        kept = [(k, v) for k, v in headers if k.lower() != "location"]
+        return status, [*kept, ("Location", f"{recorder.url}/upload/xyz?sig=abc")], body
+
+    proxy.transform("POST", r"/blobs/uploads/$", elsewhere)  # type: ignore[arg-type]
+    async with RegistryClient(FAST) as client:
+        with pytest.raises(errors.PortsideError):
+            await client.upload_blob(ref(proxy, "acme/elsewhere:1"), b"payload")
+    puts = [r for r in recorder.requests if r.method == "PUT"]
+    assert puts, "the upload never reached the storage host"
+    assert all(r.authorization is None for r in recorder.requests)
+    assert puts[0].param("digest") == str(Digest.of(b"payload"))
+    assert puts[0].param("sig") == "abc"  # the signed query is kept
+    # Basic credentials did go to the registry itself.
+    assert any(r.authorization for r in proxy.log.all())
+
+
+async def test_readonly_registry_refuses_push(readonly_registry: Registry) -> None:
+    async with RegistryClient(FAST) as client:
+        with pytest.raises(errors.RegistryError) as exc:
+            await client.upload_blob(ref(readonly_registry, "library/alpine:x"), b"data")
+    assert "library/alpine" in str(exc.value)
+
+
+async def test_delete_manifest_by_digest(plain_registry: Registry) -> None:
+    target = ref(plain_registry, "acme/gone:1")
+    async with RegistryClient() as client:
+        digest, _ = await push_tiny_image(client, target, b"to be deleted")
+        await client.delete_manifest(target.with_digest(digest))
+        with pytest.raises(errors.NotFound):
+            await client.get_manifest(target.with_digest(digest))
+
+
+async def test_referrers_fall_back_to_tag_schema(plain_registry: Registry) -> None:
+    """distribution 2.8 has no referrers API: Portside keeps the fallback tag itself."""
+    target = ref(plain_registry, "acme/signed:1")
+    async with RegistryClient() as client:
+        subject, _ = await push_tiny_image(client, target, b"subject image")
+        subject_manifest = await client.get_manifest(target)
+        empty = b"{}"
+        await client.upload_blob(target, empty)
+        signature = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": mt.OCI_MANIFEST,
+                "artifactType": "application/vnd.example.signature",
+                "config": {"mediaType": mt.OCI_EMPTY, "digest": str(Digest.of(empty)), "size": 2},
+                "layers": [{"mediaType": mt.OCI_EMPTY, "digest": str(Digest.of(empty)), "size": 2}],
+                "subject": subject_manifest.descriptor.to_json(),
+            }
+        ).encode()
+        sig_ref = target.repository_ref().with_digest(Digest.of(signature))
+        sig_digest = await client.put_manifest(sig_ref, signature, mt.OCI_MANIFEST)
+        found = await client.referrers(target.with_digest(subject))
+        filtered = await client.referrers(
+            target.with_digest(subject), artifact_type="application/vnd.other"
+        )
+    assert [d.digest for d in found] == [sig_digest]
+    assert found[0].artifact_type == "application/vnd.example.signature"
+    assert filtered == []
+    tags = Skopeo.for_registry(plain_registry).list_tags(f"{plain_registry.host}/acme/signed")
+    assert f"sha256-{subject.hex}" in tags
+
+
+async def test_ping(registry: Registry, recorder: Recorder) -> None:
+    async with RegistryClient(FAST) as client:
+        await client.ping(registry.host)
+        recorder.default_status = 404
+        with pytest.raises(errors.NotARegistry):
+            await client.ping(recorder.host)
+
+
+async def test_seeded_via_http_pusher_is_read_back(plain_registry: Registry) -> None:
+    artifact = seed.build_index("cafe01", ["amd64", "arm64v8"], media="docker")
+    pushed = seed.push_image(plain_registry, "acme/multi", artifact, ["v1"], via="http")
+    async with RegistryClient() as client:
+        index = await client.get_manifest(ref(plain_registry, "acme/multi:v1"))
+    assert str(index.digest) == pushed.digest
+    assert index.media_type == mt.DOCKER_MANIFEST_LIST
+    assert [str(d.digest) for d in index.manifests] == [d for _, d in pushed.children]
