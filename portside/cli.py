@@ -1,9 +1,11 @@
 """The ``portside`` command.
 
-Fast when the cache can answer: this module imports only the standard library's light
-parts and Portside's data model at the top. asyncio, httpx and the registry client are
-imported when an answer needs the network, rich only when writing to a terminal. A warm
-``portside tags`` therefore costs about what starting Python costs.
+Fast when the cache can answer: the warm path reads argv without argparse, answers
+through :meth:`portside.cache.CachedRegistry.run_from_cache` without an event loop, and
+imports only ``json``, ``os``, ``sys`` and Portside's own light modules. asyncio, httpx
+and the registry client are imported when an answer needs the network, argparse for
+help, errors and unusual spellings, rich only when writing to a terminal.
+``benchmarks/bench_cli.py`` measures the result against skopeo.
 
 Every failure ends as one ``portside: error: ...`` line (and a hint line) on stderr and
 an exit code from the table in ``--help``; never a traceback unless ``PORTSIDE_DEBUG=1``.
@@ -192,8 +194,9 @@ class Args:
     def __init__(self, values: dict[str, object]) -> None:
         self.__dict__.update(values)
 
+    # Declared so that type checkers accept attribute access; at run time it is only
+    # reached for a name neither parser set (a bug, reported as an internal error).
     def __getattr__(self, name: str) -> Any:
-        # Only reached for names neither parser set; a bug, but not worth a traceback.
         raise AttributeError(name)
 
 
@@ -331,7 +334,9 @@ def _make_cached(args: Args) -> CachedRegistry:
 
     if args.offline and args.refresh:
         raise UsageError("--offline and --refresh contradict each other", hint="use one")
-    if args.ca_file is not None and not os.path.isfile(args.ca_file):
+    if args.ca_file is not None and not (
+        os.path.isfile(args.ca_file) and os.access(args.ca_file, os.R_OK)
+    ):
         raise UsageError(f"--ca-file {args.ca_file!r} is not a readable file")
     insecure = _insecure_hosts(args)
     ca_file: str | None = args.ca_file
@@ -583,3 +588,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cached is not None:
             for warning in cached.warnings:
                 _say("warning", warning)
+            if cached.store.write_errors:
+                # The answer is right, but the next run will ask the registry again.
+                _say("warning", f"could not write to the cache in {cached.store.root}")

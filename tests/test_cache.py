@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from harness import seed
 from harness.catalog import MANY_TAGS_COUNT, MANY_TAGS_REPO
 from harness.proxy import FaultProxy
 from harness.registry import Registry
 from harness.skopeo import Skopeo
 from harness.storage import FsStorage
-
 from portside.cache import (
     CachedRegistry,
     CacheStore,

@@ -15,10 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from harness import seed
 from harness.catalog import MANY_TAGS_COUNT, MANY_TAGS_REPO
 from harness.dockerconfig import DockerConfig
@@ -26,7 +27,6 @@ from harness.ports import free_port
 from harness.proxy import FaultProxy
 from harness.registry import Registry, RegistryFactory
 from harness.skopeo import Skopeo
-
 from portside import cli
 from portside.versions import sort_tags
 
@@ -95,9 +95,9 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int) -> s
     lines = result.stderr.splitlines()
     assert lines, "an error says something"
     assert lines[0].startswith(("portside: error: ", "usage: ")), result.stderr
-    assert all(
-        line.startswith(("portside: ", "usage: ", "  ", "portside ")) for line in lines
-    ), result.stderr
+    assert all(line.startswith(("portside: ", "usage: ", "  ", "portside ")) for line in lines), (
+        result.stderr
+    )
     return result.stderr
 
 
@@ -161,6 +161,19 @@ def test_stale_cache_and_registry_down_warns_and_answers(
     assert stale.stderr.startswith("portside: warning: ")
     assert "cached 3 h ago" in stale.stderr
     assert "Traceback" not in stale.stderr
+
+
+def test_unwritable_cache_still_answers(registry: Registry, run: Runner, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = run(
+        "digest",
+        registry.ref("library/debian", "bookworm"),
+        env={"PORTSIDE_CACHE_DIR": str(blocker / "cache")},
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("sha256:")
+    assert result.stderr.startswith("portside: warning: could not write to the cache in ")
 
 
 # -- inspect and digest -------------------------------------------------------------------
@@ -359,17 +372,20 @@ def test_ctrl_c_while_waiting_on_the_registry(
     assert (out, err) == ("", "")
 
 
-def test_closed_pipe_is_quiet(plain_registry: Registry, run: Runner) -> None:
-    # More output than a pipe buffers (64 KiB), so the write must meet the closed pipe.
-    seed.seed_many_tags(plain_registry, "team/huge", 20000, distinct=2)
-    ref = plain_registry.ref("team/huge")
-    assert run("tags", ref).returncode == 0  # warm the cache: the pipe test is then fast
-    script = f'"{sys.executable}" -m portside tags {ref} | head -n 1; echo "rc=${{PIPESTATUS[0]}}"'
+def test_closed_pipe_is_quiet(registry: Registry, run: Runner) -> None:
+    ref = registry.ref(MANY_TAGS_REPO)
+    assert run("tags", ref).returncode == 0  # warm the cache
+    # The reader closes its end at once (as `head` does after its first line), long
+    # before portside has started up and writes.
+    script = (
+        f'"{sys.executable}" -m portside tags {ref} | (exec 0<&-; sleep 1); '
+        'echo "rc=${PIPESTATUS[0]}"'
+    )
     result = subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, env=run.env(), timeout=60
     )
-    assert result.stdout.splitlines() == ["1.199.99", "rc=141"]
-    assert result.stderr == ""
+    assert result.stdout.splitlines() == ["rc=141"]
+    assert result.stderr == "", "no BrokenPipeError noise, no traceback"
 
 
 # -- terminal output ----------------------------------------------------------------------
@@ -503,8 +519,3 @@ def test_fast_parse_agrees_with_argparse(argv: list[str]) -> None:
 @pytest.mark.parametrize("argv", ARGPARSE_FORMS)
 def test_fast_parse_leaves_the_rest_to_argparse(argv: list[str]) -> None:
     assert cli._fast_parse(argv) is None
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_children() -> Iterator[None]:
-    yield

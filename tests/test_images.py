@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+
 from harness import seed
 from harness.images import Platform as SeedPlatform
 from harness.registry import Registry
 from harness.skopeo import Skopeo
-
 from portside.cache import CachedRegistry, CacheStore
 from portside.images import DEFAULT_PLATFORM, inspect, platform_digest
 from portside.reference import Reference

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from harness import data
 
+from harness import data
 from portside.versions import newest_first_key, parse_tag, sort_tags
 
 

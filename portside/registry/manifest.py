@@ -11,9 +11,22 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from portside.errors import InvalidReference, InvalidResponse, UnsupportedMediaType
+from portside.errors import InvalidDigest, InvalidReference, InvalidResponse, UnsupportedMediaType
 from portside.reference import Digest
 from portside.registry import mediatypes as mt
+
+# What people (and ``uname -m``) call architectures, as OCI names them.
+_ARCH_ALIASES: dict[str, tuple[str, str | None]] = {
+    "x86_64": ("amd64", None),
+    "x86-64": ("amd64", None),
+    "aarch64": ("arm64", None),
+    "armhf": ("arm", "v7"),
+    "armel": ("arm", "v6"),
+    "i386": ("386", None),
+    "i686": ("386", None),
+}
+# Index entries that are not images: BuildKit attestations and similar.
+_ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 
 
 @dataclass(frozen=True, order=True)
@@ -33,7 +46,12 @@ class Platform:
                 f"invalid platform {text!r}",
                 hint="expected os/arch or os/arch/variant, e.g. linux/arm64",
             )
-        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+        os_, arch = parts[0].lower(), parts[1].lower()
+        variant = parts[2].lower() if len(parts) == 3 else None
+        if arch in _ARCH_ALIASES:
+            arch, implied = _ARCH_ALIASES[arch]
+            variant = variant or implied
+        return cls(os_, arch, variant)
 
     @classmethod
     def from_json(cls, data: Any) -> Platform | None:
@@ -53,13 +71,23 @@ class Platform:
         )
 
     def matches(self, wanted: Platform) -> bool:
-        """Whether this platform satisfies ``wanted``; a wanted variant must match exactly."""
+        """Whether this platform satisfies ``wanted``.
+
+        A wanted variant must match exactly (arm64 images usually omit ``v8``, so
+        ``linux/arm64/v8`` also takes an arm64 entry without a variant). A wanted
+        ``os_version`` (Windows builds) must equal the entry's or be a prefix of it at a
+        dot boundary (``10.0.20348`` takes ``10.0.20348.4052``).
+        """
         if (self.os, self.architecture) != (wanted.os, wanted.architecture):
+            return False
+        if wanted.os_version is not None and not (
+            self.os_version == wanted.os_version
+            or (self.os_version or "").startswith(wanted.os_version + ".")
+        ):
             return False
         if wanted.variant is None:
             return True
         return self.variant == wanted.variant or (
-            # arm64 images usually omit the v8 variant
             wanted.architecture == "arm64" and wanted.variant == "v8" and self.variant is None
         )
 
@@ -93,9 +121,16 @@ class Descriptor:
         annotations = data.get("annotations") or {}
         urls = data.get("urls") or []
         artifact_type = data.get("artifactType")
+        try:
+            parsed = Digest.parse(digest)
+        except InvalidDigest:
+            # From the registry, not from the user: a protocol error, not a usage error.
+            raise InvalidResponse(
+                f"{where}: a descriptor has an invalid digest {digest[:80]!r}"
+            ) from None
         return cls(
             media_type=media_type,
-            digest=Digest.parse(digest),
+            digest=parsed,
             size=size,
             platform=Platform.from_json(data.get("platform")),
             annotations={str(k): str(v) for k, v in annotations.items()}
@@ -165,12 +200,25 @@ class Manifest:
         return total
 
     def select(self, wanted: Platform) -> Descriptor:
-        """The index entry for ``wanted`` (attestation entries are never chosen)."""
-        for d in self.manifests:
-            if d.platform is not None and d.platform.matches(wanted) and d.platform.os != "unknown":
+        """The first index entry for ``wanted``; attestation entries (``unknown/unknown``,
+        or annotated as such) are never chosen, whatever is asked for.
+        """
+        images = [d for d in self.manifests if _is_image_entry(d)]
+        for d in images:
+            assert d.platform is not None
+            if d.platform.matches(wanted):
                 return d
-        available = ", ".join(str(p) for p in self.platforms if p.os != "unknown") or "none"
+        available = ", ".join(dict.fromkeys(str(d.platform) for d in images)) or "none"
         raise PlatformNotFound(wanted, available)
+
+
+def _is_image_entry(d: Descriptor) -> bool:
+    return (
+        d.platform is not None
+        and d.platform.os != "unknown"
+        and d.platform.architecture != "unknown"
+        and d.annotations.get(_ATTESTATION_ANNOTATION) != "attestation-manifest"
+    )
 
 
 class PlatformNotFound(InvalidReference):

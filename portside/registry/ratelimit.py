@@ -26,10 +26,19 @@ class RateLimit:
     def describe(self) -> str:
         if self.limit is None and self.remaining is None:
             return "unknown"
-        window = f" per {self.window_seconds // 3600} h" if self.window_seconds else ""
+        window = f" per {_duration(self.window_seconds)}" if self.window_seconds else ""
         return (
-            f"{self.remaining if self.remaining is not None else '?'} of {self.limit}{window} left"
+            f"{self.remaining if self.remaining is not None else '?'} of "
+            f"{self.limit if self.limit is not None else '?'}{window} left"
         )
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def _parse_value(text: str | None) -> tuple[int | None, int | None]:
@@ -59,7 +68,7 @@ def parse_retry_after(value: str | None, *, now: _dt.datetime | None = None) -> 
         return float(int(value))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.timezone.utc)

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import random
+import re
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,10 @@ ERROR_BODY_LIMIT = 64 * KiB
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+# Methods whose request may be sent again after the answer broke off mid-body.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+# RFC 7234 warning: ``299 <agent> "<text>" ["<date>"]``.
+_WARNING_299 = re.compile(r'^\s*299\s+\S+\s+"((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,18 @@ class ClientOptions:
     max_token_bytes: int = 1 * MiB
     max_pages: int = 1000
     user_agent: str = "portside/0.1"
+
+
+class _BodyBroken(errors.RegistryUnreachable):
+    """The connection broke (or the total deadline passed) while a body was read."""
+
+
+class _Retry(Exception):
+    """Internal: this attempt should be repeated after ``delay`` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
 
 
 @dataclass
@@ -76,47 +93,68 @@ def origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+    return ip
 
 
-def _internal(host: str) -> bool:
-    """An address that only makes sense inside this machine or network."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
+def _zone(host: str) -> str:
+    """``public``, ``loopback``, ``private`` or ``never`` (link-local, unspecified,
+    multicast, reserved: cloud metadata endpoints and addresses no registry uses).
+    Names other than ``localhost`` are not resolved: they count as public.
+    """
+    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+        return "loopback"
     ip = _ip(host)
-    return ip is not None and (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_reserved
-    )
+    if ip is None:
+        return "public"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        return "never"
+    if ip.is_private:
+        return "private"
+    return "public"
 
 
 def check_destination(target: httpx.URL, registry: httpx.URL, *, what: str) -> None:
     """Where a registry may send us (token realm, redirect hop).
 
-    Only http(s); never from HTTPS down to HTTP; and never into a private, loopback or
-    link-local address unless that is the registry's own origin, or the registry itself
-    lives on such an address (a registry on the internet must not steer us inside).
+    Only http(s); never from HTTPS down to HTTP. An IP literal inside this machine or
+    network is allowed only as the registry's own origin, or when the registry itself is
+    as close: a loopback registry may name loopback addresses, a private-network one
+    private (or loopback-free) addresses of that network. Link-local, unspecified,
+    multicast and reserved addresses (``169.254.169.254``, the cloud metadata endpoint)
+    are never followed except to the registry's own origin. A registry on the internet
+    must not steer us inside.
     """
+    where = registry.netloc.decode()
     if target.scheme not in ("http", "https"):
         raise errors.UnsafeResponse(
             f"{what} uses the scheme {target.scheme!r}; only http and https are followed",
-            registry=registry.netloc.decode(),
+            registry=where,
         )
     if registry.scheme == "https" and target.scheme == "http":
         raise errors.UnsafeResponse(
             f"{what} leads from HTTPS to plain HTTP ({redact_url(str(target))}); refused",
-            registry=registry.netloc.decode(),
+            registry=where,
         )
-    if (
-        _internal(target.host)
-        and origin(target) != origin(registry)
-        and not _internal(registry.host)
-    ):
+    zone = _zone(target.host)
+    if zone == "public" or origin(target) == origin(registry):
+        return
+    own = _zone(registry.host)
+    allowed = (zone == "loopback" and own == "loopback") or (
+        zone == "private" and own in ("private", "loopback")
+    )
+    if not allowed:
         raise errors.UnsafeResponse(
-            f"{what} points into a private or loopback address ({target.host}); refused",
-            registry=registry.netloc.decode(),
-            hint="a public registry may not send clients into the local network",
+            f"{what} points into a {'link-local or reserved' if zone == 'never' else zone} "
+            f"address ({target.host}); refused",
+            registry=where,
+            hint="a registry may not send clients to internal addresses it does not own",
         )
 
 
@@ -255,55 +293,111 @@ class Transport:
         ``registry`` is the origin the request is for: redirects and realms are judged
         against it. The body must be ``bytes`` so that a retry resends it whole.
         """
+        if content is not None and not isinstance(content, (bytes, bytearray)):
+            # A stream cannot be resent whole after a retry; callers buffer first.
+            raise TypeError("Transport.send needs the request body as bytes")
         host = url.netloc.decode()
         attempt = 0
         while True:
             await self._wait_gate(host)
             try:
-                response = await self._send_following_redirects(
+                return await self._attempt(
+                    method,
+                    url,
+                    host=host,
+                    registry=registry,
+                    headers=headers,
+                    content=content,
+                    max_bytes=max_bytes,
+                    stream=stream,
+                    may_retry=retry and attempt < self.options.max_retries,
+                    attempt=attempt + 1,
+                    raise_for_limits=raise_for_limits,
+                )
+            except _Retry as again:
+                attempt += 1
+                self._push_gate(host, again.delay)
+            except _BodyBroken:
+                if not (retry and attempt < self.options.max_retries and method in _IDEMPOTENT):
+                    raise
+                attempt += 1
+                self._push_gate(host, self._backoff(attempt))
+
+    async def _attempt(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        host: str,
+        registry: httpx.URL,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+        max_bytes: int,
+        stream: bool,
+        may_retry: bool,
+        attempt: int,
+        raise_for_limits: bool,
+    ) -> Response:
+        """One try: a finished Response, or ``_Retry`` / ``_BodyBroken`` for the loop."""
+        deadline = time.monotonic() + self.options.timeout
+        try:
+            # The total deadline also bounds a server that drips its headers.
+            response = await asyncio.wait_for(
+                self._send_following_redirects(
                     method, url, registry=registry, headers=headers, content=content
-                )
-            except httpx.TransportError as exc:
-                if retry and attempt < self.options.max_retries and _retryable_exception(exc):
-                    attempt += 1
-                    self._push_gate(host, self._backoff(attempt))
-                    continue
-                raise self._connect_error(exc, host) from None
-
-            self._record_headers(host, response.headers)
-            if response.status_code in _RETRYABLE:
-                body = await _read_capped(response, ERROR_BODY_LIMIT, truncate=True)
-                delay_hint = parse_retry_after(response.headers.get("retry-after"))
-                if retry and attempt < self.options.max_retries:
-                    attempt += 1
-                    delay = (
-                        min(delay_hint, self.options.retry_after_cap)
-                        if delay_hint is not None
-                        else self._backoff(attempt)
-                    )
-                    self._push_gate(host, delay)
-                    continue
-                if response.status_code == 429 and raise_for_limits:
-                    raise self._rate_limited(host, response, body, delay_hint)
-                return Response(response.status_code, response.headers, response.url, body)
-
-            if stream and 200 <= response.status_code < 300:
-                length = response.headers.get("content-length")
-                if length and length.isdigit() and int(length) > max_bytes:
-                    await response.aclose()
-                    raise errors.TooLarge(
-                        f"{redact_url(str(response.url))} is {int(length)} bytes, over the "
-                        f"limit of {max_bytes}",
-                        registry=registry.netloc.decode(),
-                    )
-                return Response(
-                    response.status_code, response.headers, response.url, stream=response
-                )
-            cap = max_bytes if 200 <= response.status_code < 300 else ERROR_BODY_LIMIT
-            body = await _read_capped(
-                response, cap, truncate=not (200 <= response.status_code < 300), registry=registry
+                ),
+                timeout=self.options.timeout,
             )
+        except asyncio.TimeoutError:
+            if may_retry:
+                raise _Retry(self._backoff(attempt)) from None
+            raise errors.RegistryUnreachable(
+                f"no answer within {self.options.timeout:g} s",
+                registry=host,
+                hint="check the network, or raise --timeout",
+            ) from None
+        except httpx.TransportError as exc:
+            if may_retry and _retryable_exception(exc):
+                raise _Retry(self._backoff(attempt)) from None
+            raise self._connect_error(exc, host) from None
+
+        self._record_headers(host, response.headers)
+        if response.status_code in _RETRYABLE:
+            try:
+                body = await _read_capped(
+                    response, ERROR_BODY_LIMIT, truncate=True, deadline=deadline
+                )
+            except _BodyBroken:
+                body = b""
+            delay_hint = parse_retry_after(response.headers.get("retry-after"))
+            # A Retry-After beyond the cap is honoured by not asking again now:
+            # retrying earlier than the registry said only hammers it.
+            too_long = delay_hint is not None and delay_hint > self.options.retry_after_cap
+            if may_retry and not too_long:
+                raise _Retry(delay_hint if delay_hint is not None else self._backoff(attempt))
+            if response.status_code == 429 and raise_for_limits:
+                raise self._rate_limited(host, response, body, delay_hint)
             return Response(response.status_code, response.headers, response.url, body)
+
+        if stream and 200 <= response.status_code < 300:
+            length = response.headers.get("content-length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                await response.aclose()
+                raise errors.TooLarge(
+                    f"{redact_url(str(response.url))} is {int(length)} bytes, over the "
+                    f"limit of {max_bytes}",
+                    registry=registry.netloc.decode(),
+                )
+            return Response(response.status_code, response.headers, response.url, stream=response)
+        cap = max_bytes if 200 <= response.status_code < 300 else ERROR_BODY_LIMIT
+        body = await _read_capped(
+            response,
+            cap,
+            truncate=not (200 <= response.status_code < 300),
+            registry=registry,
+            deadline=deadline,
+        )
+        return Response(response.status_code, response.headers, response.url, body)
 
     async def _send_following_redirects(
         self,
@@ -365,8 +459,16 @@ class Transport:
         if paused is not None:
             if time.monotonic() < paused:
                 # At its limit: fail fast until the reset instead of hammering the host.
-                raise self._paused[host]
+                first = self._paused[host]
+                raise errors.RateLimited(
+                    f"{first.message}; paused until its reset, no request was sent",
+                    registry=host,
+                    hint=first.hint,
+                    reset_at=first.reset_at,
+                    kind=first.kind,
+                )
             del self._paused_until[host]
+            self._paused.pop(host, None)
         wait = self._not_before.get(host, 0.0) - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -376,12 +478,17 @@ class Transport:
         if limit is not None:
             self._rate_limits[host] = limit
         for warning in headers.get_list("warning"):
-            # Warning: 299 - "text": shown once, never acted on.
-            if warning.startswith("299") and warning not in self._warned:
-                self._warned.add(warning)
-                text = warning.split(" ", 2)[-1].strip().strip('"')[:300]
-                self.warnings.append(f"{host}: {text}")
-                log.warning("registry %s says: %s", host, text)
+            # Warning: 299 - "text" ["date"]: shown once, never acted on.
+            match = _WARNING_299.match(warning)
+            if match is None:
+                continue
+            text = match.group(1).replace('\\"', '"')
+            text = "".join(ch if ch.isprintable() else " " for ch in text)[:300]
+            if text in self._warned:
+                continue
+            self._warned.add(text)
+            self.warnings.append(f"{host}: {text}")
+            log.warning("registry %s says: %s", host, text)
 
     def _rate_limited(
         self, host: str, response: httpx.Response, body: bytes, delay_hint: float | None
@@ -487,20 +594,45 @@ async def _read_capped(
     *,
     truncate: bool,
     registry: httpx.URL | None = None,
+    deadline: float | None = None,
 ) -> bytes:
-    """Read at most ``cap`` bytes. Over it: cut (error bodies) or TooLarge (payloads)."""
+    """Read at most ``cap`` bytes. Over it: cut (error bodies) or TooLarge (payloads).
+
+    ``deadline`` (a ``time.monotonic()`` value) bounds the whole read, so a body that
+    drips a byte at a time cannot hold the caller for ever. A broken connection, a body
+    shorter than its ``Content-Length`` or the deadline raise ``_BodyBroken`` (a
+    ``RegistryUnreachable``), which ``Transport.send`` retries for idempotent requests.
+    """
+    where = registry.netloc.decode() if registry else None
     try:
         length = response.headers.get("content-length")
         if not truncate and length and length.isdigit() and int(length) > cap:
             raise errors.TooLarge(
                 f"{redact_url(str(response.url))} announces {int(length)} bytes, over the "
                 f"limit of {cap}",
-                registry=registry.netloc.decode() if registry else None,
+                registry=where,
                 hint="raise the limit only if you trust this registry",
             )
         chunks: list[bytes] = []
         total = 0
-        async for chunk in response.aiter_bytes():
+        iterator = response.aiter_bytes().__aiter__()
+        while True:
+            try:
+                if deadline is None:
+                    chunk = await iterator.__anext__()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise asyncio.TimeoutError
+                    chunk = await asyncio.wait_for(iterator.__anext__(), timeout=remaining)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise _BodyBroken(
+                    f"reading {redact_url(str(response.url))} took longer than the deadline",
+                    registry=where,
+                    hint="the registry sends too slowly; check the network, or raise --timeout",
+                ) from None
             total += len(chunk)
             if total > cap:
                 if truncate:
@@ -508,16 +640,17 @@ async def _read_capped(
                     break
                 raise errors.TooLarge(
                     f"{redact_url(str(response.url))} sent more than the limit of {cap} bytes",
-                    registry=registry.netloc.decode() if registry else None,
+                    registry=where,
                     hint="raise the limit only if you trust this registry",
                 )
             chunks.append(chunk)
         return b"".join(chunks)
     except httpx.TransportError as exc:
-        raise errors.RegistryUnreachable(
+        raise _BodyBroken(
             f"the connection broke while reading {redact_url(str(response.url))}: "
             f"{type(exc).__name__}",
-            registry=registry.netloc.decode() if registry else None,
+            registry=where,
+            hint="the body was cut short (or shorter than its Content-Length); try again",
         ) from None
     finally:
         await response.aclose()

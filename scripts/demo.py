@@ -1,0 +1,92 @@
+"""The Portside demo: a real registry on loopback, seeded like Docker Hub, and the
+``portside`` command run against it the way a person would run it.
+
+Run through ``bash scripts/demo`` (which installs what is needed). The registry is
+stopped when the demo ends; its data stays in ``.portside-demo/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from harness import catalog  # noqa: E402  (the harness lives beside the tests)
+from harness.registry import Registry  # noqa: E402
+
+BOLD = "\033[1m" if sys.stdout.isatty() else ""
+DIM = "\033[2m" if sys.stdout.isatty() else ""
+RESET = "\033[0m" if sys.stdout.isatty() else ""
+
+
+def step(title: str) -> None:
+    print(f"\n{BOLD}## {title}{RESET}", flush=True)
+
+
+def run(env: dict[str, str], *args: str, expect: int = 0) -> float:
+    """Run ``portside ARGS`` as a user would; return the wall time in ms."""
+    print(f"{DIM}$ portside {shlex.join(args)}{RESET}", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "portside", *args], env=env, check=False)
+    elapsed = (time.perf_counter() - started) * 1000
+    print(f"{DIM}  (exit {done.returncode}, {elapsed:.0f} ms){RESET}", flush=True)
+    if done.returncode != expect:
+        raise SystemExit(f"demo: expected exit {expect}, got {done.returncode}")
+    return elapsed
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+
+    work = ROOT / ".portside-demo"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    env = dict(
+        os.environ, PORTSIDE_CACHE_DIR=str(work / "cache"), DOCKER_CONFIG=str(work / "docker")
+    )
+
+    step("Start a local registry (CNCF distribution) and seed it with real tag data")
+    registry = Registry(work / "registry").start()
+    try:
+        catalog.seed_session_registry(registry)
+        host = registry.host
+        print(f"registry at http://{host}: library/python, library/alpine, library/debian,")
+        print(f"library/nginx (Docker Official Images tags) and {catalog.MANY_TAGS_REPO}")
+        print(f"({catalog.MANY_TAGS_COUNT} tags)")
+
+        step("Tags of python, newest version first (loopback registries speak plain HTTP)")
+        run(env, "tags", f"{host}/library/python", "--limit", "12")
+
+        step("What is python:3.13? An index; Portside picks linux/amd64 unless told")
+        run(env, "inspect", f"{host}/library/python:3.13")
+        run(env, "inspect", f"{host}/library/python:3.13", "--platform", "linux/arm64")
+
+        step("The exact digest, for pinning a FROM line")
+        run(env, "digest", f"{host}/library/alpine:3.22")
+        run(env, "inspect", f"{host}/library/alpine:3.22", "--json")
+
+        step("2,100 tags: cold (registry) and warm (cache on disk)")
+        cold = run(env, "tags", f"{host}/{catalog.MANY_TAGS_REPO}", "--limit", "3")
+        warm = run(env, "tags", f"{host}/{catalog.MANY_TAGS_REPO}", "--limit", "3")
+        print(f"cold {cold:.0f} ms, warm {warm:.0f} ms (includes Python start-up)")
+
+        step("Mistakes get a clear message and an exit code, never a traceback")
+        run(env, "tags", f"{host}/library/does-not-exist", expect=3)
+        run(env, "inspect", "Python:3.13", expect=2)
+        run(env, "tags", "127.0.0.1:1/library/python", expect=5)
+    finally:
+        registry.stop()
+    print(f"\n{BOLD}Demo finished.{RESET}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
