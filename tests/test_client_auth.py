@@ -954,3 +954,33 @@ async def test_token_registry_end_to_end_with_skopeo(
     async with client() as c:
         assert await c.list_tags(target) == ["v1", "v2"]
         assert (await c.head_manifest(ref(host, "team/e2e", "v2"))).digest == digest
+
+
+async def test_token_post_redirected_elsewhere_keeps_the_refresh_token_home(
+    token_registry: Registry,
+    proxy_factory: ProxyFactory,
+    recorder: Recorder,
+    isolated: DockerConfig,
+) -> None:
+    """A realm that 307-redirects the OAuth2 POST to another origin gets refused: the
+    body holds the refresh token, and a redirect must not carry it to another host."""
+    seed_app(token_registry)
+    issuer = token_registry.token_issuer
+    assert issuer is not None
+    refresh = issuer.issue_refresh_token("portside")
+    realm_proxy = proxy_factory(issuer.realm.rsplit("/", 1)[0])
+    realm_proxy.redirect("POST", r"/token", recorder.url, status=307)
+    proxy = proxy_factory(token_registry)
+    proxy.set_headers(
+        "GET",
+        r"/tags/list$",
+        {"WWW-Authenticate": f'Bearer realm="{realm_proxy.url}/token",service="{issuer.service}"'},
+        times=1,
+    )
+    isolated(auths={proxy.host: {"identitytoken": refresh}})
+    async with client() as c:
+        with pytest.raises(errors.UnsafeResponse, match="another origin") as caught:
+            await c.list_tags(ref(proxy.host))
+    assert realm_proxy.log.matching("POST", r"/token"), "the realm was never asked"
+    assert recorder.requests == []
+    assert_no_secret(caught.value, [refresh])

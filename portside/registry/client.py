@@ -59,7 +59,7 @@ def _push(ref: Reference, *extra: Scope) -> tuple[Scope, ...]:
     return (Scope("repository", ref.repository, ("pull", "push")), *extra)
 
 
-def _digest_header(response: Response) -> Digest | None:
+def _digest_header(response: Response, ref: Reference) -> Digest | None:
     value = response.headers.get("docker-content-digest")
     if not value:
         return None
@@ -67,7 +67,9 @@ def _digest_header(response: Response) -> Digest | None:
         return Digest.parse(value.strip())
     except errors.InvalidDigest:
         raise errors.InvalidResponse(
-            f"the registry sent an invalid Docker-Content-Digest header {value[:80]!r}"
+            f"the registry sent an invalid Docker-Content-Digest header {value[:80]!r}",
+            registry=ref.registry,
+            repository=ref.repository,
         ) from None
 
 
@@ -254,7 +256,7 @@ class RegistryClient:
             repository=ref.repository,
             what=f"manifest {ref.identifier}",
         )
-        digest = _digest_header(response)
+        digest = _digest_header(response, ref)
         media_type = (response.headers.get("content-type") or "").split(";")[0].strip()
         length = response.headers.get("content-length")
         if digest is None or not media_type or not (length and length.isdigit()):
@@ -292,7 +294,7 @@ class RegistryClient:
             what=f"manifest {ref.identifier}",
         )
         raw = response.content
-        expected = ref.digest or _digest_header(response)
+        expected = ref.digest or _digest_header(response, ref)
         algorithm = expected.algorithm if expected else "sha256"
         actual = Digest.of(raw, algorithm)
         if expected is not None and actual != expected:
@@ -303,7 +305,7 @@ class RegistryClient:
                 registry=ref.registry,
                 repository=ref.repository,
             )
-        header = _digest_header(response)
+        header = _digest_header(response, ref)
         if ref.digest is not None and header is not None and header != ref.digest:
             raise errors.DigestMismatch(
                 expected=str(ref.digest),
@@ -329,6 +331,14 @@ class RegistryClient:
         wanted = platform or Platform("linux", "amd64")
         child = top.select(wanted)
         image = await self.get_manifest(ref.with_digest(child.digest))
+        if len(image.raw) != child.size or image.media_type != child.media_type:
+            raise errors.InvalidResponse(
+                f"{ref.familiar}: the manifest for {wanted} does not match its index entry "
+                f"(size {len(image.raw)} vs {child.size}, "
+                f"type {image.media_type} vs {child.media_type})",
+                registry=ref.registry,
+                repository=ref.repository,
+            )
         if image.is_index:
             raise errors.InvalidResponse(
                 f"{ref.familiar}: the index entry for {wanted} is itself an index",
@@ -360,7 +370,7 @@ class RegistryClient:
             what=f"manifest upload {identifier}",
             ok=(200, 201, 202),
         )
-        answered = _digest_header(response)
+        answered = _digest_header(response, ref)
         if answered is not None and answered != digest:
             raise errors.DigestMismatch(
                 expected=str(digest),

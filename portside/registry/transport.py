@@ -428,15 +428,22 @@ class Transport:
             await response.aclose()
             target = current_url.join(response.headers["location"])
             check_destination(target, registry, what="a redirect")
-            if origin(target) != origin(current_url):
-                # Credentials belong to one origin; a hop elsewhere gets none of them.
-                current_headers = {
-                    k: v for k, v in current_headers.items() if k.lower() != "authorization"
-                }
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and current_method == "POST"
             ):
                 current_method, content = "GET", None
+            if origin(target) != origin(current_url):
+                # Credentials belong to one origin; a hop elsewhere gets none of them.
+                # A body may hold them too (a token POST's refresh token): never carried.
+                if content:
+                    raise errors.UnsafeResponse(
+                        f"a redirect would resend the body of a {current_method} to another "
+                        f"origin ({redact_url(str(target))}); refused",
+                        registry=registry.netloc.decode(),
+                    )
+                current_headers = {
+                    k: v for k, v in current_headers.items() if k.lower() != "authorization"
+                }
             current_url = target
         raise errors.InvalidResponse(
             f"more than {MAX_REDIRECTS} redirects for {redact_url(str(url))}",
