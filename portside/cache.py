@@ -413,11 +413,18 @@ class CachedRegistry:
         """Every tag of ``ref``'s repository, in the registry's order (lexical)."""
         key = ("tags", ref.registry, ref.repository)
 
-        async def fetch(_old: Entry | None) -> list[str]:
+        async def fetch(old: Entry | None) -> list[str]:
             started = self._clock()
             client = await self._get_client()
-            tags = list(await client.list_tags(ref))
-            self.store.put_entry(key, tags, fetched_at=started)
+            old_tags = _decode_tags(old.value) if old is not None else None
+            etag = old.etag if old is not None and old_tags is not None else None
+            listing = await client.list_tags_if_changed(ref, etag=etag)
+            if listing.tags is None and old_tags is not None:
+                # 304: the cached list is still right; only its age is renewed.
+                self.store.put_entry(key, old_tags, fetched_at=started, etag=etag)
+                return old_tags
+            tags = list(listing.tags or [])
+            self.store.put_entry(key, tags, fetched_at=started, etag=listing.etag)
             return tags
 
         return await self._mutable(

@@ -258,6 +258,34 @@ async def test_fresh_then_stale_refreshes_inline(
         assert cached.warnings == []
 
 
+async def test_stale_tag_list_revalidates_with_etag(
+    app_registry: Registry, proxy_factory: ProxyFactory, store: CacheStore
+) -> None:
+    """distribution sends no ETag on tag lists; registries that do (the proxy adds one
+    here) are asked with If-None-Match, and a 304 keeps the cached list."""
+    proxy = proxy_factory(app_registry)
+    proxy.set_headers("GET", r"/tags/list$", {"ETag": '"tags-v1"'}, times=1)
+    clock = Clock()
+    ref = Reference.parse(f"{proxy.host}/app/web")
+    async with cached_for(store, clock=clock, tags_ttl=60) as cached:
+        assert sorted(await cached.tags(ref)) == ["1.0", "1.1"]
+        unchanged = proxy.respond("GET", r"/tags/list$", 304, b"", times=1, content_type=None)
+        clock.now += 61
+        assert sorted(await cached.tags(ref)) == ["1.0", "1.1"]
+        assert unchanged.hits == 1
+        conditional = [r for r in proxy.requests if r.path.endswith("/tags/list")][-1]
+        assert conditional.header("if-none-match") == '"tags-v1"'
+        # The 304 renewed the entry: fresh again, no request within the TTL.
+        clock.now += 59
+        await cached.tags(ref)
+        assert count(proxy, "/tags/list") == 2
+        # Past the TTL, a registry answering 200 replaces the list (and its ETag).
+        seed.push_image(app_registry, "app/web", seed.build_image("web-3"), ["1.2"], via="fs")
+        clock.now += 2
+        assert sorted(await cached.tags(ref)) == ["1.0", "1.1", "1.2"]
+    assert store.get_entry(("tags", ref.registry, ref.repository)).etag is None  # type: ignore[union-attr]
+
+
 async def test_stale_while_revalidate(
     app_registry: Registry, proxy_factory: ProxyFactory, store: CacheStore
 ) -> None:

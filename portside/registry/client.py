@@ -38,7 +38,7 @@ from portside.registry.transport import (
     raise_for_status,
 )
 
-__all__ = ["ClientOptions", "RegistryClient", "UploadResult"]
+__all__ = ["ClientOptions", "RegistryClient", "TagListing", "UploadResult"]
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
 
@@ -49,6 +49,14 @@ class UploadResult:
     size: int
     mounted: bool = False
     existed: bool = False
+
+
+@dataclass(frozen=True)
+class TagListing:
+    """A tag list, or ``tags=None`` when the registry said it had not changed (304)."""
+
+    tags: list[str] | None
+    etag: str | None
 
 
 def _pull(ref: Reference) -> tuple[Scope, ...]:
@@ -165,13 +173,27 @@ class RegistryClient:
 
     async def list_tags(self, ref: Reference, *, page_size: int | None = None) -> list[str]:
         """Every tag of the repository, following ``Link`` pages on the same origin."""
+        listing = await self.list_tags_if_changed(ref, page_size=page_size)
+        assert listing.tags is not None  # no ETag given: never "unchanged"
+        return listing.tags
+
+    async def list_tags_if_changed(
+        self, ref: Reference, *, etag: str | None = None, page_size: int | None = None
+    ) -> TagListing:
+        """Like :meth:`list_tags`, but asks with ``If-None-Match: etag`` first.
+
+        ``tags`` is ``None`` when the registry answered 304 (the list is unchanged).
+        The returned ``etag`` is only set for a list that came in one page: a page's
+        ETag says nothing about the pages after it.
+        """
         path = f"/v2/{ref.repository}/tags/list"
         params = [("n", str(page_size))] if page_size else None
         base = await self._transport.base_url(ref.api_host)
         url: httpx.URL | None = None
         seen: set[str] = set()
         tags: list[str] = []
-        for _page in range(self.options.max_pages):
+        headers = {"If-None-Match": etag} if etag else None
+        for page in range(self.options.max_pages):
             response = await self._request(
                 ref,
                 "GET",
@@ -179,15 +201,19 @@ class RegistryClient:
                 scopes=_pull(ref),
                 params=params,
                 url=url,
+                headers=headers if page == 0 else None,
                 max_bytes=16 * 1024 * 1024,
             )
+            if page == 0 and etag and response.status == 304:
+                return TagListing(None, etag)
             raise_for_status(
                 response, registry=ref.registry, repository=ref.repository, what="tag list"
             )
             tags.extend(self._parse_tags(response, ref))
             next_url = _next_link(response)
             if next_url is None:
-                return tags
+                single = page == 0 and response.headers.get("etag")
+                return TagListing(tags, single or None)
             target = response.url.join(next_url)
             if origin(target) != origin(base):
                 raise errors.UnsafeResponse(
