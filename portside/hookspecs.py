@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from portside.registry.credentials import Credential
+    from portside.versions import VersionScheme
 
 hookspec = pluggy.HookspecMarker("portside")
 
@@ -31,3 +32,21 @@ def portside_credentials(registry: str) -> Credential | None:
     answer. Built-in sources, first to last: environment variables, the docker config
     (``credHelpers``, ``credsStore``, ``auths``), podman's ``auth.json``.
     """
+
+
+@hookspec
+def portside_version_schemes() -> list[VersionScheme]:
+    """Return the tag version schemes this plugin provides (``VersionScheme`` instances).
+
+    Each scheme has a unique ``name``; configuration maps images to schemes by it
+    (``scheme = "debian"`` in an ``[[tool.portside.images]]`` rule). When two plugins
+    provide the same name the one registered first wins, so built-ins (``docker``, the
+    default, and ``debian``, ``ubuntu``, ``calendar``, ``prefixed``) cannot be replaced
+    by accident; block the built-in plugin ``portside.schemes`` to replace them.
+
+    Called once per process, the first time a scheme other than the default is asked
+    for (the default never loads plugins). Each plugin is called on its own: one that
+    raises loses its schemes and is named in the error if one of them is asked for.
+    Schemes must be instances of ``portside.versions.VersionScheme`` (subclass it).
+    """
+    raise NotImplementedError  # a specification: pluggy never calls this body

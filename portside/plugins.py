@@ -18,7 +18,7 @@ hookimpl = pluggy.HookimplMarker("portside")
 
 # Module names, in registration order. Later registration runs earlier in pluggy, so
 # ordering between built-ins is set with tryfirst/trylast on the hooks themselves.
-BUILTIN_PLUGINS: tuple[str, ...] = ("portside.registry.credentials",)
+BUILTIN_PLUGINS: tuple[str, ...] = ("portside.registry.credentials", "portside.schemes")
 
 _lock = threading.Lock()
 _manager: pluggy.PluginManager | None = None

@@ -1,38 +1,62 @@
-"""Tag versions: enough to list tags newest first.
+"""Tag version schemes: what version a tag names, which tags are "the same line", and
+which of them is newer.
 
-This is the minimal scheme the command line needs today; the full version schemes
-(pluggable, "same line" compatibility) extend :func:`parse_tag` later. The rules:
+The default scheme (:data:`DEFAULT_SCHEME`, named ``docker``) follows Renovate's docker
+versioning, which users already know:
 
 - The text before the first ``-`` is the version, the rest is the *variant*
   (``3.12.1-slim-bookworm`` is version ``3.12.1``, variant ``slim-bookworm``).
 - A version is an optional ``v``, dot-separated numbers, and optionally a
   pre-release word glued on with an optional number (``3.15.0rc1``, ``2.0beta``).
-  Numbers compare as numbers (``rc10`` > ``rc9``, ``3.10`` > ``3.9``); a pre-release
-  is older than its final release; a shorter version is older than a longer one that
-  starts with it (``3.12`` < ``3.12.1``, as ``sort -V`` has it).
-- Anything else (``latest``, ``edge``, ``bookworm``, ``8u412-jdk``) is not a version:
-  such tags sort after all versions, alphabetically. So is a date stamp (a first
-  number of eight or more digits, ``20260805``): it would otherwise outrank every
-  real version.
+- A newer tag "in the same line" has the same variant and the same number of version
+  parts (``3.12`` moves to ``3.13``, never to ``3.13.1``; ``-alpine`` stays ``-alpine``).
+- Pre-releases are offered only to a tag that is itself a pre-release of that release.
 
-Within one version the plain tag comes first, then its variants alphabetically.
+Deliberate differences from Renovate, each because Renovate gets real tags wrong:
 
-Import cost matters here: this module is on the command line's warm path, so it uses
-``re`` (already loaded by ``argparse`` and ``json``) and nothing else.
+- Pre-releases compare numerically (``rc10`` > ``rc9``); Renovate compares them as text.
+- A pre-release word must be a known one (:data:`PRE_RELEASE_RANK`): ``8u412`` is not
+  "8, pre-release u412" but Java's "8 update 412", read as release ``(8, 412)`` in a
+  line of its own (form ``u``).
+- ``_N`` after the version is a build number (``21.0.5_11-jdk-noble``, Eclipse Temurin;
+  ``8.1.2.4_1``), not a pre-release, so such tags are stable and ``_9`` < ``_11``.
+- A date stamp (a first number of eight or more digits, ``20260805``) is not a version
+  here: it would outrank every real version. The ``calendar`` scheme reads them.
+- Variants that carry their own version (``alpine3.20``, ``bookworm``,
+  ``windowsservercore-ltsc2022``) are recognised, so a tag on an old variant can be
+  offered the same line on a newer variant (:func:`variant_updates`) instead of
+  being stuck where Renovate offers nothing.
+
+Other schemes (Debian and Ubuntu codenames, calendar tags, prefixed versions) live in
+``portside.schemes`` and are pluggy plugins (hook ``portside_version_schemes``);
+:func:`scheme_for` picks one per image from configuration.
+
+Import cost matters here: this module is on the command line's warm path
+(``portside tags`` from the cache), so it uses ``re`` (already loaded by ``argparse`` and
+``json``) and nothing else at import time. No ``typing``, ``dataclasses`` or pluggy: the
+plugin manager is imported only when a scheme other than the default is asked for.
 """
 
 from __future__ import annotations
 
 import re
 
+from portside import codenames
+
 TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
-_VERSION = re.compile(r"v?(\d+(?:\.\d+)*)(?:([a-z]+)(\d+)?)?", re.ASCII)
+# v? numbers [u update] [pre-release word [number]] [_build]
+_VERSION = re.compile(
+    r"v?(\d+(?:\.\d+)*)(?:u(\d+))?(?:([a-z]+)(\d+)?)?(?:_(\d+))?",
+    re.ASCII,
+)
+# Renovate skips tags that look like a git commit; so do we (``1a2b3c4``).
+_COMMIT = re.compile(r"[0-9a-f]{7,40}", re.ASCII)
 
 # Pre-release words, oldest first (PEP 440 and semver usage). A word not listed here
-# makes the tag a non-version rather than a guess: ``8u412`` is not "8, pre-release u".
+# makes the tag a non-version rather than a guess.
 PRE_RELEASE_RANK = {
     "dev": 0,
     "a": 1,
@@ -45,38 +69,85 @@ PRE_RELEASE_RANK = {
     "rc": 4,
 }
 
+# Update levels, largest first. "prerelease" and "build" are steps within one release.
+LEVELS = ("major", "minor", "patch", "prerelease", "build")
+_FINER_THAN_PATCH = ("prerelease", "build")
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in text.split("."))
+
 
 class TagVersion:
-    """A tag read as ``version[-variant]``; compare with :attr:`key` (larger is newer)."""
+    """A tag read by a scheme; compare with :attr:`key` (larger is newer).
 
-    __slots__ = ("numbers", "pre", "tag", "variant")
+    ``release`` is the numbers (``(3, 12, 1)``), ``prerelease`` the glued pre-release
+    text or ``None`` (``"rc1"``), ``variant`` the compatibility suffix
+    (``"slim-bookworm"``, ``""`` for none), ``build`` the build number text or ``None``
+    (``"11"`` in ``21.0.5_11-jdk``, the date in ``jammy-20260810``). ``form`` is what
+    else a scheme needs to keep tags of different shapes apart (``"u"`` for ``8u412``,
+    the prefix of ``enterprise-8.0.2``, ``"debian"`` for a codename tag); tags of one
+    line share it. The variant is not part of :attr:`key`.
+    """
+
+    __slots__ = ("build", "form", "pre", "release", "tag", "variant")
 
     def __init__(
         self,
         tag: str,
-        numbers: tuple[int, ...],
-        pre: tuple[str, int] | None,
-        variant: str,
+        release: tuple[int, ...],
+        pre: tuple[str, int] | None = None,
+        variant: str = "",
+        build: str | None = None,
+        form: str = "",
     ) -> None:
         self.tag = tag
-        self.numbers = numbers
+        self.release = release
         self.pre = pre  # (word, number) or None for a final release
         self.variant = variant
+        self.build = build
+        self.form = form
 
     @property
-    def key(self) -> tuple[tuple[int, ...], tuple[int, int, int]]:
-        """Orders versions oldest to newest; the variant is not part of it."""
-        # A final release is newer than any of its pre-releases.
+    def numbers(self) -> tuple[int, ...]:
+        """The release numbers (the name the command line knows them by)."""
+        return self.release
+
+    @property
+    def prerelease(self) -> str | None:
+        """The pre-release as written after the numbers (``"rc1"``), or ``None``."""
         if self.pre is None:
-            return self.numbers, (1, 0, 0)
-        return self.numbers, (0, PRE_RELEASE_RANK[self.pre[0]], self.pre[1])
+            return None
+        word, number = self.pre
+        return f"{word}{number}" if number else word
 
     @property
     def is_prerelease(self) -> bool:
         return self.pre is not None
 
+    @property
+    def key(self) -> tuple[tuple[int, ...], tuple[int, int, int], tuple[int, ...]]:
+        """Orders versions oldest to newest: release, then pre-release, then build."""
+        # A final release is newer than any of its pre-releases.
+        if self.pre is None:
+            pre = (1, 0, 0)
+        else:
+            pre = (0, PRE_RELEASE_RANK.get(self.pre[0], 0), self.pre[1])
+        build = _numbers(self.build) if self.build else ()
+        return self.release, pre, build
+
+    @property
+    def line(self) -> tuple[str, int, str, bool]:
+        """Tags with equal lines are "the same line" (see :meth:`VersionScheme.is_compatible`)."""
+        # A build-numbered tag (21.0.5_11) moves to build-numbered tags only: 21.0.5
+        # without a build is a different, floating tag.
+        return self.form, len(self.release), self.variant, self.build is not None
+
     def __repr__(self) -> str:
-        return f"TagVersion({self.tag!r}, {self.numbers}, {self.pre}, {self.variant!r})"
+        return (
+            f"TagVersion({self.tag!r}, {self.release}, {self.pre}, {self.variant!r}, "
+            f"build={self.build!r}, form={self.form!r})"
+        )
 
 
 def _is_date_stamp(numbers: str) -> bool:
@@ -86,28 +157,36 @@ def _is_date_stamp(numbers: str) -> bool:
 
 
 def parse_tag(tag: str) -> TagVersion | None:
-    """The version a tag names, or ``None`` when it names none (``latest``)."""
+    """The version a tag names in the default scheme, or ``None`` (``latest``)."""
     head, _, variant = tag.partition("-")
     match = _VERSION.fullmatch(head)
     if match is None:
         return None
-    text = match.group(1)
+    text, update, word, number, build = match.groups()
     if _is_date_stamp(text):
         return None
-    numbers = tuple(int(n) for n in text.split("."))
-    word = match.group(2)
-    if word is None:
-        return TagVersion(tag, numbers, None, variant)
-    if word not in PRE_RELEASE_RANK:
+    if _COMMIT.fullmatch(head) and not head.isdigit():
         return None
-    return TagVersion(tag, numbers, (word, int(match.group(3) or 0)), variant)
+    pre = None
+    if word is not None:
+        if word not in PRE_RELEASE_RANK:
+            return None
+        pre = (word, int(number or 0))
+    if update is not None:
+        # Java's 8u412: one number, then "u" and the update number.
+        if "." in text:
+            return None
+        return TagVersion(tag, (int(text), int(update)), pre, variant, build, "u")
+    return TagVersion(tag, _numbers(text), pre, variant, build)
 
 
 _FINAL = (0,)
 _match_version = _VERSION.fullmatch
 
 
-def newest_first_key(tag: str) -> tuple[int, tuple[int, ...], tuple[int, ...], str, str]:
+def newest_first_key(
+    tag: str,
+) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], str, str]:
     """A ``sorted`` key that puts ``tag`` in :func:`sort_tags` order (newest first).
 
     Versions are negated so that an ascending sort is newest first; each number
@@ -115,22 +194,28 @@ def newest_first_key(tag: str) -> tuple[int, tuple[int, ...], tuple[int, ...], s
     before ``3.12``, and a final release (``(0,)``) before its pre-releases.
 
     Written out rather than built on :func:`parse_tag`: the command line sorts
-    thousands of tags per call and this is a third faster (same rules, same result).
+    thousands of tags per call and this is a third faster (same rules, same result;
+    ``test_sort_key_agrees_with_parsed_key`` holds them together).
     """
     head, _, variant = tag.partition("-")
     match = _match_version(head)
     if match is None:
-        return (1, (), _FINAL, "", tag)
-    numbers, word, number = match.groups()
-    if _is_date_stamp(numbers):
-        return (1, (), _FINAL, "", tag)
+        return (1, (), _FINAL, (), "", tag)
+    numbers, update, word, number, build = match.groups()
+    if _is_date_stamp(numbers) or (_COMMIT.fullmatch(head) and not head.isdigit()):
+        return (1, (), _FINAL, (), "", tag)
+    if update is not None:
+        if "." in numbers:
+            return (1, (), _FINAL, (), "", tag)
+        numbers = f"{numbers}.{update}"
     negated = (*[-int(n) for n in numbers.split(".")], 1)
+    builds = (-int(build), 1) if build else (1,)
     if word is None:
-        return (0, negated, _FINAL, variant, tag)
+        return (0, negated, _FINAL, builds, variant, tag)
     rank = PRE_RELEASE_RANK.get(word)
     if rank is None:
-        return (1, (), _FINAL, "", tag)
-    return (0, negated, (1, -rank, -int(number or 0)), variant, tag)
+        return (1, (), _FINAL, (), "", tag)
+    return (0, negated, (1, -rank, -int(number or 0)), builds, variant, tag)
 
 
 def sort_tags(tags: Iterable[str]) -> list[str]:
@@ -141,3 +226,348 @@ def sort_tags(tags: Iterable[str]) -> list[str]:
     never taken as "last in the list".
     """
     return sorted(tags, key=newest_first_key)
+
+
+# -- variants that carry their own version ---------------------------------------------
+
+_VARIANT_TOKEN = re.compile(r"([a-z]*?)(\d+(?:\.\d+)*)", re.ASCII)
+
+
+def variant_family(variant: str) -> tuple[str, tuple[int, ...]] | None:
+    """``variant`` as (family, version), or ``None`` when it carries no version.
+
+    The family is the variant with its versions replaced by placeholders, so
+    ``alpine3.20`` and ``alpine3.24`` are one family (``alpine#.#``) at versions
+    ``(3, 20)`` and ``(3, 24)``; ``slim-bookworm`` and ``slim-trixie`` are ``slim-<debian>``
+    at ``(12,)`` and ``(13,)``; ``windowsservercore-ltsc2022`` and ``-ltsc2025`` are
+    ``windowsservercore-<windows>``. A larger version is a newer variant.
+    """
+    if not variant:
+        return None
+    shape: list[str] = []
+    numbers: list[int] = []
+    after_windows = False
+    for token in variant.split("-"):
+        family = codenames.FAMILIES.get(token)
+        if family is not None:
+            shape.append(f"<{family[0]}>")
+            numbers.extend(family[1][token])
+        elif after_windows and token in codenames.WINDOWS:
+            shape.append("<windows>")
+            numbers.extend(codenames.WINDOWS[token])
+        else:
+            match = _VARIANT_TOKEN.fullmatch(token)
+            if match is None:
+                shape.append(token)
+            else:
+                word, text = match.groups()
+                parts = _numbers(text)
+                shape.append(word + ".".join("#" * len(parts)))
+                numbers.extend(parts)
+        after_windows = token in codenames.WINDOWS_BASES
+    if not numbers:
+        return None
+    return "-".join(shape), tuple(numbers)
+
+
+# -- schemes ----------------------------------------------------------------------------
+
+
+class VersionScheme:
+    """How one kind of tag is read and compared. Subclass it and override :meth:`parse`
+    (and, if the defaults do not fit, the other methods); register an instance through
+    the ``portside_version_schemes`` hook.
+
+    The defaults work on any :class:`TagVersion`: the same line is an equal
+    :attr:`TagVersion.line`, the update level is the first release number that
+    differs, and a variant update is the same line on a newer variant of one family.
+    """
+
+    name = "base"
+    description = ""
+
+    def parse(self, tag: str) -> TagVersion | None:
+        """The version ``tag`` names, or ``None`` when it names none (``latest``)."""
+        raise NotImplementedError
+
+    def is_compatible(self, current: TagVersion, candidate: TagVersion) -> bool:
+        """Whether ``candidate`` is in ``current``'s line (either may be newer)."""
+        return current.line == candidate.line
+
+    def update_level(self, current: TagVersion, candidate: TagVersion) -> str | None:
+        """How big a step ``current`` -> ``candidate`` is, or ``None`` if not newer.
+
+        ``"major"``, ``"minor"``, ``"patch"`` (first, second, later release number),
+        ``"prerelease"`` (same release, another pre-release or its final release) or
+        ``"build"`` (same release, newer build number). Shorter releases are padded
+        with zeros, so ``3.12`` -> ``3.12.1`` is a patch.
+        """
+        if candidate.key <= current.key:
+            return None
+        a, b = current.release, candidate.release
+        width = max(len(a), len(b))
+        a = a + (0,) * (width - len(a))
+        b = b + (0,) * (width - len(b))
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return LEVELS[min(index, 2)]
+        if current.pre != candidate.pre:
+            return "prerelease"
+        if current.build != candidate.build:
+            return "build"
+        return None  # 3.12 -> 3.12.0: another spelling, not an update
+
+    def offers_prerelease(self, current: TagVersion, candidate: TagVersion) -> bool:
+        """A pre-release is offered only to a pre-release of the same release."""
+        if candidate.pre is None:
+            return True
+        return current.pre is not None and current.release == candidate.release
+
+    def variant_update(self, current: TagVersion, candidate: TagVersion) -> bool:
+        """Whether ``candidate`` is ``current``'s line on a newer variant of one family
+        (``alpine3.20`` -> ``alpine3.24``, ``bookworm`` -> ``trixie``), at the same or a
+        newer version of the same major.
+
+        A newer major is not offered this way: that is a ``stale`` decision with its
+        own update levels.
+        """
+        if (current.form, len(current.release), current.build is None) != (
+            candidate.form,
+            len(candidate.release),
+            candidate.build is None,
+        ):
+            return False
+        if candidate.release[:1] != current.release[:1] or candidate.key < current.key:
+            return False
+        if not self.offers_prerelease(current, candidate):
+            return False
+        mine = variant_family(current.variant)
+        theirs = variant_family(candidate.variant)
+        if mine is None or theirs is None or mine[0] != theirs[0]:
+            return False
+        return theirs[1] > mine[1]
+
+    def __repr__(self) -> str:
+        return f"<version scheme {self.name}>"
+
+
+class DockerScheme(VersionScheme):
+    """The default: Renovate's docker versioning with the differences listed above."""
+
+    name = "docker"
+    description = "version before the first '-', the rest is the variant (Renovate's docker)"
+
+    def parse(self, tag: str) -> TagVersion | None:
+        return parse_tag(tag)
+
+
+DEFAULT_SCHEME: VersionScheme = DockerScheme()
+# Names that mean the default scheme in configuration.
+DEFAULT_NAMES = frozenset({"docker", "default"})
+
+
+def _levels(allow_levels: Iterable[str]) -> frozenset[str]:
+    allowed = set(allow_levels)
+    # Steps within a release are finer than a patch: whoever takes patches takes them.
+    if "patch" in allowed:
+        allowed.update(_FINER_THAN_PATCH)
+    return frozenset(allowed)
+
+
+def newer_in_line(
+    current_tag: str,
+    tags: Iterable[str],
+    *,
+    scheme: VersionScheme | None = None,
+    allow_levels: Iterable[str] = ("major", "minor", "patch"),
+) -> list[str]:
+    """Tags in ``current_tag``'s line that are newer, newest first (``current_tag`` and
+    equal versions excluded). ``allow_levels`` limits how big a step may be; allowing
+    ``patch`` also allows pre-release and build steps. Empty when ``current_tag`` is
+    not a version in ``scheme`` (default: :data:`DEFAULT_SCHEME`).
+    """
+    scheme = scheme or DEFAULT_SCHEME
+    current = scheme.parse(current_tag)
+    if current is None:
+        return []
+    allowed = _levels(allow_levels)
+    found: dict[str, TagVersion] = {}
+    for tag in tags:
+        if tag == current_tag or tag in found:
+            continue
+        candidate = scheme.parse(tag)
+        if candidate is None or not scheme.is_compatible(current, candidate):
+            continue
+        if not scheme.offers_prerelease(current, candidate):
+            continue
+        level = scheme.update_level(current, candidate)
+        if level is not None and level in allowed:
+            found[tag] = candidate
+    return _newest_first(current, found.values())
+
+
+def newest_in_line(
+    current_tag: str,
+    tags: Iterable[str],
+    *,
+    scheme: VersionScheme | None = None,
+    allow_levels: Iterable[str] = ("major", "minor", "patch"),
+) -> str | None:
+    """The first of :func:`newer_in_line`, or ``None`` when nothing is newer."""
+    newer = newer_in_line(current_tag, tags, scheme=scheme, allow_levels=allow_levels)
+    return newer[0] if newer else None
+
+
+def variant_updates(
+    current_tag: str, tags: Iterable[str], *, scheme: VersionScheme | None = None
+) -> list[str]:
+    """Tags that are ``current_tag``'s line on a newer variant of the same family, best
+    first: ``3.12.1-alpine3.20`` -> ``3.12.1-alpine3.24``, ``3.12-slim-bookworm`` ->
+    ``3.12-slim-trixie``. See :meth:`VersionScheme.variant_update`."""
+    scheme = scheme or DEFAULT_SCHEME
+    current = scheme.parse(current_tag)
+    if current is None:
+        return []
+    found: dict[str, TagVersion] = {}
+    for tag in tags:
+        if tag == current_tag or tag in found:
+            continue
+        candidate = scheme.parse(tag)
+        if candidate is not None and scheme.variant_update(current, candidate):
+            found[tag] = candidate
+    # The smallest change first: the same version on the newest variant when the image
+    # has it (3.12-slim-bookworm -> 3.12-slim-trixie; moving on to 3.13 is a separate
+    # "stale" decision); otherwise newest variant, then newest version (a line stuck on
+    # a variant that is no longer built: 1.2.3-alpine3.20 -> 1.2.4-alpine3.21).
+    ordered = sorted(found.values(), key=lambda v: v.tag)
+    ordered.sort(key=lambda v: (v.key == current.key, _variant_rank(v), v.key), reverse=True)
+    return [v.tag for v in ordered]
+
+
+def _variant_rank(version: TagVersion) -> tuple[int, ...]:
+    family = variant_family(version.variant)
+    return family[1] if family else ()
+
+
+def _newest_first(current: TagVersion, found: Iterable[TagVersion]) -> list[str]:
+    # Equal keys (v1.2.4 and 1.2.4): the spelling the current tag uses first, then by name.
+    v_prefixed = current.tag.startswith("v")
+    ordered = sorted(found, key=lambda v: (v.tag.startswith("v") != v_prefixed, v.tag))
+    ordered.sort(key=lambda v: v.key, reverse=True)
+    return [v.tag for v in ordered]
+
+
+# -- choosing a scheme ------------------------------------------------------------------
+
+
+class UnknownSchemeError(LookupError):
+    """A scheme name that no installed plugin provides."""
+
+
+# Images whose own versions are codenames; configuration overrides these.
+BUILTIN_IMAGE_SCHEMES = {
+    "docker.io/library/debian": "debian",
+    "docker.io/library/ubuntu": "ubuntu",
+}
+
+_registry: dict[str, VersionScheme] | None = None
+_plugin_errors: list[str] = []
+
+
+def _load_schemes() -> dict[str, VersionScheme]:
+    """Every scheme the plugins provide, by name (loaded once, on first need)."""
+    global _registry
+    if _registry is not None:
+        return _registry
+    from portside.plugins import get_plugin_manager  # pluggy: only off the warm path
+
+    schemes: dict[str, VersionScheme] = {}
+    errors: list[str] = []
+    hook = get_plugin_manager().hook.portside_version_schemes
+    # Called one plugin at a time: a plugin that raises loses its own schemes only,
+    # and is named in the error if its scheme is asked for.
+    for impl in hook.get_hookimpls():  # registration order: built-ins first
+        try:
+            provided = impl.function()
+            if not isinstance(provided, (list, tuple)):
+                raise TypeError(f"returned {type(provided).__name__}, not a list of schemes")
+            for scheme in provided:
+                if not isinstance(scheme, VersionScheme):
+                    raise TypeError(f"returned {scheme!r}, not a VersionScheme")
+                schemes.setdefault(scheme.name, scheme)
+        except Exception as exc:  # a plugin's failure is reported, never raised from here
+            errors.append(f"plugin {impl.plugin_name!r} failed: {exc!r}")
+    _plugin_errors[:] = errors
+    _registry = schemes
+    return schemes
+
+
+def get_scheme(name: str) -> VersionScheme:
+    """The scheme called ``name`` (``docker``/``default`` without loading plugins)."""
+    if name in DEFAULT_NAMES:
+        return DEFAULT_SCHEME
+    schemes = _load_schemes()
+    scheme = schemes.get(name)
+    if scheme is None:
+        known = ", ".join(sorted({*schemes, "docker"}))
+        detail = "; ".join(_plugin_errors)
+        raise UnknownSchemeError(
+            f"unknown version scheme {name!r} (known: {known})" + (f"; {detail}" if detail else "")
+        )
+    return scheme
+
+
+def scheme_names() -> list[str]:
+    """Names of every available scheme (loads plugins)."""
+    return sorted({"docker", *_load_schemes()})
+
+
+def _normalise_name(image_name: str) -> str:
+    # The repository name as reference.py writes it (python -> docker.io/library/python),
+    # without importing reference.py and its dataclasses on the warm path.
+    name = image_name.partition("@")[0]
+    last = name.rfind("/")
+    if ":" in name[last + 1 :]:
+        name = name[: name.rindex(":")]
+    first, _, rest = name.partition("/")
+    if not rest:
+        return f"docker.io/library/{first}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{name}"
+    if first in ("index.docker.io", "registry-1.docker.io"):
+        first = "docker.io"
+    if first == "docker.io" and "/" not in rest:
+        return f"docker.io/library/{rest}"
+    return f"{first}/{rest}"
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    # fnmatch semantics without fnmatch: * and ? match any characters, / included.
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts))
+
+
+def scheme_for(image_name: str, config: Mapping[str, str] | None = None) -> VersionScheme:
+    """The scheme for an image. ``config`` maps image names or globs over the normalised
+    name (``docker.io/library/ubuntu``, ``*/eclipse-temurin``) to scheme names: an exact
+    name wins, then the first glob that matches. Then :data:`BUILTIN_IMAGE_SCHEMES`, then
+    the default. Raises :class:`UnknownSchemeError` for a name no plugin provides.
+    """
+    name = _normalise_name(image_name)
+    chosen: str | None = None
+    if config:
+        for pattern in (name, image_name):
+            if pattern in config:
+                chosen = config[pattern]
+                break
+        else:
+            for pattern, scheme_name in config.items():
+                glob = _glob(pattern)
+                if glob.fullmatch(name) or glob.fullmatch(image_name):
+                    chosen = scheme_name
+                    break
+    if chosen is None:
+        chosen = BUILTIN_IMAGE_SCHEMES.get(name)
+    if chosen is None:
+        return DEFAULT_SCHEME
+    return get_scheme(chosen)

@@ -45,30 +45,58 @@ def test_variants_follow_their_version_plain_first_then_alphabetical() -> None:
 
 
 def test_non_versions_sort_after_versions_alphabetically() -> None:
-    tags = ["latest", "edge", "8u412-jdk", "bookworm", "1.0", "20260805", "rc"]
-    assert sort_tags(tags) == ["1.0", "20260805", "8u412-jdk", "bookworm", "edge", "latest", "rc"]
+    tags = ["latest", "edge", "8u412-jdk", "bookworm", "1.0", "20260805", "rc", "deadbeef1"]
+    assert sort_tags(tags) == [
+        "8u412-jdk",  # Java 8 update 412: release (8, 412), newer than 1.0
+        "1.0",
+        "20260805",
+        "bookworm",
+        "deadbeef1",  # looks like a commit: not a version (as in Renovate)
+        "edge",
+        "latest",
+        "rc",
+    ]
+
+
+def test_build_numbers_sort_numerically_after_the_plain_release() -> None:
+    tags = ["21.0.5_9-jdk", "21.0.5_11-jdk", "21.0.5", "21.0.6_7-jdk"]
+    assert sort_tags(tags) == ["21.0.6_7-jdk", "21.0.5_11-jdk", "21.0.5_9-jdk", "21.0.5"]
 
 
 @pytest.mark.parametrize(
-    ("tag", "numbers", "pre", "variant"),
+    ("tag", "numbers", "pre", "variant", "build", "form"),
     [
-        ("3.12.1-slim-bookworm", (3, 12, 1), None, "slim-bookworm"),
-        ("3.15.0rc1", (3, 15, 0), ("rc", 1), ""),
-        ("3.15-rc-trixie", (3, 15), None, "rc-trixie"),
-        ("v2.0beta", (2, 0), ("beta", 0), ""),
-        ("13", (13,), None, ""),
+        ("3.12.1-slim-bookworm", (3, 12, 1), None, "slim-bookworm", None, ""),
+        ("3.15.0rc1", (3, 15, 0), ("rc", 1), "", None, ""),
+        ("3.15-rc-trixie", (3, 15), None, "rc-trixie", None, ""),
+        ("v2.0beta", (2, 0), ("beta", 0), "", None, ""),
+        ("13", (13,), None, "", None, ""),
+        ("21.0.5_11-jdk-noble", (21, 0, 5), None, "jdk-noble", "11", ""),
+        ("8.1.2.4_1", (8, 1, 2, 4), None, "", "1", ""),
+        ("8u412-b08-jdk", (8, 412), None, "b08-jdk", None, "u"),
+        ("8u504-al2023-jre", (8, 504), None, "al2023-jre", None, "u"),
     ],
 )
 def test_parse_tag(
-    tag: str, numbers: tuple[int, ...], pre: tuple[str, int] | None, variant: str
+    tag: str,
+    numbers: tuple[int, ...],
+    pre: tuple[str, int] | None,
+    variant: str,
+    build: str | None,
+    form: str,
 ) -> None:
     parsed = parse_tag(tag)
     assert parsed is not None
     assert (parsed.numbers, parsed.pre, parsed.variant) == (numbers, pre, variant)
+    assert (parsed.release, parsed.build, parsed.form) == (numbers, build, form)
     assert parsed.is_prerelease is (pre is not None)
+    assert parsed.tag == tag
 
 
-@pytest.mark.parametrize("tag", ["latest", "edge", "8u412-b08-jdk", "20260805", "alpine3.20", ""])
+@pytest.mark.parametrize(
+    "tag",
+    ["latest", "edge", "20260805", "alpine3.20", "", "8.1u2", "1a2b3c4", "3.0xyz", "bookworm"],
+)
 def test_not_versions(tag: str) -> None:
     assert parse_tag(tag) is None
 
@@ -98,6 +126,15 @@ def test_real_tags_newest_version_first(image: str) -> None:
     assert all(v is None for v in versions[first_name:]), "names come after every version"
     keys = [v.key for v in versions[:first_name] if v is not None]
     assert keys == sorted(keys, reverse=True), "versions are newest first"
+
+
+def test_sort_key_agrees_with_parsed_key_on_every_image() -> None:
+    # The written-out sort key and TagVersion.key must order every real tag alike.
+    for image in data.available():
+        tags = {r.tag for r in data.load_current(image)}
+        ordered = [p for p in (parse_tag(t) for t in sort_tags(tags)) if p is not None]
+        keys = [p.key for p in ordered]
+        assert keys == sorted(keys, reverse=True), image
 
 
 def test_real_tags_examples() -> None:

@@ -1,0 +1,466 @@
+"""Findings: what is stale, unpinned, missing or moved in the images a Dockerfile uses.
+
+One ``Finding`` type for every surface: the command line prints it, pre-commit fails on
+it, the language server shows it as a diagnostic with its ``edit`` as a code action.
+Findings that need no network (``latest``, ``unpinned``, invalid references, registries
+not allowed) are computed by :func:`local_findings`; the rest ask the registry through
+the cache, every distinct image concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from portside import errors, versions
+from portside.config import ImagePolicy, PolicyConfig
+from portside.dockerfile import Dockerfile, Document, ImageUse, Range
+from portside.reference import Digest, Reference
+
+if TYPE_CHECKING:
+    from portside.cache import CachedRegistry
+
+SEVERITY_ORDER = {"hint": 0, "info": 1, "warning": 2, "error": 3}
+
+# Defaults; [tool.portside.severity] overrides per kind (and stale-major/-minor/-patch).
+DEFAULT_SEVERITY = {
+    "stale-major": "warning",
+    "stale-minor": "info",
+    "stale-patch": "hint",
+    "stale-prerelease": "info",
+    "stale-build": "hint",
+    "variant-update": "info",
+    "unpinned": "info",
+    "latest": "warning",
+    "tag-moved": "warning",
+    "not-found": "error",
+    "platform-missing": "error",
+    "unreachable": "info",
+    "invalid-reference": "error",
+    "disallowed-registry": "error",
+    "unresolved": "info",
+}
+KINDS = (
+    "stale",
+    "variant-update",
+    "unpinned",
+    "latest",
+    "tag-moved",
+    "not-found",
+    "platform-missing",
+    "unreachable",
+    "invalid-reference",
+    "disallowed-registry",
+    "unresolved",
+)
+
+_IGNORE = re.compile(r"^\s*#\s*portside:\s*ignore(?:\s*=\s*([\w,\s-]+))?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text in ``range`` with ``new_text``."""
+
+    range: Range
+    new_text: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    range: Range
+    image: str
+    kind: str
+    severity: str
+    message: str
+    suggestion: str | None = None  # the image as it would read after the fix
+    edit: Edit | None = None
+    level: str | None = None  # for stale: major / minor / patch
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.range.start.line + 1,
+            "column": self.range.start.character + 1,
+            "end_line": self.range.end.line + 1,
+            "end_column": self.range.end.character + 1,
+            "image": self.image,
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+            "suggestion": self.suggestion,
+        }
+
+
+@dataclass
+class _Context:
+    file: str
+    doc: Dockerfile
+    lines: list[str]
+    config: PolicyConfig
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(
+        self,
+        use: ImageUse,
+        kind: str,
+        message: str,
+        *,
+        severity_key: str | None = None,
+        default_severity: str | None = None,
+        suggestion: str | None = None,
+        edit: Edit | None = None,
+        level: str | None = None,
+    ) -> None:
+        key = severity_key or kind
+        fallback = default_severity or DEFAULT_SEVERITY[key]
+        severity = self.config.severity_for(key, self.config.severity_for(kind, fallback))
+        self.findings.append(
+            Finding(
+                file=self.file,
+                range=use.range,
+                image=use.text,
+                kind=kind,
+                severity=severity,
+                message=message,
+                suggestion=suggestion,
+                edit=edit,
+                level=level,
+            )
+        )
+
+
+def ignored_kinds(lines: Sequence[str], line: int) -> frozenset[str] | None:
+    """Kinds silenced by ``# portside: ignore[=kind,...]`` on the line above ``line``."""
+    above = line - 1
+    while above >= 0:
+        match = _IGNORE.match(lines[above])
+        if match:
+            kinds = match.group(1)
+            if not kinds:
+                return frozenset({"*"})
+            return frozenset(k.strip().lower() for k in kinds.split(",") if k.strip())
+        # Other comments may sit between the ignore comment and the instruction.
+        if lines[above].lstrip().startswith("#"):
+            above -= 1
+            continue
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One image use with everything the rules need about it."""
+
+    use: ImageUse
+    ref: Reference
+    policy: ImagePolicy
+    ignore: frozenset[str]
+
+    def silenced(self, kind: str) -> bool:
+        return "*" in self.ignore or kind in self.ignore or self.policy.ignores(kind)
+
+
+def _images(doc: Dockerfile) -> Iterable[ImageUse]:
+    for use in doc.images:
+        if use.is_stage_reference or use.is_scratch:
+            continue
+        yield use
+
+
+def _prepare(ctx: _Context) -> list[Judged]:
+    judged: list[Judged] = []
+    for use in _images(ctx.doc):
+        ignore = ignored_kinds(ctx.lines, use.range.start.line) or frozenset()
+        if "*" in ignore:
+            continue
+        if use.resolved is None:
+            if "unresolved" not in ignore:
+                ctx.add(
+                    use,
+                    "unresolved",
+                    f"{use.text} uses a build argument without a default; "
+                    "it cannot be checked until the build sets it",
+                )
+            continue
+        try:
+            ref = Reference.parse(use.resolved)
+        except errors.InvalidReference as exc:
+            if "invalid-reference" not in ignore:
+                ctx.add(
+                    use, "invalid-reference", exc.message + (f" ({exc.hint})" if exc.hint else "")
+                )
+            continue
+        policy = ctx.config.for_image(ref.name, ref.familiar_name)
+        judged.append(Judged(use, ref, policy, ignore))
+    return judged
+
+
+def local_findings(
+    doc: Dockerfile, *, file: str, text: str, config: PolicyConfig
+) -> tuple[list[Finding], list[Judged]]:
+    """Findings that need no registry, and the images left to ask the registry about."""
+    ctx = _Context(file, doc, text.splitlines(), config)
+    judged = _prepare(ctx)
+    remote: list[Judged] = []
+    for item in judged:
+        ref, use = item.ref, item.use
+        if not config.registry_allowed(ref.registry):
+            if not item.silenced("disallowed-registry"):
+                ctx.add(
+                    use,
+                    "disallowed-registry",
+                    f"{ref.registry} is not an allowed registry "
+                    f"(allowed: {', '.join(config.allowed_registries or ())})",
+                )
+            continue
+        if (ref.tag is None or ref.tag == "latest") and ref.digest is None:
+            if not item.silenced("latest"):
+                what = "no tag" if ref.tag is None else "the 'latest' tag"
+                ctx.add(
+                    use,
+                    "latest",
+                    f"{use.text} uses {what}: the image changes under you; name a version",
+                )
+        elif ref.digest is None and not item.silenced("unpinned"):
+            ctx.add(
+                use,
+                "unpinned",
+                f"{use.text} is not pinned to a digest: a rebuilt tag changes the build silently",
+                # Required pinning makes a missing digest a warning, not a note.
+                default_severity="warning" if item.policy.require_digest else None,
+            )
+        remote.append(item)
+    return ctx.findings, remote
+
+
+# -- edits -------------------------------------------------------------------------------
+
+
+def replace_piece(use: ImageUse, old: str, new: str) -> Edit | None:
+    """An edit turning ``old`` into ``new`` where it is written.
+
+    Literally in the reference as written when it is there once, else in the default
+    of the one ``ARG`` it came from (the fix edits the ARG, not the FROM line).
+    """
+    if old and use.text.count(old) == 1 and "${" not in _around(use.text, old):
+        return Edit(use.range, use.text.replace(old, new))
+    holders = [s for s in use.substitutions if s.default is not None and old in s.default]
+    if len(holders) == 1 and holders[0].default is not None and holders[0].default.count(old) == 1:
+        sub = holders[0]
+        assert sub.default is not None and sub.default_range is not None
+        return Edit(sub.default_range, sub.default.replace(old, new))
+    return None
+
+
+def _around(text: str, piece: str) -> str:
+    """The text of ``piece`` widened to any ``${...}`` it sits in (to refuse edits there)."""
+    index = text.find(piece)
+    opening = text.rfind("${", 0, index + 1)
+    closing = text.find("}", opening) if opening >= 0 else -1
+    if opening >= 0 and closing >= index:
+        return text[opening : closing + 1]
+    return piece
+
+
+def retarget(use: ImageUse, ref: Reference, tag: str, digest: Digest | None) -> Edit | None:
+    """An edit moving ``use`` from ``ref`` to ``tag`` (and ``digest``, when given)."""
+    new_tail = tag + (f"@{digest}" if digest else "")
+    old_tail = (ref.tag or "") + (f"@{ref.digest}" if ref.digest else "")
+    candidates: list[tuple[str, str]] = []
+    if ref.tag:
+        candidates.append((old_tail, new_tail))
+        if ref.digest and digest:
+            candidates.append((str(ref.digest), str(digest)))
+        if not ref.digest and digest:
+            candidates.append((ref.tag, new_tail))
+        candidates.append((ref.tag, tag))
+    for old, new in candidates:
+        edit = replace_piece(use, old, new)
+        if edit is not None:
+            if not ref.digest and digest and new == tag:
+                continue  # would drop the pin we were asked for
+            return edit
+    if not ref.digest and digest and ref.tag == tag and "${" in use.text:
+        # Pinning an ARG-built name whose tag is not one ARG's whole tail: append the
+        # digest to the reference as written.
+        return Edit(use.range, f"{use.text}@{digest}")
+    return None
+
+
+def apply_edits(text: str, edits: Iterable[Edit]) -> str:
+    """``text`` with every edit applied; every other character kept as it was."""
+    document = Document(text)
+    spans = {
+        (document.offset_at(e.range.start), document.offset_at(e.range.end)): e.new_text
+        for e in edits  # the same ARG default fixed for two images is one edit
+    }
+    for (start, end), new_text in sorted(spans.items(), reverse=True):
+        text = text[:start] + new_text + text[end:]
+    return text
+
+
+# -- remote findings ---------------------------------------------------------------------
+
+
+async def _tags(cached: CachedRegistry, ref: Reference) -> list[str]:
+    return await cached.tags(ref.repository_ref())
+
+
+def _unreachable(ctx: _Context, item: Judged, exc: errors.PortsideError) -> None:
+    if item.silenced("unreachable"):
+        return
+    ctx.add(item.use, "unreachable", f"could not check {item.ref.familiar}: {exc.message}")
+
+
+async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> None:
+    ref, use = item.ref, item.use
+    try:
+        tags = await _tags(cached, ref)
+    except errors.NotFound:
+        if not item.silenced("not-found"):
+            ctx.add(use, "not-found", f"repository {ref.name} does not exist (or is not visible)")
+        return
+    except (errors.RegistryError, errors.CredentialError, errors.CacheMiss) as exc:
+        _unreachable(ctx, item, exc)
+        return
+
+    if ref.tag is not None and ref.tag not in tags:
+        if not item.silenced("not-found"):
+            ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
+        return
+
+    if ref.tag is not None and ref.tag != "latest":
+        scheme = versions.scheme_for(
+            ref.name, {"*": item.policy.scheme} if item.policy.scheme else None
+        )
+        await _stale(ctx, item, tags, scheme, cached)
+        if not item.silenced("variant-update"):
+            updates = versions.variant_updates(ref.tag, tags, scheme=scheme)
+            if updates:
+                newest = updates[0]
+                ctx.add(
+                    use,
+                    "variant-update",
+                    f"{ref.familiar_name}:{newest} is the same version on a newer variant",
+                    suggestion=f"{ref.familiar_name}:{newest}",
+                    edit=retarget(use, ref, newest, None),
+                )
+
+    try:
+        if ref.digest is not None and ref.tag is not None and not item.silenced("tag-moved"):
+            now = await cached.resolve(Reference(ref.registry, ref.repository, ref.tag))
+            if now.digest != ref.digest:
+                ctx.add(
+                    use,
+                    "tag-moved",
+                    f"{ref.familiar_name}:{ref.tag} now points to {now.digest.short}…, not the "
+                    f"pinned {ref.digest.short}… (the image was rebuilt)",
+                    suggestion=f"{ref.familiar_name}:{ref.tag}@{now.digest}",
+                    edit=replace_piece(use, str(ref.digest), str(now.digest)),
+                )
+        elif ref.digest is not None:
+            await cached.manifest(ref)
+        await _platform(ctx, item, cached)
+    except errors.NotFound:
+        if not item.silenced("not-found"):
+            what = f"digest {ref.digest.short}…" if ref.digest else f"tag {ref.tag!r}"
+            ctx.add(use, "not-found", f"{what} does not exist in {ref.name}")
+    except errors.InvalidReference as exc:  # a platform not in the index
+        if not item.silenced("platform-missing"):
+            ctx.add(use, "platform-missing", exc.message + (f" ({exc.hint})" if exc.hint else ""))
+    except (errors.RegistryError, errors.CredentialError, errors.CacheMiss) as exc:
+        _unreachable(ctx, item, exc)
+
+
+async def _stale(
+    ctx: _Context,
+    item: Judged,
+    tags: list[str],
+    scheme: versions.VersionScheme,
+    cached: CachedRegistry,
+) -> None:
+    ref, use = item.ref, item.use
+    if item.silenced("stale") or ref.tag is None:
+        return
+    newer = versions.newer_in_line(
+        ref.tag, tags, scheme=scheme, allow_levels=item.policy.update_levels
+    )
+    if not newer:
+        return
+    newest = newer[0]
+    current = scheme.parse(ref.tag)
+    candidate = scheme.parse(newest)
+    level = scheme.update_level(current, candidate) if current and candidate else None
+    level = level or "patch"
+    digest: Digest | None = None
+    if ref.digest is not None:
+        # A pinned image stays pinned: suggest the new tag at its digest.
+        try:
+            digest = (await cached.resolve(Reference(ref.registry, ref.repository, newest))).digest
+        except errors.PortsideError:
+            digest = None
+    suggestion = f"{ref.familiar_name}:{newest}" + (f"@{digest}" if digest else "")
+    ctx.add(
+        use,
+        "stale",
+        f"{ref.familiar_name}:{newest} is available ({level} update from {ref.tag})",
+        severity_key=f"stale-{level}",
+        suggestion=suggestion,
+        edit=retarget(use, ref, newest, digest) if (digest or ref.digest is None) else None,
+        level=level,
+    )
+
+
+async def _platform(ctx: _Context, item: Judged, cached: CachedRegistry) -> None:
+    platform = item.use.platform_resolved
+    if not platform or item.silenced("platform-missing"):
+        return
+    from portside.registry.manifest import Platform
+
+    try:
+        wanted = Platform.parse(platform)
+    except errors.InvalidReference:
+        return
+    manifest = await cached.manifest(item.ref)
+    if manifest.is_index:
+        manifest.select(wanted)
+
+
+async def check_document(
+    doc: Dockerfile,
+    *,
+    file: str,
+    text: str,
+    config: PolicyConfig,
+    cached: CachedRegistry | None,
+) -> list[Finding]:
+    """Every finding for one Dockerfile; ``cached=None`` gives the local ones only."""
+    findings, remote = local_findings(doc, file=file, text=text, config=config)
+    if cached is None or not remote:
+        return _sorted(findings)
+    ctx = _Context(file, doc, text.splitlines(), config, findings)
+    await asyncio.gather(*(_judge_remote(ctx, item, cached) for item in remote))
+    return _sorted(ctx.findings)
+
+
+def _sorted(findings: list[Finding]) -> list[Finding]:
+    return sorted(
+        findings,
+        key=lambda f: (
+            f.range.start.line,
+            f.range.start.character,
+            -SEVERITY_ORDER[f.severity],
+            f.kind,
+        ),
+    )
+
+
+def meets(finding: Finding, threshold: str) -> bool:
+    """Whether ``finding`` reaches ``threshold``: a severity name or a kind."""
+    if threshold in SEVERITY_ORDER:
+        return SEVERITY_ORDER[finding.severity] >= SEVERITY_ORDER[threshold]
+    return finding.kind == threshold

@@ -1,0 +1,154 @@
+"""The built-in version schemes beyond the default, as a pluggy plugin.
+
+Registered exactly like a third-party plugin (``BUILTIN_PLUGINS`` in ``plugins.py``)
+through the ``portside_version_schemes`` hook; ``versions.scheme_for`` resolves an
+image to one of them by name from configuration. Each falls back to the default
+(docker) reading for tags of the usual ``version-variant`` shape, so one image can mix
+both kinds (``debian:13.6`` and ``debian:trixie-20260803-slim``).
+
+- ``debian``, ``ubuntu``: a release codename is the version (``bookworm`` is 12,
+  ``jammy`` is 22.04), optionally followed by a date stamp that is its build
+  (``jammy-20260810``, ``resolute-20260811.1``) and a variant (``bookworm-slim``);
+  other date-stamped tags (``sid-20260803``) are read as ``calendar`` reads them.
+- ``calendar``: a date is the version (``20260815``, ``tip-20260815``,
+  ``devel-20260817-alpine3.24``, ``base-20260816.0.574111``); the words before it name
+  the line. A newer date is a ``patch`` update: snapshots are rebuilds, not majors.
+- ``prefixed``: a version after leading words (``enterprise-8.0.2``,
+  ``open-17.0.20.0-jdk-jammy``, ``temurin-21-lein-2.13.0``) or glued to one
+  (``python3.14-trixie``, ``jdk21``, ``php8.5-fpm``); the words name the line.
+"""
+
+from __future__ import annotations
+
+import re
+
+from portside import codenames
+from portside.plugins import hookimpl
+from portside.versions import (
+    DEFAULT_SCHEME,
+    PRE_RELEASE_RANK,
+    TagVersion,
+    VersionScheme,
+    parse_tag,
+    variant_family,
+)
+
+# A Debian/Ubuntu image date stamp: YYYYMMDD, optionally with a respin (.1).
+_DATE = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\.\d+)*", re.ASCII)
+
+
+_CALENDAR = re.compile(
+    r"(?:(?P<words>[a-z][a-z0-9.]*(?:-[a-z][a-z0-9.]*)*)-)?"
+    r"(?P<date>(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))"
+    r"(?P<more>(?:\.\d+)*)"
+    r"(?:-(?P<variant>.+))?",
+    re.ASCII,
+)
+
+
+class CalendarScheme(VersionScheme):
+    """Date-stamped tags: the date (and any ``.N`` after it) is the version."""
+
+    name = "calendar"
+    description = "a date is the version: 20260815, tip-20260815, devel-20260817-alpine3.24"
+
+    def parse(self, tag: str) -> TagVersion | None:
+        match = _CALENDAR.fullmatch(tag)
+        if match is None:
+            return parse_tag(tag)
+        words, date, more, variant = match.group("words", "date", "more", "variant")
+        release = (int(date), *(int(n) for n in more.split(".")[1:]))
+        return TagVersion(tag, release, None, variant or "", None, f"calendar:{words or ''}")
+
+    def update_level(self, current: TagVersion, candidate: TagVersion) -> str | None:
+        level = super().update_level(current, candidate)
+        if level is not None and current.form.startswith("calendar:"):
+            # A newer snapshot of the same thing: the smallest release step.
+            return "patch"
+        return level
+
+    def variant_update(self, current: TagVersion, candidate: TagVersion) -> bool:
+        if not current.form.startswith("calendar:"):
+            return super().variant_update(current, candidate)
+        # A date has no "major" to stay within: any snapshot at least as new will do.
+        if current.form != candidate.form or candidate.key < current.key:
+            return False
+        mine = variant_family(current.variant)
+        theirs = variant_family(candidate.variant)
+        return (
+            mine is not None and theirs is not None and mine[0] == theirs[0] and theirs[1] > mine[1]
+        )
+
+
+class CodenameScheme(CalendarScheme):
+    """Release codenames from one table, ordered by the release each one names.
+
+    Other date-stamped tags (the rolling suites: ``sid-20260803``, ``stable-20260803-slim``)
+    are read as calendar tags, and everything else as the default scheme reads it.
+    """
+
+    def __init__(self, name: str, table: dict[str, tuple[int, ...]], description: str) -> None:
+        self.name = name
+        self.table = table
+        self.description = description
+
+    def parse(self, tag: str) -> TagVersion | None:
+        codename, _, rest = tag.partition("-")
+        release = self.table.get(codename)
+        if release is None:
+            return super().parse(tag)
+        build: str | None = None
+        first, _, after = rest.partition("-")
+        if first and _DATE.fullmatch(first):
+            build, rest = first, after
+        # The form keeps codename tags in their own line: bookworm moves to trixie,
+        # not to 13.6 (a different tag shape, chosen on purpose by whoever wrote it).
+        return TagVersion(tag, release, None, rest, build, self.name)
+
+
+# Leading words, then a version (glued to the last word or its own token).
+_PREFIXED_TOKEN = re.compile(
+    r"([a-z][a-z_]*?)?(\d+(?:\.\d+)*)(?:([a-z]+)(\d+)?)?(?:_(\d+))?", re.ASCII
+)
+
+
+class PrefixedScheme(VersionScheme):
+    """A version after words that name the line: ``enterprise-8.0.2``, ``jdk21-noble``."""
+
+    name = "prefixed"
+    description = "a version after words that name the line: enterprise-8.0.2, python3.14"
+
+    def parse(self, tag: str) -> TagVersion | None:
+        parsed = parse_tag(tag)
+        if parsed is not None:
+            return parsed
+        tokens = tag.split("-")
+        for index, token in enumerate(tokens):
+            match = _PREFIXED_TOKEN.fullmatch(token)
+            if match is None:
+                continue
+            glued, numbers, word, number, build = match.groups()
+            if len(numbers.partition(".")[0]) >= 8:
+                return None  # a date: the calendar scheme's business
+            if word is not None and word not in PRE_RELEASE_RANK:
+                return None
+            pre = (word, int(number or 0)) if word is not None else None
+            form = "".join(t + "-" for t in tokens[:index]) + (glued or "")
+            release = tuple(int(n) for n in numbers.split("."))
+            return TagVersion(tag, release, pre, "-".join(tokens[index + 1 :]), build, form)
+        return None
+
+
+DEBIAN = CodenameScheme(
+    "debian", codenames.DEBIAN, "Debian codenames: buster < bullseye < bookworm < trixie"
+)
+UBUNTU = CodenameScheme(
+    "ubuntu", codenames.UBUNTU, "Ubuntu codenames: focal < jammy < noble < resolute"
+)
+CALENDAR = CalendarScheme()
+PREFIXED = PrefixedScheme()
+
+
+@hookimpl
+def portside_version_schemes() -> list[VersionScheme]:
+    return [DEFAULT_SCHEME, DEBIAN, UBUNTU, CALENDAR, PREFIXED]
