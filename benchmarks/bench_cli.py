@@ -16,8 +16,8 @@ alike:
 
 It reports min, median and p95 in milliseconds and the median ratios, as a markdown
 table on stdout and in ``benchmarks/results/`` (git-ignored). A benchmark, not a test:
-nothing here asserts a time. ``--importtime`` also prints what a warm ``portside tags``
-imports, the tool used to keep the warm path lean.
+nothing here asserts a time. ``--importtime`` also prints what a warm and a cold
+``portside tags`` import, the tool used to keep both paths lean.
 
 Portside runs as installed: the ``portside`` console script next to this Python when
 there is one, else ``python -m portside``; with byte-code caching on (a
@@ -163,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         (results / f"bench_cli-{stamp}.md").write_text(report)
         if args.importtime:
-            print(importtime(portside, repo, warm_env))
+            print(importtime(portside, repo, warm_env, "Warm"))
+            print(importtime(portside, repo, cold_env(), "Cold"))
     finally:
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -209,14 +210,14 @@ def render(
     return "\n".join(header + rows + ratios) + "\n"
 
 
-def importtime(portside: list[str], repo: str, env: dict[str, str]) -> str:
+def importtime(portside: list[str], repo: str, env: dict[str, str], label: str) -> str:
     python = sys.executable
     if portside[0] != python:
         argv = [python, "-X", "importtime", portside[0], "tags", repo]
     else:
         argv = [python, "-X", "importtime", "-m", "portside", "tags", repo]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-    lines = ["", "Warm `portside tags` imports (cumulative us, top level only):", ""]
+    lines = ["", f"{label} `portside tags` imports (cumulative us, top level only):", ""]
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue

@@ -347,12 +347,9 @@ def _make_cached(args: Args) -> CachedRegistry:
         from portside.registry.client import RegistryClient
         from portside.registry.transport import ClientOptions
 
-        options = ClientOptions(insecure=insecure, ca_file=ca_file)
-        if timeout is not None:
-            import dataclasses
-
-            options = dataclasses.replace(options, timeout=timeout)
-        return RegistryClient(options)
+        if timeout is None:
+            return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file))
+        return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file, timeout=timeout))
 
     return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
 

@@ -7,7 +7,9 @@ Messages are built from parts that never hold a secret: URLs go through
 
 from __future__ import annotations
 
-import datetime as _dt
+TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
+if TYPE_CHECKING:
+    import datetime as _dt  # annotations only: ~1.5 ms that a cache hit does not need
 
 
 class PortsideError(Exception):

@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 
 from portside import codenames
+from portside.errors import ConfigError
 
 TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
 if TYPE_CHECKING:
@@ -460,8 +461,8 @@ def _newest_first(current: TagVersion, found: Iterable[TagVersion]) -> list[str]
 # -- choosing a scheme ------------------------------------------------------------------
 
 
-class UnknownSchemeError(LookupError):
-    """A scheme name that no installed plugin provides."""
+class UnknownSchemeError(ConfigError, LookupError):
+    """A scheme name that no installed plugin provides (a configuration mistake)."""
 
 
 # Images whose own versions are codenames; configuration overrides these.

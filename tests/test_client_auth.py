@@ -128,6 +128,14 @@ def secrets_of(reg: Registry, *more: str) -> list[str]:
     return found
 
 
+def after_probe(proxy: FaultProxy) -> list[RecordedRequest]:
+    """The requests after the scheme probe: on loopback, the transport first asks
+    ``GET /v2/`` over plain HTTP, anonymously, to learn that the port speaks HTTP."""
+    probe, *rest = proxy.requests
+    assert (probe.method, probe.path, probe.authorization) == ("GET", "/v2/", None)
+    return rest
+
+
 class Clock:
     """A ``time`` stand-in for auth.py: monotonic time that a test moves forward."""
 
@@ -147,7 +155,8 @@ async def test_ping_plain_registry_is_anonymous(
     proxy = proxy_factory(registry_factory())
     async with client() as c:
         await c.ping(proxy.host)
-    assert [r.path for r in proxy.requests] == ["/v2/"]
+    # The scheme probe (plain HTTP first on loopback), then the ping itself.
+    assert [r.path for r in proxy.requests] == ["/v2/", "/v2/"]
     assert all(r.authorization is None for r in proxy.requests)
 
 
@@ -263,7 +272,7 @@ async def test_unknown_schemes_only_report_the_401(
             await c.list_tags(ref(proxy.host))
     assert caught.value.status == 401
     # Tried anonymously, once; nothing was sent anywhere.
-    assert [r.authorization for r in proxy.requests] == [None]
+    assert [r.authorization for r in after_probe(proxy)] == [None]
     assert token_registry.token_issuer.token_requests() == []  # type: ignore[union-attr]
     assert_no_secret(caught.value, secrets_of(token_registry))
 
@@ -689,7 +698,7 @@ async def test_basic_registry_with_docker_config_credentials(
     async with client() as c:
         assert await c.list_tags(ref(proxy.host)) == ["1.0"]
         await c.get_manifest(ref(proxy.host))
-    sent = [basic_of(r) for r in proxy.requests]
+    sent = [basic_of(r) for r in after_probe(proxy)]
     assert sent[0] is None  # anonymous first, then the challenge
     assert sent[1:] == [(user, password)] * (len(sent) - 1)
 

@@ -8,12 +8,17 @@ with both ``manifests`` and ``layers`` (the ambiguous-manifest advisory class).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
 
 from portside.errors import InvalidDigest, InvalidReference, InvalidResponse, UnsupportedMediaType
 from portside.reference import Digest
 from portside.registry import mediatypes as mt
+from portside.value import Value, field
+
+# The value classes below are portside.value.Value, not dataclasses (same behaviour,
+# ~10 ms less on every cache-hit ``portside inspect``); typing only for mypy.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # What people (and ``uname -m``) call architectures, as OCI names them.
 _ARCH_ALIASES: dict[str, tuple[str, str | None]] = {
@@ -29,8 +34,7 @@ _ARCH_ALIASES: dict[str, tuple[str, str | None]] = {
 _ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 
 
-@dataclass(frozen=True, order=True)
-class Platform:
+class Platform(Value, order=True):
     """``os/architecture[/variant]``, as in an index entry or an image config."""
 
     os: str
@@ -95,15 +99,14 @@ class Platform:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(Value):
     """What points at content: media type, digest, size, and optional extras."""
 
     media_type: str
     digest: Digest
     size: int
     platform: Platform | None = None
-    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, compare=False)
     artifact_type: str | None = None
     urls: tuple[str, ...] = ()
 
@@ -162,8 +165,7 @@ class Descriptor:
         return out
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(Value):
     """A verified image manifest or index: the exact bytes plus what they say.
 
     ``digest`` is the digest of ``raw``; whoever built this object checked it.
@@ -176,7 +178,7 @@ class Manifest:
     layers: tuple[Descriptor, ...] = ()
     manifests: tuple[Descriptor, ...] = ()
     subject: Descriptor | None = None
-    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, compare=False)
     artifact_type: str | None = None
 
     @property
@@ -310,8 +312,7 @@ def parse_manifest(raw: bytes, *, digest: Digest, content_type: str | None, wher
     )
 
 
-@dataclass(frozen=True)
-class ImageConfig:
+class ImageConfig(Value):
     """The parts of an image config blob people ask about."""
 
     raw: bytes

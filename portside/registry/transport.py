@@ -193,7 +193,7 @@ class Transport:
     ) -> None:
         self.options = options
         self._http_transport = http_transport
-        self._clients: dict[bool, httpx.AsyncClient] = {}
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self._schemes: dict[str, str] = {}
         self._probe_locks: dict[str, asyncio.Lock] = {}
         self._not_before: dict[str, float] = {}
@@ -205,16 +205,40 @@ class Transport:
 
     # -- setup -----------------------------------------------------------------------
 
-    def _client(self, verify: bool) -> httpx.AsyncClient:
-        client = self._clients.get(verify)
+    def _kind(self, url: httpx.URL) -> str:
+        """Which client sends to ``url``: ``http``, ``https`` or ``https-unverified``."""
+        if url.scheme != "https":
+            return "http"
+        return "https-unverified" if self.is_insecure(url.netloc.decode()) else "https"
+
+    def _client(self, kind: str) -> httpx.AsyncClient:
+        """The client for one kind of connection (see :meth:`_kind`), made on first use.
+
+        Each kind has its own SSL context, made here and only here, when the first
+        request of that kind is sent: a verifying context loads the system CA store
+        (20-30 ms), which a plain-HTTP registry on loopback never needs.
+
+        - ``https``: verified against the system CAs plus ``ca_file``.
+        - ``https-unverified``: TLS without verification, for ``--insecure-registry``
+          hosts only.
+        - ``http``: plain HTTP. httpx wants a context even so; it gets a bare one that
+          trusts no CA at all, so that should an ``https`` URL ever reach this client
+          its handshake fails instead of going unverified.
+        """
+        client = self._clients.get(kind)
         if client is None:
             ssl_context: ssl.SSLContext | bool
-            if verify:
+            if kind == "https":
                 ssl_context = ssl.create_default_context()
                 if self.options.ca_file:
                     ssl_context.load_verify_locations(self.options.ca_file)
-            else:
+            elif kind == "https-unverified":
                 ssl_context = False
+            elif kind == "http":
+                # PROTOCOL_TLS_CLIENT verifies by default; with no CA loaded, nothing passes.
+                ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            else:  # pragma: no cover - a programming error
+                raise ValueError(f"unknown client kind {kind!r}")
             timeout = httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout)
             client = httpx.AsyncClient(
                 verify=ssl_context,
@@ -225,7 +249,7 @@ class Transport:
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
                 trust_env=False,
             )
-            self._clients[verify] = client
+            self._clients[kind] = client
         return client
 
     async def aclose(self) -> None:
@@ -259,9 +283,51 @@ class Transport:
         return httpx.URL(f"{scheme}://{host}")
 
     async def _probe(self, host: str) -> str:
-        """Loopback/insecure hosts: HTTPS when the port speaks TLS, else plain HTTP."""
+        """Loopback/insecure hosts: plain HTTP when the port answers it like a registry,
+        else HTTPS (verified, unless the host is marked insecure).
+
+        Plain HTTP is asked first because it is cheap (no SSL context, no handshake) and
+        it is what a local registry usually speaks. The probe is ``GET /v2/`` with no
+        credentials, on the client that has none. An answer "looks like a registry"
+        when it carries ``Docker-Distribution-API-Version`` or is 200/401; anything
+        else (a TLS port's ``400 Client sent an HTTP request to an HTTPS server``, a
+        reset connection, an unrelated server) is settled by the TLS probe, exactly
+        as before this plain-HTTP step existed, so a TLS registry with an unknown CA
+        still ends in ``TLSError``. Hosts neither loopback nor insecure never get here
+        (:meth:`base_url`): they are HTTPS only.
+        """
+        client = self._client("http")
         try:
-            response = await self._client(not self.is_insecure(host)).get(f"https://{host}/v2/")
+            response = await client.send(
+                client.build_request("GET", f"http://{host}/v2/"), stream=True
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:
+            # Nothing listens, or nothing answers: TLS on the same port would not fare
+            # better. (A TLS server answers a plain request at once, with 400 or a close.)
+            raise self._connect_error(exc, host) from None
+        except httpx.HTTPError:
+            pass  # reset, or bytes that are not HTTP (a TLS alert): ask in TLS
+        else:
+            registry = _looks_like_registry(response)
+            try:
+                # Read the (capped) body so that the connection can serve the next request.
+                deadline = time.monotonic() + self.options.timeout
+                await _read_capped(response, ERROR_BODY_LIMIT, truncate=True, deadline=deadline)
+            except errors.RegistryError:
+                pass  # closed by _read_capped; only the headers mattered
+            if registry:
+                return "http"
+        return await self._probe_tls(host)
+
+    async def _probe_tls(self, host: str) -> str:
+        """HTTPS when the port completes a TLS handshake, HTTP when it does not speak TLS."""
+        kind = "https-unverified" if self.is_insecure(host) else "https"
+        try:
+            client = self._client(kind)
+            # Only the handshake matters: the body is never read.
+            response = await client.send(
+                client.build_request("GET", f"https://{host}/v2/"), stream=True
+            )
             await response.aclose()
             return "https"
         except httpx.ConnectError as exc:
@@ -412,7 +478,7 @@ class Transport:
         current_url = url
         current_method = method
         for _hop in range(MAX_REDIRECTS + 1):
-            client = self._client(not self.is_insecure(current_url.netloc.decode()))
+            client = self._client(self._kind(current_url))
             request = client.build_request(
                 current_method, current_url, headers=current_headers, content=content
             )
@@ -560,6 +626,13 @@ class Transport:
             registry=host,
             hint="check the host name, the port and that the registry is running",
         )
+
+
+def _looks_like_registry(response: httpx.Response) -> bool:
+    """Whether a plain-HTTP ``/v2/`` answer came from a registry speaking plain HTTP."""
+    if "docker-distribution-api-version" in response.headers:
+        return True
+    return response.status_code in (200, 401)
 
 
 def _ssl_reason(exc: BaseException) -> ssl.SSLError | None:
