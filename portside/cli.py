@@ -23,6 +23,7 @@ TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Coroutine, Sequence
+    from pathlib import Path
     from typing import Any, TextIO, TypeVar
 
     from portside.cache import CachedRegistry
@@ -307,6 +308,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--json", action="store_true", help="print a JSON object")
 
+    check = verb("check", "check the images Dockerfiles use: stale, unpinned, moved, missing")
+    check.add_argument(
+        "paths", metavar="PATH", nargs="*", default=["."], help="files or folders (default .)"
+    )
+    output = check.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON array of findings")
+    output.add_argument("--sarif", action="store_true", help="print SARIF 2.1.0")
+    check.add_argument(
+        "--fail-on",
+        metavar="SEVERITY|KIND",
+        default="error",
+        help="exit 1 when a finding reaches this severity (error, warning, info, hint) "
+        "or is of this kind, e.g. stale (default error)",
+    )
+
+    pin = verb("pin", "pin image references to tag@digest, keeping every other byte")
+    pin.add_argument(
+        "paths", metavar="PATH", nargs="*", default=["."], help="files or folders (default .)"
+    )
+    pin.add_argument(
+        "--update",
+        choices=("patch", "minor", "major"),
+        help="first move to the newest tag in the line that this level of update allows",
+    )
+    pin.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when something would change"
+    )
+
+    query = verb("query", "find exact images with a query over tags and image metadata")
+    query.add_argument("text", metavar="QUERY", help="e.g. 'python where version ~ 3.12 limit 1'")
+    query_output = query.add_mutually_exclusive_group()
+    query_output.add_argument("--json", action="store_true", help="print a JSON array")
+    query_output.add_argument(
+        "--ref", action="store_true", help="print repository:tag@digest of the first result only"
+    )
+
+    latest = verb("latest", "the newest release in this tag's line (never the 'latest' tag)")
+    latest.add_argument("ref", metavar="REF", help="image reference, e.g. python:3.12-slim")
+    latest_output = latest.add_mutually_exclusive_group()
+    latest_output.add_argument("--json", action="store_true", help="print a JSON object")
+    latest_output.add_argument(
+        "--ref", action="store_true", help="print repository:tag@digest only"
+    )
+
     digest = verb("digest", "print the digest to pin a reference to (for shell use)")
     digest.add_argument("ref", metavar="REF", help="image reference (name[:tag][@digest])")
     digest.add_argument(
@@ -354,11 +399,20 @@ def _make_cached(args: Args) -> CachedRegistry:
     return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
 
 
-def _run(cached: CachedRegistry, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """The answer of ``make()``: from the cache without an event loop when it can be."""
+def _run(
+    cached: CachedRegistry,
+    make: Callable[[], Coroutine[Any, Any, T]],
+    *,
+    loop_free: bool = True,
+) -> T:
+    """The answer of ``make()``: from the cache without an event loop when it can be.
+
+    ``loop_free=False`` for work that gathers tasks (checking many files), which needs
+    an event loop even when every answer is cached.
+    """
     from portside.cache import NeedsNetwork
 
-    if not cached.refresh:
+    if loop_free and not cached.refresh:
         try:
             return cached.run_from_cache(make())
         except NeedsNetwork:
@@ -524,7 +578,129 @@ def _cmd_digest(args: Args, cached: CachedRegistry) -> int:
     return 0
 
 
-_COMMANDS = {"tags": _cmd_tags, "inspect": _cmd_inspect, "digest": _cmd_digest}
+def _files(paths: Sequence[str]) -> list[Path]:
+    from portside.discover import find_dockerfiles
+
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise UsageError(f"no such file or folder: {missing[0]}")
+    files = find_dockerfiles(paths)
+    if not files:
+        raise UsageError(
+            f"no Dockerfile found under {', '.join(paths)}",
+            hint="Dockerfile, *.Dockerfile, Dockerfile.* and Containerfile are looked for",
+        )
+    return files
+
+
+def _cmd_check(args: Args, cached: CachedRegistry) -> int:
+    from portside import report
+    from portside.check import check_files
+    from portside.policy import KINDS, SEVERITY_ORDER, meets
+
+    if args.fail_on not in SEVERITY_ORDER and args.fail_on not in KINDS:
+        raise UsageError(
+            f"--fail-on {args.fail_on!r} is neither a severity nor a kind",
+            hint=f"severities: {', '.join(SEVERITY_ORDER)}; kinds: {', '.join(KINDS)}",
+        )
+    files = _files(args.paths)
+    result = _run(cached, lambda: check_files(files, cached), loop_free=False)
+    for error in result.errors:
+        _say("error", error)
+    findings = result.findings
+    if args.json:
+        _out().write(report.to_json(findings) + "\n")
+    elif args.sarif:
+        _out().write(report.to_sarif(findings) + "\n")
+    elif findings:
+        _out().write(report.to_text(findings) + "\n")
+    if not (args.json or args.sarif):
+        counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITY_ORDER}
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
+        sys.stderr.write(f"{len(files)} file(s) checked: {summary}\n")
+    if result.errors:
+        return 2
+    return 1 if any(meets(f, args.fail_on) for f in findings) else 0
+
+
+def _cmd_pin(args: Args, cached: CachedRegistry) -> int:
+    from pathlib import Path
+
+    from portside.check import plan_pins, write_atomically
+
+    files = _files(args.paths)
+    plans = _run(cached, lambda: plan_pins(files, cached, update=args.update), loop_free=False)
+    out = _out()
+    failed = changed = False
+    for plan in plans:
+        for problem in plan.problems:
+            _say("error", f"{plan.file}: {problem}")
+        if plan.problems:
+            failed = True
+            _say("error", f"{plan.file}: left unchanged")
+            continue
+        for change in plan.changes:
+            out.write(f"{plan.file}:{change.line}: {change.old} -> {change.new}\n")
+        if plan.changed and plan.new_text is not None:
+            changed = True
+            if not args.check:
+                write_atomically(Path(plan.file), plan.new_text)
+    if failed:
+        return 1
+    if args.check and changed:
+        sys.stderr.write("pin --check: files would change\n")
+        return 1
+    return 0
+
+
+def _print_results(results: list[Any], args: Args) -> None:
+    out = _out()
+    if args.json:
+        out.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    elif args.ref:
+        out.write(results[0].ref_text() + "\n")
+    else:
+        for r in results:
+            extra = "\t".join(str(x) for x in (r.platform, r.created) if x)
+            out.write(f"{r.ref_text()}" + (f"\t{extra}" if extra else "") + "\n")
+
+
+def _cmd_query(args: Args, cached: CachedRegistry) -> int:
+    from portside.query import parse_query, run_query
+
+    query = parse_query(args.text)  # syntax errors before any request
+    results = _run(cached, lambda: run_query(query, cached), loop_free=False)
+    if not results:
+        sys.stderr.write("no image matches\n")
+        return 1
+    _print_results(results, args)
+    return 0
+
+
+def _cmd_latest(args: Args, cached: CachedRegistry) -> int:
+    from portside.query import latest
+
+    ref = _parse_ref(args.ref)
+    result = _run(cached, lambda: latest(ref, cached), loop_free=False)
+    if result is None:
+        sys.stderr.write(f"no release found in the line of {ref.familiar}\n")
+        return 1
+    if args.json:
+        _out().write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        _print_results([result], args)
+    return 0
+
+
+_COMMANDS = {
+    "tags": _cmd_tags,
+    "inspect": _cmd_inspect,
+    "digest": _cmd_digest,
+    "check": _cmd_check,
+    "pin": _cmd_pin,
+    "query": _cmd_query,
+    "latest": _cmd_latest,
+}
 
 
 # -- entry point ---------------------------------------------------------------------
@@ -561,7 +737,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PortsideError as exc:
         if _debug():
             _print_traceback()
-        _say("error", exc.message)
+        first, *rest = exc.message.split("\n")
+        _say("error", first)
+        for line in rest:  # a query error's excerpt and caret
+            sys.stderr.write(f"  {clean(line)}\n")
         if exc.hint:
             _say("hint", exc.hint)
         return exc.exit_code

@@ -1,0 +1,184 @@
+"""portside check / pin / query / latest, run as a user runs them (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import data, seed
+from harness.registry import Registry
+
+
+def portside(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PORTSIDE_CACHE_DIR": str(cache), "DOCKER_CONFIG": str(cache / "docker")}
+    return subprocess.run(
+        [sys.executable, "-m", "portside", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path, registry: Registry) -> Path:
+    root = tmp_path / "project"
+    (root / "svc").mkdir(parents=True)
+    (root / "Dockerfile").write_text(
+        f"FROM {registry.host}/library/python:3.13 AS build\nFROM build\n", encoding="utf-8"
+    )
+    (root / "svc" / "api.Dockerfile").write_text(
+        f"FROM {registry.host}/library/nope:1\n", encoding="utf-8"
+    )
+    return root
+
+
+def test_check_table_json_sarif_and_exit_codes(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    table = portside("check", cwd=project, cache=cache)
+    assert table.returncode == 1, table.stderr  # not-found is an error
+    assert "svc/api.Dockerfile:1:6: error [not-found]" in table.stdout
+    assert "Dockerfile:1:6: info [unpinned]" in table.stdout
+    assert "2 file(s) checked" in table.stderr
+    assert "Traceback" not in table.stderr
+
+    as_json = portside("check", "--json", cwd=project, cache=cache)
+    findings = json.loads(as_json.stdout)
+    assert {f["kind"] for f in findings} >= {"unpinned", "not-found"}
+    assert set(findings[0]) == {
+        "file", "line", "column", "end_line", "end_column", "image", "kind",
+        "severity", "message", "suggestion",
+    }  # fmt: skip
+
+    sarif = json.loads(portside("check", "--sarif", cwd=project, cache=cache).stdout)
+    results = sarif["runs"][0]["results"]
+    assert sarif["version"] == "2.1.0"
+    assert {r["ruleId"] for r in results} == {f["kind"] for f in findings}
+
+    only_root = portside("check", "Dockerfile", "--fail-on", "not-found", cwd=project, cache=cache)
+    assert only_root.returncode == 0
+    strict = portside("check", "Dockerfile", "--fail-on", "info", cwd=project, cache=cache)
+    assert strict.returncode == 1
+    bad = portside("check", "--fail-on", "sometimes", cwd=project, cache=cache)
+    assert bad.returncode == 2
+    assert "neither a severity nor a kind" in bad.stderr
+
+
+def test_check_offline_uses_only_the_cache(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cold = portside("check", "Dockerfile", "--offline", "--json", cwd=project, cache=cache)
+    kinds = {f["kind"] for f in json.loads(cold.stdout)}
+    assert "unreachable" in kinds  # nothing cached: said so, never "not found"
+    online = portside("check", "Dockerfile", "--json", cwd=project, cache=cache)
+    warm = portside("check", "Dockerfile", "--offline", "--json", cwd=project, cache=cache)
+    assert json.loads(warm.stdout) == json.loads(online.stdout)
+    assert "unreachable" not in {f["kind"] for f in json.loads(warm.stdout)}
+
+
+def test_check_bad_input(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = portside("check", cwd=empty, cache=cache)
+    assert none.returncode == 2
+    assert "no Dockerfile found" in none.stderr
+    missing = portside("check", "nowhere", cwd=empty, cache=cache)
+    assert missing.returncode == 2
+    assert "no such file or folder: nowhere" in missing.stderr
+    (empty / "Dockerfile").write_bytes(b"FROM \xff\xfe\n")
+    binary = portside("check", cwd=empty, cache=cache)
+    assert binary.returncode == 2
+    assert "not UTF-8" in binary.stderr
+    (empty / "Dockerfile").write_text("FROM alpine:3.20\n", encoding="utf-8")
+    (empty / "pyproject.toml").write_text("[tool.portside]\nwat = 1\n", encoding="utf-8")
+    config = portside("check", "--offline", cwd=empty, cache=cache)
+    assert config.returncode == 2
+    assert "unknown setting 'wat'" in config.stderr
+    for result in (none, missing, binary, config):
+        assert "Traceback" not in result.stderr
+
+
+def test_pin_check_then_write(project: Path, tmp_path: Path, registry: Registry) -> None:
+    cache = tmp_path / "cache"
+    dockerfile = project / "Dockerfile"
+    before = dockerfile.read_text(encoding="utf-8")
+    dry = portside("pin", "Dockerfile", "--check", cwd=project, cache=cache)
+    assert dry.returncode == 1
+    assert dockerfile.read_text(encoding="utf-8") == before
+    digest = registry.seeded["library/python"].digest("3.13")
+    assert f"-> {registry.host}/library/python:3.13@{digest}" in dry.stdout
+    dockerfile.chmod(0o640)
+    api = project / "svc" / "api.Dockerfile"
+    api_before = api.read_text(encoding="utf-8")
+    done = portside("pin", cwd=project, cache=cache)
+    # svc/api.Dockerfile names a missing repository: that file is left alone, exit 1;
+    # the other file is pinned all the same.
+    assert done.returncode == 1
+    assert "api.Dockerfile: left unchanged" in done.stderr
+    assert api.read_text(encoding="utf-8") == api_before
+    assert dockerfile.read_text(encoding="utf-8") == before.replace(":3.13 ", f":3.13@{digest} ")
+    assert dockerfile.stat().st_mode & 0o777 == 0o640
+    assert portside("pin", "Dockerfile", "--check", cwd=project, cache=cache).returncode == 0
+
+
+def test_pin_update_moves_along_history(plain_registry: Registry, tmp_path: Path) -> None:
+    rows = data.load_history("python-since-2025-06")
+    state = seed.replay_history(plain_registry, "library/python", rows, until="2025-10-08")
+    folder = tmp_path / "p"
+    folder.mkdir()
+    dockerfile = folder / "Dockerfile"
+    dockerfile.write_text(f"FROM {plain_registry.host}/library/python:3.13.7-slim-bookworm\n")
+    done = portside("pin", "--update", "patch", cwd=folder, cache=tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    new = state.digest("3.13.8-slim-bookworm")
+    assert dockerfile.read_text() == (
+        f"FROM {plain_registry.host}/library/python:3.13.8-slim-bookworm@{new}\n"
+    )
+
+
+def test_query_and_latest(registry: Registry, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    host = registry.host
+    ref = portside(
+        "query",
+        f"{host}/library/python where version ~ 3.13 and variant = slim-bookworm "
+        "and platform = linux/arm64 limit 1",
+        "--ref",
+        cwd=tmp_path,
+        cache=cache,
+    )
+    assert ref.returncode == 0, ref.stderr
+    line = ref.stdout.strip()
+    assert line.startswith(f"{host}/library/python:3.13.") and "-slim-bookworm@sha256:" in line
+    tag = line.split(":", 2)[-1].split("@")[0]
+    assert line.endswith(registry.seeded["library/python"].digest(tag))
+
+    nothing = portside(
+        "query", f"{host}/library/python where tag = nope", cwd=tmp_path, cache=cache
+    )
+    assert nothing.returncode == 1
+    assert "no image matches" in nothing.stderr
+
+    syntax = portside("query", f"{host}/library/python where version >", cwd=tmp_path, cache=cache)
+    assert syntax.returncode == 2
+    assert "^" in syntax.stderr
+    assert "Traceback" not in syntax.stderr
+
+    latest = portside(
+        "latest", f"{host}/library/python:3.12-slim", "--json", cwd=tmp_path, cache=cache
+    )
+    assert latest.returncode == 0, latest.stderr
+    doc = json.loads(latest.stdout)
+    # The newest two-part -slim release of the repository, computed from the tags.
+    tags = registry.seeded["library/python"].tags
+    slim = [t for t in tags if t.endswith("-slim") and t.count(".") == 1 and "rc" not in t]
+    newest = max(slim, key=lambda t: tuple(int(n) for n in t.split("-")[0].split(".")))
+    assert doc["tag"] == newest
+    assert doc["digest"] == tags[newest]
