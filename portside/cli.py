@@ -352,6 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--ref", action="store_true", help="print repository:tag@digest only"
     )
 
+    build = verb("build", "build the image configured in [tool.portside.image]")
+    build.add_argument("--project", metavar="DIR", default=".", help="project folder (default .)")
+
+    push = verb("push", "copy an image to one or more registries (blobs first, tags last)")
+    push.add_argument("source", metavar="SRC", help="oci:DIR or a registry reference")
+    push.add_argument("destinations", metavar="DEST", nargs="+", help="registry/repo[:tag]")
+    push.add_argument("--dry-run", action="store_true", help="show every push; change nothing")
+
+    publish = verb("publish", "build, tag and push everything [tool.portside.image] configures")
+    publish.add_argument("--project", metavar="DIR", default=".", help="project folder (default .)")
+    publish.add_argument("--dry-run", action="store_true", help="show every tag and push")
+    publish.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+
     digest = verb("digest", "print the digest to pin a reference to (for shell use)")
     digest.add_argument("ref", metavar="REF", help="image reference (name[:tag][@digest])")
     digest.add_argument(
@@ -692,7 +705,88 @@ def _cmd_latest(args: Args, cached: CachedRegistry) -> int:
     return 0
 
 
+def _client_options(args: Args) -> Any:
+    from portside.registry.transport import ClientOptions
+
+    if args.timeout is None:
+        return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file)
+    return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file, timeout=args.timeout)
+
+
+def _print_report(report: Any) -> None:
+    _out().write(json.dumps(report.to_json(), indent=2) + "\n")
+
+
+def _cmd_build(args: Args, cached: CachedRegistry) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from portside import publish
+
+    config = publish.load_image_config(Path(args.project))
+    result = asyncio.run(
+        publish.run_build(
+            config, client_options=_client_options(args), progress=publish.console_progress
+        )
+    )
+    _print_report(result)
+    return 0
+
+
+def _cmd_push(args: Args, cached: CachedRegistry) -> int:
+    import asyncio
+
+    from portside import publish
+
+    destinations: dict[str, list[str]] = {}
+    for text in args.destinations:
+        ref = _parse_ref(text)
+        if ref.digest is not None:
+            raise UsageError(f"{text}: a destination names a tag, not a digest")
+        destinations.setdefault(ref.repository_ref().name, []).append(ref.tag or "latest")
+    try:
+        report = asyncio.run(
+            publish.run_push(
+                args.source,
+                destinations,
+                dry_run=args.dry_run,
+                client_options=_client_options(args),
+                progress=publish.console_progress,
+            )
+        )
+    except publish.PublishError as exc:
+        _print_report(exc.report)
+        raise
+    _print_report(report)
+    return 0
+
+
+def _cmd_publish(args: Args, cached: CachedRegistry) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from portside import publish
+
+    try:
+        report = asyncio.run(
+            publish.run_publish(
+                Path(args.project),
+                dry_run=args.dry_run,
+                json_path=Path(args.json) if args.json else None,
+                client_options=_client_options(args),
+            )
+        )
+    except publish.PublishError as exc:
+        _print_report(exc.report)
+        raise
+    _print_report(report)
+    return 0
+
+
 _COMMANDS = {
+    "build": _cmd_build,
+    "push": _cmd_push,
+    "publish": _cmd_publish,
     "tags": _cmd_tags,
     "inspect": _cmd_inspect,
     "digest": _cmd_digest,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from portside.build.base import Builder
     from portside.registry.credentials import Credential
     from portside.versions import VersionScheme
 
@@ -48,5 +49,17 @@ def portside_version_schemes() -> list[VersionScheme]:
     for (the default never loads plugins). Each plugin is called on its own: one that
     raises loses its schemes and is named in the error if one of them is asked for.
     Schemes must be instances of ``portside.versions.VersionScheme`` (subclass it).
+    """
+    raise NotImplementedError  # a specification: pluggy never calls this body
+
+
+@hookspec
+def portside_builders() -> list[Builder]:
+    """Return the image builders this plugin provides (``portside.build.Builder`` instances).
+
+    Each builder has a unique ``name`` (``docker``, ``buildah``, ``native`` are built in);
+    ``[tool.portside.image] builder = "NAME"`` chooses one. When two plugins provide the
+    same name the one registered first wins. A builder must construct cheaply: whether it
+    can run here is asked later through ``Builder.unavailable_reason()``.
     """
     raise NotImplementedError  # a specification: pluggy never calls this body

@@ -18,7 +18,13 @@ hookimpl = pluggy.HookimplMarker("portside")
 
 # Module names, in registration order. Later registration runs earlier in pluggy, so
 # ordering between built-ins is set with tryfirst/trylast on the hooks themselves.
-BUILTIN_PLUGINS: tuple[str, ...] = ("portside.registry.credentials", "portside.schemes")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "portside.registry.credentials",
+    "portside.schemes",
+    "portside.build.docker",
+    "portside.build.buildah",
+    "portside.build.native",
+)
 
 _lock = threading.Lock()
 _manager: pluggy.PluginManager | None = None

@@ -182,3 +182,24 @@ def test_query_and_latest(registry: Registry, tmp_path: Path) -> None:
     newest = max(slim, key=lambda t: tuple(int(n) for n in t.split("-")[0].split(".")))
     assert doc["tag"] == newest
     assert doc["digest"] == tags[newest]
+
+
+def test_push_copies_between_registries(
+    registry: Registry, plain_registry: Registry, tmp_path: Path
+) -> None:
+    from harness.skopeo import Skopeo
+
+    source = f"{registry.host}/library/alpine:3.22"
+    dest = f"{plain_registry.host}/mirror/alpine"
+    dry = portside("push", source, f"{dest}:3.22", "--dry-run", cwd=tmp_path, cache=tmp_path / "c")
+    assert dry.returncode == 0, dry.stderr
+    skopeo = Skopeo.for_registry(plain_registry)
+    assert plain_registry.repositories_on_disk() == []
+    done = portside("push", source, f"{dest}:3.22", f"{dest}:3", cwd=tmp_path, cache=tmp_path / "c")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    digest = registry.seeded["library/alpine"].digest("3.22")
+    assert report["digest"] == digest
+    assert sorted(skopeo.list_tags(dest)) == ["3", "3.22"]
+    assert skopeo.digest(f"{dest}:3") == digest

@@ -6,9 +6,11 @@ the bytes it came with; nothing it hands out is unverified.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import httpx
@@ -688,6 +690,303 @@ class RegistryClient:
         except errors.PortsideError:
             pass
 
+    # -- streaming uploads (large blobs, resumable) --------------------------------------
+
+    async def mount_blob(self, ref: Reference, digest: Digest, from_repository: str) -> bool:
+        """Ask the registry to link ``digest`` from another repository of it into ``ref``.
+
+        True when mounted (201). A registry that cannot mount answers 202 with an
+        upload session instead: that session is given back at once, the caller uploads.
+        """
+        scopes = _push(ref, Scope("repository", from_repository, ("pull",)))
+        response = await self._request(
+            ref,
+            "POST",
+            f"/v2/{ref.repository}/blobs/uploads/",
+            scopes=scopes,
+            params=[("mount", str(digest)), ("from", from_repository)],
+            content=b"",
+        )
+        if response.status == 201:
+            return True
+        if response.status == 202 and response.headers.get("location"):
+            await self.cancel_upload(ref, self._location(ref, response))
+            return False
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what=f"mount of blob {digest.short}",
+            ok=(201, 202),
+        )
+        return False
+
+    async def upload_blob_file(
+        self,
+        ref: Reference,
+        path: Path | str,
+        *,
+        digest: Digest | None = None,
+        mount_from: str | None = None,
+        chunk_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        max_resumes: int = 5,
+    ) -> UploadResult:
+        """Upload a blob from a file without holding it in memory.
+
+        Files up to ``chunk_size`` (default 8 MiB) go in one PUT; larger ones are sent
+        in chunks, each resumed from the offset the registry reports when the
+        connection drops. ``digest`` is checked as the bytes pass; without it the file
+        is hashed first (one extra read).
+        """
+        path = Path(path)
+        size = path.stat().st_size
+        chunk = chunk_size or DEFAULT_CHUNK
+        if digest is None:
+            digest = await asyncio.to_thread(_hash_file, path, "sha256")
+        if size <= chunk:
+            data = await asyncio.to_thread(path.read_bytes)
+            return await self.upload_blob(
+                ref, data, digest=digest, mount_from=mount_from, progress=progress
+            )
+
+        async def pieces() -> AsyncIterator[bytes]:
+            with path.open("rb") as handle:
+                while True:
+                    block = await asyncio.to_thread(handle.read, chunk)
+                    if not block:
+                        return
+                    yield block
+
+        try:
+            return await self.upload_blob_chunks(
+                ref,
+                pieces(),
+                digest=digest,
+                size=size,
+                mount_from=mount_from,
+                chunk_size=chunk,
+                progress=progress,
+                max_resumes=max_resumes,
+            )
+        except (errors.NotFound, errors.RegistryUnreachable, errors.ServerError):
+            # The session could not be resumed (some registries invalidate it when an
+            # answer is lost). A file can be read again: start one fresh session.
+            return await self.upload_blob_chunks(
+                ref,
+                pieces(),
+                digest=digest,
+                size=size,
+                chunk_size=chunk,
+                progress=progress,
+                max_resumes=max_resumes,
+            )
+
+    async def upload_blob_chunks(
+        self,
+        ref: Reference,
+        chunks: AsyncIterable[bytes] | Iterable[bytes],
+        *,
+        digest: Digest,
+        size: int | None = None,
+        mount_from: str | None = None,
+        chunk_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        max_resumes: int = 5,
+    ) -> UploadResult:
+        """Upload a blob from an iterable of byte strings, in chunks (PATCH), resumable.
+
+        Only one chunk is held in memory. After a dropped connection or a 416 the
+        upload asks the registry for its offset (``GET`` on the session) and resends
+        from there; the current chunk is kept until the registry has confirmed it, so
+        a one-pass source (a stream from another registry) can still resume. The digest
+        is verified before the final ``PUT``: a source that lied is never committed.
+        """
+        if await self.blob_exists(ref, digest) is not None:
+            return UploadResult(digest, size or 0, existed=True)
+        if mount_from and await self.mount_blob(ref, digest, mount_from):
+            return UploadResult(digest, size or 0, mounted=True)
+        response = await self._request(
+            ref,
+            "POST",
+            f"/v2/{ref.repository}/blobs/uploads/",
+            scopes=_push(ref),
+            content=b"",
+        )
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what="blob upload start",
+            ok=(202,),
+        )
+        location = self._location(ref, response)
+        piece_size = chunk_size or DEFAULT_CHUNK
+        minimum = response.headers.get("oci-chunk-min-length", "")
+        if minimum.isdigit():
+            piece_size = max(piece_size, int(minimum))
+        hasher = hashlib.new(digest.algorithm)
+        offset = 0
+        resumes = 0
+        try:
+            async for piece in _rechunk(chunks, piece_size):
+                hasher.update(piece)
+                location, resumes = await self._send_piece(
+                    ref, location, piece, offset, resumes, max_resumes
+                )
+                offset += len(piece)
+                if progress is not None:
+                    progress(len(piece))
+            actual = Digest(digest.algorithm, hasher.hexdigest())
+            if actual != digest or (size is not None and offset != size):
+                raise errors.DigestMismatch(
+                    expected=f"{digest} ({size} bytes)",
+                    actual=f"{actual} ({offset} bytes)",
+                    what="blob to upload (its source)",
+                    registry=ref.registry,
+                    repository=ref.repository,
+                )
+            await self._finish_upload(ref, location, digest)
+        except BaseException:
+            await self.cancel_upload(ref, location)
+            raise
+        return UploadResult(digest, offset)
+
+    async def _send_piece(
+        self,
+        ref: Reference,
+        location: httpx.URL,
+        piece: bytes,
+        start: int,
+        resumes: int,
+        max_resumes: int,
+    ) -> tuple[httpx.URL, int]:
+        """PATCH one chunk until the registry has all of it; (new location, resumes)."""
+        sent = 0
+        while sent < len(piece):
+            failure: errors.PortsideError | None = None
+            try:
+                response = await self._upload_request(
+                    ref,
+                    "PATCH",
+                    location,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{start + sent}-{start + len(piece) - 1}",
+                    },
+                    content=piece[sent:],
+                )
+                if response.status == 202:
+                    return self._location(ref, response), resumes
+                if response.status != 416 and response.status < 500:
+                    raise_for_status(
+                        response,
+                        registry=ref.registry,
+                        repository=ref.repository,
+                        what=f"blob chunk at {start + sent}",
+                        ok=(202,),
+                    )
+            except (errors.RegistryUnreachable, errors.ServerError) as exc:
+                failure = exc
+            # The connection dropped, the registry failed or disagrees about the offset:
+            # ask it how much it holds and carry on from there.
+            resumes += 1
+            if resumes > max_resumes:
+                if failure is not None:
+                    raise failure
+                raise errors.RegistryError(
+                    f"blob upload: gave up after {max_resumes} resumes at offset {start + sent}",
+                    registry=ref.registry,
+                    repository=ref.repository,
+                )
+            have, location = await self._upload_offset(ref, location)
+            if not start <= have <= start + len(piece):
+                raise errors.RegistryError(
+                    f"blob upload cannot resume: the registry holds {have} bytes, "
+                    f"but this chunk covers {start}-{start + len(piece)}",
+                    registry=ref.registry,
+                    repository=ref.repository,
+                    hint="retry the push; the upload starts over",
+                )
+            sent = have - start
+        return location, resumes
+
+    async def _upload_offset(self, ref: Reference, location: httpx.URL) -> tuple[int, httpx.URL]:
+        """Bytes the upload session holds, and its current location.
+
+        ``Range: 0-0`` is read as nothing received: registries send it for an empty
+        session, and a session that got exactly one byte is not a case worth the risk.
+        """
+        response = await self._upload_request(ref, "GET", location)
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what="upload status",
+            ok=(204,),
+        )
+        value = response.headers.get("range", "")
+        start, _, end = value.partition("-")
+        have = int(end) + 1 if end.isdigit() and start.strip() == "0" and end != "0" else 0
+        new = self._location(ref, response) if response.headers.get("location") else location
+        return have, new
+
+    async def _finish_upload(self, ref: Reference, location: httpx.URL, digest: Digest) -> None:
+        final = location.copy_add_param("digest", str(digest))
+        try:
+            put = await self._upload_request(
+                ref,
+                "PUT",
+                final,
+                headers={"Content-Type": "application/octet-stream"},
+                content=b"",
+            )
+        except errors.RegistryUnreachable:
+            # The answer may have been lost after the registry committed the blob.
+            if await self.blob_exists(ref, digest) is not None:
+                return
+            raise
+        if put.status not in (201, 204) and await self.blob_exists(ref, digest) is not None:
+            return  # a retried PUT whose first try succeeded: the session is gone, the blob is not
+        raise_for_status(
+            put,
+            registry=ref.registry,
+            repository=ref.repository,
+            what=f"blob upload {digest.short}",
+            ok=(201, 204),
+        )
+
+    async def copy_blob(
+        self,
+        source: Reference,
+        dest: Reference,
+        digest: Digest,
+        *,
+        size: int | None = None,
+        chunk_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> UploadResult:
+        """Copy a blob between repositories: skip if present, mount on the same registry,
+        else stream it registry to registry (never whole in memory, digest verified).
+        """
+        if await self.blob_exists(dest, digest) is not None:
+            return UploadResult(digest, size or 0, existed=True)
+        same_registry = source.registry == dest.registry
+        if (
+            same_registry
+            and source.repository != dest.repository
+            and await self.mount_blob(dest, digest, source.repository)
+        ):
+            return UploadResult(digest, size or 0, mounted=True)
+        return await self.upload_blob_chunks(
+            dest,
+            self.stream_blob(source, digest),
+            digest=digest,
+            size=size,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+
     # -- referrers -------------------------------------------------------------------
 
     async def referrers(
@@ -762,6 +1061,35 @@ class RegistryClient:
         await self.put_manifest(
             tag_ref, json.dumps(doc, separators=(",", ":")).encode(), mt.OCI_INDEX
         )
+
+
+def _hash_file(path: Path, algorithm: str) -> Digest:
+    hasher = hashlib.new(algorithm)
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            hasher.update(block)
+    return Digest(algorithm, hasher.hexdigest())
+
+
+async def _rechunk(
+    source: AsyncIterable[bytes] | Iterable[bytes], size: int
+) -> AsyncIterator[bytes]:
+    """Pieces of exactly ``size`` bytes (the last one shorter) from any byte source."""
+    buffer = bytearray()
+    if isinstance(source, AsyncIterable):
+        async for block in source:
+            buffer += block
+            while len(buffer) >= size:
+                yield bytes(buffer[:size])
+                del buffer[:size]
+    else:
+        for block in source:
+            buffer += block
+            while len(buffer) >= size:
+                yield bytes(buffer[:size])
+                del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
 
 
 def _referrers_tag(digest: Digest) -> str:
