@@ -220,7 +220,8 @@ async def test_rate_limited_host_is_reported_and_paused(
         429,
         times=None,
         retry_after=3600,
-        body=b'{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}',
+        body=b'{"errors":[{"code":"TOOMANYREQUESTS",'
+        b'"message":"You have reached your pull rate limit."}]}',
     )
     text = "".join(
         f"FROM {proxy.host}/library/{name}:1\n" for name in ("python", "alpine", "debian")
