@@ -31,6 +31,7 @@ __all__ = [
     "no_progress",
 ]
 
+
 def _manager(pm: pluggy.PluginManager | None) -> pluggy.PluginManager:
     if pm is None:
         from portside.plugins import get_plugin_manager
