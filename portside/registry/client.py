@@ -538,43 +538,29 @@ class RegistryClient:
                 actual=str(Digest.of(data, digest.algorithm)),
                 what="blob to upload",
             )
+        if chunk_size:
+            return await self.upload_blob_chunks(
+                ref,
+                [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)],
+                digest=digest,
+                size=len(data),
+                mount_from=mount_from,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
         if await self.blob_exists(ref, digest) is not None:
             return UploadResult(digest, len(data), existed=True)
-        scopes = _push(ref)
-        params: list[tuple[str, str]] = []
-        if mount_from:
-            scopes = _push(ref, Scope("repository", mount_from, ("pull",)))
-            params = [("mount", str(digest)), ("from", mount_from)]
-        response = await self._request(
-            ref,
-            "POST",
-            f"/v2/{ref.repository}/blobs/uploads/",
-            scopes=scopes,
-            params=params or None,
-            content=b"",
-        )
-        if response.status == 201 and mount_from:
+        if mount_from and await self.mount_blob(ref, digest, mount_from):
             return UploadResult(digest, len(data), mounted=True)
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what="blob upload start",
-            ok=(202,),
-        )
-        location = self._location(ref, response)
+        location, _minimum = await self._start_upload(ref)
         try:
-            if chunk_size:
-                location = await self._upload_chunks(
-                    ref, location, data, chunk_size, response, progress
-                )
             final = location.copy_add_param("digest", str(digest))
             put = await self._upload_request(
                 ref,
                 "PUT",
                 final,
                 headers={"Content-Type": "application/octet-stream"},
-                content=b"" if chunk_size else data,
+                content=data,
             )
             raise_for_status(
                 put,
@@ -586,9 +572,28 @@ class RegistryClient:
         except BaseException:
             await self.cancel_upload(ref, location)
             raise
-        if progress is not None and not chunk_size:
+        if progress is not None:
             progress(len(data))
         return UploadResult(digest, len(data))
+
+    async def _start_upload(self, ref: Reference) -> tuple[httpx.URL, int]:
+        """Open an upload session: its ``Location`` and the registry's smallest chunk."""
+        response = await self._request(
+            ref,
+            "POST",
+            f"/v2/{ref.repository}/blobs/uploads/",
+            scopes=_push(ref),
+            content=b"",
+        )
+        raise_for_status(
+            response,
+            registry=ref.registry,
+            repository=ref.repository,
+            what="blob upload start",
+            ok=(202,),
+        )
+        minimum = response.headers.get("oci-chunk-min-length", "")
+        return self._location(ref, response), int(minimum) if minimum.isdigit() else 0
 
     def _location(self, ref: Reference, response: Response) -> httpx.URL:
         location = response.headers.get("location")
@@ -620,67 +625,6 @@ class RegistryClient:
         return await self._transport.send(
             method, url, registry=base, headers=headers, content=content
         )
-
-    async def _upload_chunks(
-        self,
-        ref: Reference,
-        location: httpx.URL,
-        data: bytes,
-        chunk_size: int,
-        started: Response,
-        progress: Callable[[int], None] | None,
-    ) -> httpx.URL:
-        minimum = started.headers.get("oci-chunk-min-length", "")
-        if minimum.isdigit():
-            chunk_size = max(chunk_size, int(minimum))
-        offset = 0
-        resumes = 0
-        while offset < len(data):
-            chunk = data[offset : offset + chunk_size]
-            response = await self._upload_request(
-                ref,
-                "PATCH",
-                location,
-                headers={
-                    "Content-Type": "application/octet-stream",
-                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
-                },
-                content=chunk,
-            )
-            if response.status == 416 and resumes < 3:
-                # The registry has a different idea of the offset: ask, then resume.
-                resumes += 1
-                offset, location = await self._upload_status(ref, location)
-                continue
-            raise_for_status(
-                response,
-                registry=ref.registry,
-                repository=ref.repository,
-                what="blob chunk",
-                ok=(202,),
-            )
-            location = self._location(ref, response)
-            offset += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-        return location
-
-    async def _upload_status(self, ref: Reference, location: httpx.URL) -> tuple[int, httpx.URL]:
-        response = await self._upload_request(ref, "GET", location)
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what="upload status",
-            ok=(204,),
-        )
-        offset = 0
-        value = response.headers.get("range", "")
-        if "-" in value:
-            end = value.rsplit("-", 1)[1]
-            if end.isdigit():
-                offset = int(end) + 1
-        return offset, self._location(ref, response)
 
     async def cancel_upload(self, ref: Reference, location: httpx.URL) -> None:
         """Abandon an upload session; failure to do so is not an error."""
@@ -806,25 +750,8 @@ class RegistryClient:
             return UploadResult(digest, size or 0, existed=True)
         if mount_from and await self.mount_blob(ref, digest, mount_from):
             return UploadResult(digest, size or 0, mounted=True)
-        response = await self._request(
-            ref,
-            "POST",
-            f"/v2/{ref.repository}/blobs/uploads/",
-            scopes=_push(ref),
-            content=b"",
-        )
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what="blob upload start",
-            ok=(202,),
-        )
-        location = self._location(ref, response)
-        piece_size = chunk_size or DEFAULT_CHUNK
-        minimum = response.headers.get("oci-chunk-min-length", "")
-        if minimum.isdigit():
-            piece_size = max(piece_size, int(minimum))
+        location, minimum = await self._start_upload(ref)
+        piece_size = max(chunk_size or DEFAULT_CHUNK, minimum)
         hasher = hashlib.new(digest.algorithm)
         offset = 0
         resumes = 0
