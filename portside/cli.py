@@ -352,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--ref", action="store_true", help="print repository:tag@digest only"
     )
 
+    # Listed for --help only: main() hands `lsp ...` to the server's own parser.
+    verbs.add_parser(
+        "lsp",
+        help="start the Dockerfile language server (see: portside lsp --help)",
+        add_help=False,
+    )
+
     build = verb("build", "build the image configured in [tool.portside.image]")
     build.add_argument("--project", metavar="DIR", default=".", help="project folder (default .)")
 
@@ -814,12 +821,26 @@ def _print_traceback() -> None:
     traceback.print_exc(file=sys.stderr)
 
 
+def _lsp(argv: Sequence[str]) -> int:
+    """``portside lsp [--tcp HOST:PORT] ...``: the language server, its own options."""
+    try:
+        from lsp_server import main as lsp_main
+    except ImportError:
+        _say("error", "the language server needs the 'lsp' extra")
+        _say("hint", "pip install 'portside[lsp]'")
+        return 2
+    return lsp_main(list(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``portside`` command with ``argv`` (default ``sys.argv[1:]``); the exit code."""
     cached: CachedRegistry | None = None
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["lsp"]:
+        return _lsp(arguments[1:])
     try:
         try:
-            args = parse_args(sys.argv[1:] if argv is None else argv)
+            args = parse_args(arguments)
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         cached = _make_cached(args)

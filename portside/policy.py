@@ -441,13 +441,14 @@ async def check_document(
     """Every finding for one Dockerfile; ``cached=None`` gives the local ones only."""
     findings, remote = local_findings(doc, file=file, text=text, config=config)
     if cached is None or not remote:
-        return _sorted(findings)
+        return sort_findings(findings)
     ctx = _Context(file, doc, text.splitlines(), config, findings)
     await asyncio.gather(*(_judge_remote(ctx, item, cached) for item in remote))
-    return _sorted(ctx.findings)
+    return sort_findings(ctx.findings)
 
 
-def _sorted(findings: list[Finding]) -> list[Finding]:
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """By position, then most severe first: the order every surface shows them in."""
     return sorted(
         findings,
         key=lambda f: (

@@ -203,3 +203,28 @@ def test_push_copies_between_registries(
     assert report["digest"] == digest
     assert sorted(skopeo.list_tags(dest)) == ["3", "3.22"]
     assert skopeo.digest(f"{dest}:3") == digest
+
+
+def test_lsp_verb_starts_the_language_server(tmp_path: Path) -> None:
+    """`portside lsp` hands over to the server: it answers an LSP initialize on stdio."""
+    message = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}
+    )
+    exit_message = json.dumps({"jsonrpc": "2.0", "method": "exit"})
+    payload = "".join(
+        f"Content-Length: {len(m.encode())}\r\n\r\n{m}" for m in (message, exit_message)
+    )
+    env = {**os.environ, "PORTSIDE_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-m", "portside", "lsp"],
+        input=payload.encode(),
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    header, _, rest = done.stdout.partition(b"\r\n\r\n")
+    length = int(header.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    reply = json.loads(rest[:length])
+    assert reply["id"] == 1
+    assert "completionProvider" in reply["result"]["capabilities"]
