@@ -435,6 +435,34 @@ class CachedRegistry:
             what=f"the tag list of {ref.name}",
         )
 
+    async def tags_newest_first(self, ref: Reference) -> list[str]:
+        """The tags sorted newest version first (``versions.sort_tags``).
+
+        The sorted list is cached beside the tag list and stamped with that list's
+        fetch time, so it is used only while it sorts exactly the cached list: a warm
+        answer then needs neither the version rules nor the sort (about 10 ms for 2,000
+        tags on the command line's warm path).
+        """
+        tags_key = ("tags", ref.registry, ref.repository)
+        sorted_key = ("tags-newest-first", ref.registry, ref.repository)
+        if not self.refresh:
+            source = self.store.get_entry(tags_key)
+            entry = self.store.get_entry(sorted_key)
+            ordered = _decode_tags(entry.value) if entry is not None else None
+            if source is not None and entry is not None and ordered is not None:
+                age = source.age(self._clock())
+                fresh = 0 <= age <= self.tags_ttl or self.offline
+                if fresh and entry.fetched_at == source.fetched_at:
+                    return ordered
+        tags = await self.tags(ref)
+        from portside.versions import sort_tags
+
+        ordered = sort_tags(tags)
+        source = self.store.get_entry(tags_key)
+        if source is not None:
+            self.store.put_entry(sorted_key, ordered, fetched_at=source.fetched_at)
+        return ordered
+
     async def resolve(self, ref: Reference) -> Descriptor:
         """The descriptor ``ref`` points to (its tag's current target, or its digest's)."""
         if ref.digest is not None:

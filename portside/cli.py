@@ -568,10 +568,7 @@ def _print_inspect(info: ImageInfo, args: Args) -> None:
 
 def _cmd_tags(args: Args, cached: CachedRegistry) -> int:
     ref = _parse_ref(args.ref)
-    tags = _run(cached, lambda: cached.tags(ref))
-    from portside.versions import sort_tags
-
-    ordered = sort_tags(tags)
+    ordered = _run(cached, lambda: cached.tags_newest_first(ref))
     if args.limit is not None:
         ordered = ordered[: args.limit]
     _print_tags(ordered, args)

@@ -467,6 +467,8 @@ def test_warm_answer_imports_no_network_stack(registry: Registry, run: Runner, v
     assert "portside.cache" in imported
     assert not imported & set(HEAVY_MODULES), sorted(imported & set(HEAVY_MODULES))
     assert "argparse" not in imported, "the plain spelling skips argparse"
+    if verb == "tags":
+        assert "portside.versions" not in imported, "the sorted list comes from the cache"
 
 
 # -- the two argument parsers agree -------------------------------------------------------
