@@ -18,6 +18,10 @@ The nearest file wins, searched from the checked file's folder upwards. Example:
     [[tool.portside.images]]
     match = "registry.internal/*"
     ignore = ["stale", "unpinned"]                  # or true for every kind
+
+    [[tool.portside.images]]                        # `portside pin` pins to a query's answer
+    match = "python"
+    query = "python where variant = slim-bookworm and created < now - 7d limit 1"
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portside.errors import ConfigError
+from portside.errors import ConfigError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +54,7 @@ class ImageRule:
     update_levels: tuple[str, ...] | None = None
     require_digest: bool | None = None
     scheme: str | None = None
+    query: str | None = None  # the image is resolved by this query (portside pin)
 
     def applies_to(self, name: str, familiar: str) -> bool:
         return fnmatch.fnmatchcase(name, self.match) or fnmatch.fnmatchcase(familiar, self.match)
@@ -63,6 +68,7 @@ class ImagePolicy:
     update_levels: tuple[str, ...] = LEVELS
     require_digest: bool = False
     scheme: str | None = None
+    query: str | None = None
 
     def ignores(self, kind: str) -> bool:
         return "*" in self.ignore or kind in self.ignore
@@ -91,6 +97,7 @@ class PolicyConfig:
                 if rule.require_digest is None
                 else rule.require_digest,
                 scheme=rule.scheme or policy.scheme,
+                query=rule.query or policy.query,
             )
         return policy
 
@@ -149,7 +156,14 @@ def parse_config(table: Mapping[str, Any], *, source: str) -> PolicyConfig:
         where = f"{source}: images[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("match"), str):
             raise ConfigError(f"{where} needs a 'match' glob")
-        unknown = set(entry) - {"match", "ignore", "update-levels", "require-digest", "scheme"}
+        unknown = set(entry) - {
+            "match",
+            "ignore",
+            "update-levels",
+            "require-digest",
+            "scheme",
+            "query",
+        }
         if unknown:
             raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
         ignore = entry.get("ignore")
@@ -162,6 +176,18 @@ def parse_config(table: Mapping[str, Any], *, source: str) -> PolicyConfig:
         scheme = entry.get("scheme")
         if scheme is not None and not isinstance(scheme, str):
             raise ConfigError(f"{where}.scheme must be a string")
+        query = entry.get("query")
+        if query is not None:
+            if not isinstance(query, str):
+                raise ConfigError(f"{where}.query must be a string")
+            from portside.query import parse_query
+
+            try:
+                parse_query(query)  # a typo shows when the config is read, not mid-pin
+            except ConfigError:
+                raise
+            except UsageError as exc:
+                raise ConfigError(f"{where}.query: {exc.message}") from None
         require = entry.get("require-digest")
         rules.append(
             ImageRule(
@@ -174,6 +200,7 @@ def parse_config(table: Mapping[str, Any], *, source: str) -> PolicyConfig:
                 if require is not None
                 else None,
                 scheme=scheme,
+                query=query,
             )
         )
     return PolicyConfig(

@@ -59,10 +59,23 @@ async def _target(
     config: PolicyConfig,
     update: str | None,
 ) -> tuple[str, Digest]:
+    policy = config.for_image(ref.name, ref.familiar_name)
+    if policy.query:
+        from portside.query import resolve_one
+
+        result = await resolve_one(policy.query, cached)
+        if result.reference.repository_ref() != ref.repository_ref():
+            raise errors.UsageError(
+                f"the configured query answers {result.reference.familiar_name}, "
+                f"not {ref.familiar_name}",
+                hint="make the query's source the image's own repository",
+            )
+        if result.digest is not None:
+            return result.tag, result.digest
+        return result.tag, (await cached.resolve(result.reference)).digest
     tag = ref.tag or "latest"
     levels = levels_up_to(update)
     if levels and ref.tag:
-        policy = config.for_image(ref.name, ref.familiar_name)
         allowed = tuple(level for level in levels if level in policy.update_levels)
         scheme = versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
         tags = await cached.tags(ref.repository_ref())

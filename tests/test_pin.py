@@ -111,3 +111,45 @@ async def test_stage_references_and_scratch_are_left_alone(
     assert [c.line for c in plan.changes] == [1]
     assert plan.new_text is not None
     assert plan.new_text.splitlines()[1:] == ["FROM a", "FROM scratch", "COPY --from=a / /"]
+
+
+async def test_pin_follows_a_configured_query(registry: Registry, tmp_path: Path) -> None:
+    """[[tool.portside.images]] query = ...: pin resolves the image by that query."""
+    from portside.config import parse_config
+
+    host = registry.host
+    config = parse_config(
+        {
+            "images": [
+                {
+                    "match": f"{host}/library/python",
+                    "query": f"{host}/library/python where version ~ 3.12 and variant = slim "
+                    "order by version desc limit 1",
+                }
+            ]
+        },
+        source="test",
+    )
+    text = f"FROM {host}/library/python:3.11-slim\n"
+    store = CacheStore(str(tmp_path / "cache"))
+    async with CachedRegistry(store=store) as cached:
+        plan = await plan_pin(text, file="Dockerfile", cached=cached, config=config)
+    assert plan.problems == []
+    tags = registry.seeded["library/python"].tags
+    newest = max(
+        (t for t in tags if t.startswith("3.12.") and t.endswith("-slim") and t.count("-") == 1),
+        key=lambda t: tuple(int(n) for n in t.split("-")[0].split(".")),
+    )
+    assert plan.new_text == f"FROM {host}/library/python:{newest}@{tags[newest]}\n"
+
+
+def test_a_broken_query_in_config_is_a_config_error() -> None:
+    import pytest
+
+    from portside.config import parse_config
+    from portside.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"images": [{"match": "x", "query": "python where version >"}]}, source="t")
+    assert "images[0].query" in str(exc.value)
+    assert "^" in str(exc.value)
