@@ -341,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     query_output = query.add_mutually_exclusive_group()
     query_output.add_argument("--json", action="store_true", help="print a JSON array")
     query_output.add_argument(
-        "--ref", action="store_true", help="print repository:tag@digest of the first result only"
+        "--ref",
+        dest="ref_only",
+        action="store_true",
+        help="print repository:tag@digest of the first result only",
     )
 
     latest = verb("latest", "the newest release in this tag's line (never the 'latest' tag)")
@@ -349,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     latest_output = latest.add_mutually_exclusive_group()
     latest_output.add_argument("--json", action="store_true", help="print a JSON object")
     latest_output.add_argument(
-        "--ref", action="store_true", help="print repository:tag@digest only"
+        "--ref", dest="ref_only", action="store_true", help="print repository:tag@digest only"
     )
 
     # Listed for --help only: main() hands `lsp ...` to the server's own parser.
@@ -674,7 +677,7 @@ def _print_results(results: list[Any], args: Args) -> None:
     out = _out()
     if args.json:
         out.write(json.dumps([r.to_json() for r in results], indent=2) + "\n")
-    elif args.ref:
+    elif args.ref_only:
         out.write(results[0].ref_text() + "\n")
     else:
         for r in results:
@@ -726,13 +729,13 @@ def _cmd_build(args: Args, cached: CachedRegistry) -> int:
     from pathlib import Path
 
     from portside import publish
+    from portside.progress import reporter_for
 
     config = publish.load_image_config(Path(args.project))
-    result = asyncio.run(
-        publish.run_build(
-            config, client_options=_client_options(args), progress=publish.console_progress
+    with reporter_for(sys.stderr) as progress:
+        result = asyncio.run(
+            publish.run_build(config, client_options=_client_options(args), progress=progress)
         )
-    )
     _print_report(result)
     return 0
 
@@ -741,6 +744,7 @@ def _cmd_push(args: Args, cached: CachedRegistry) -> int:
     import asyncio
 
     from portside import publish
+    from portside.progress import reporter_for
 
     destinations: dict[str, list[str]] = {}
     for text in args.destinations:
@@ -749,15 +753,16 @@ def _cmd_push(args: Args, cached: CachedRegistry) -> int:
             raise UsageError(f"{text}: a destination names a tag, not a digest")
         destinations.setdefault(ref.repository_ref().name, []).append(ref.tag or "latest")
     try:
-        report = asyncio.run(
-            publish.run_push(
-                args.source,
-                destinations,
-                dry_run=args.dry_run,
-                client_options=_client_options(args),
-                progress=publish.console_progress,
+        with reporter_for(sys.stderr) as progress:
+            report = asyncio.run(
+                publish.run_push(
+                    args.source,
+                    destinations,
+                    dry_run=args.dry_run,
+                    client_options=_client_options(args),
+                    progress=progress,
+                )
             )
-        )
     except publish.PublishError as exc:
         _print_report(exc.report)
         raise
@@ -770,16 +775,19 @@ def _cmd_publish(args: Args, cached: CachedRegistry) -> int:
     from pathlib import Path
 
     from portside import publish
+    from portside.progress import reporter_for
 
     try:
-        report = asyncio.run(
-            publish.run_publish(
-                Path(args.project),
-                dry_run=args.dry_run,
-                json_path=Path(args.json) if args.json else None,
-                client_options=_client_options(args),
+        with reporter_for(sys.stderr) as progress:
+            report = asyncio.run(
+                publish.run_publish(
+                    Path(args.project),
+                    dry_run=args.dry_run,
+                    json_path=Path(args.json) if args.json else None,
+                    client_options=_client_options(args),
+                    progress=progress,
+                )
             )
-        )
     except publish.PublishError as exc:
         _print_report(exc.report)
         raise

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness import catalog  # noqa: E402  (the harness lives beside the tests)
+from harness import catalog, data, seed  # noqa: E402  (the harness lives beside the tests)
 from harness.registry import Registry  # noqa: E402
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
@@ -31,14 +31,16 @@ def step(title: str) -> None:
     print(f"\n{BOLD}## {title}{RESET}", flush=True)
 
 
-def run(env: dict[str, str], *args: str, expect: int = 0) -> float:
+def run(
+    env: dict[str, str], *args: str, expect: int | tuple[int, ...] = 0, cwd: Path | None = None
+) -> float:
     """Run ``portside ARGS`` as a user would; return the wall time in ms."""
     print(f"{DIM}$ portside {shlex.join(args)}{RESET}", flush=True)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "portside", *args], env=env, check=False)
+    done = subprocess.run([sys.executable, "-m", "portside", *args], env=env, check=False, cwd=cwd)
     elapsed = (time.perf_counter() - started) * 1000
     print(f"{DIM}  (exit {done.returncode}, {elapsed:.0f} ms){RESET}", flush=True)
-    if done.returncode != expect:
+    if done.returncode not in (expect if isinstance(expect, tuple) else (expect,)):
         raise SystemExit(f"demo: expected exit {expect}, got {done.returncode}")
     return elapsed
 
@@ -78,7 +80,46 @@ def main() -> int:
         warm = run(env, "tags", f"{host}/{catalog.MANY_TAGS_REPO}", "--limit", "3")
         print(f"cold {cold:.0f} ms, warm {warm:.0f} ms (includes Python start-up)")
 
+        step("A Dockerfile written in August 2025, against team/python as it was then")
+        history = data.load_history("python-since-2025-06")
+        then = seed.replay_history(registry, "team/python", history, until="2025-08-12")
+        project = work / "project"
+        project.mkdir()
+        dockerfile = project / "Dockerfile"
+        dockerfile.write_text(
+            "# syntax=docker/dockerfile:1\n"
+            "ARG PY=3.13-slim-bookworm\n"
+            f"FROM {host}/team/python:${{PY}} AS build\n"
+            "RUN pip wheel --wheel-dir /wheels .\n"
+            "\n"
+            f"FROM {host}/team/python:3.13-slim-bookworm@{then.digest('3.13-slim-bookworm')}\n"
+            "COPY --from=build /wheels /wheels\n",
+            encoding="utf-8",
+        )
+        print(dockerfile.read_text(encoding="utf-8"))
+        run(env, "check", cwd=project)
+
+        step("Two months later: python 3.14 is out and 3.13-slim-bookworm was rebuilt")
+        seed.replay_history(registry, "team/python", history, until="2025-10-08")
+        run(env, "check", "--refresh", "--fail-on", "warning", cwd=project, expect=1)
+
+        step("Pin every image to the newest patch of its line, keeping every other byte")
+        run(env, "pin", "--update", "patch", "--check", cwd=project, expect=1)
+        run(env, "pin", "--update", "patch", cwd=project)
+        print(dockerfile.read_text(encoding="utf-8"))
+
+        step("Exact images by query, decided client-side the same way on any registry")
+        run(
+            env,
+            "query",
+            f"{host}/team/python where version ~ 3.14 and variant = slim-bookworm "
+            "order by version desc limit 1",
+            "--ref",
+        )
+        run(env, "latest", f"{host}/team/python:3.13-slim-bookworm", "--ref")
+
         step("Mistakes get a clear message and an exit code, never a traceback")
+        run(env, "query", f"{host}/library/python where version >", expect=2)
         run(env, "tags", f"{host}/library/does-not-exist", expect=3)
         run(env, "inspect", "Python:3.13", expect=2)
         run(env, "tags", "127.0.0.1:1/library/python", expect=5)

@@ -176,6 +176,12 @@ def test_query_and_latest(registry: Registry, tmp_path: Path) -> None:
     )
     assert latest.returncode == 0, latest.stderr
     doc = json.loads(latest.stdout)
+    as_ref = portside(
+        "latest", f"{host}/library/python:3.12-slim", "--ref", cwd=tmp_path, cache=cache
+    )
+    assert as_ref.returncode == 0, as_ref.stderr
+    assert as_ref.stdout.strip() == doc["reference"]
+    assert doc["reference"].endswith(f":{doc['tag']}@{doc['digest']}")
     # The newest two-part -slim release of the repository, computed from the tags.
     tags = registry.seeded["library/python"].tags
     slim = [t for t in tags if t.endswith("-slim") and t.count(".") == 1 and "rc" not in t]
