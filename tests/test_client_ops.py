@@ -330,3 +330,16 @@ async def test_seeded_via_http_pusher_is_read_back(plain_registry: Registry) -> 
     assert str(index.digest) == pushed.digest
     assert index.media_type == mt.DOCKER_MANIFEST_LIST
     assert [str(d.digest) for d in index.manifests] == [d for _, d in pushed.children]
+
+
+async def test_large_blob_exists_and_is_not_uploaded_twice(plain_registry: Registry) -> None:
+    """A HEAD's Content-Length is the blob's size, not a body to cap (a 1 MiB blob is
+    far over the error-body limit)."""
+    big = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(32768))
+    target = ref(plain_registry, "acme/big:1")
+    async with RegistryClient() as client:
+        first = await client.upload_blob(target, big)
+        assert not first.existed
+        assert await client.blob_exists(target, Digest.of(big)) == len(big)
+        again = await client.upload_blob(target, big)
+    assert again.existed

@@ -445,6 +445,12 @@ class Transport:
                 raise self._rate_limited(host, response, body, delay_hint)
             return Response(response.status_code, response.headers, response.url, body)
 
+        if method == "HEAD":
+            # A HEAD answer has no body: its Content-Length is the size of what a GET
+            # would return (a blob of any size), nothing to read or to cap.
+            await response.aclose()
+            return Response(response.status_code, response.headers, response.url, b"")
+
         if stream and 200 <= response.status_code < 300:
             length = response.headers.get("content-length")
             if length and length.isdigit() and int(length) > max_bytes:
