@@ -21,6 +21,7 @@ dev and local versions only ``dev-<sha>``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import re
 import subprocess
@@ -41,6 +42,7 @@ from portside.build.base import (
     source_date_epoch,
 )
 from portside.build.layout import Layout, canonical, platform_key
+from portside.progress import PlainReporter, Reporter
 from portside.reference import Digest, Reference
 from portside.registry.client import RegistryClient, UploadResult
 from portside.registry.credentials import CredentialStore
@@ -68,6 +70,8 @@ __all__ = [
 # Blobs above this go in resumable chunks of this size; smaller ones in one PUT.
 CHUNK_SIZE = 16 * 1024 * 1024
 CONCURRENCY = 6
+# Times a registry-to-registry blob copy is started when a connection breaks mid-copy.
+COPY_ATTEMPTS = 3
 
 # -- versions and tags -----------------------------------------------------------------
 
@@ -356,9 +360,22 @@ class _RegistrySource(_Source):
             and await client.mount_blob(dest, desc.digest, mount_from)
         ):
             return UploadResult(desc.digest, desc.size, mounted=True)
-        return await client.copy_blob(
-            self.ref, dest, desc.digest, size=desc.size, chunk_size=CHUNK_SIZE, progress=progress
-        )
+        # A stream from another registry cannot be rewound: when either side drops the
+        # connection mid-copy (and the upload could not resume), start the blob over.
+        for attempt in range(COPY_ATTEMPTS):
+            try:
+                return await client.copy_blob(
+                    self.ref,
+                    dest,
+                    desc.digest,
+                    size=desc.size,
+                    chunk_size=CHUNK_SIZE,
+                    progress=progress,
+                )
+            except (errors.RegistryUnreachable, errors.ServerError):
+                if attempt + 1 == COPY_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def open_source(client: RegistryClient, source: str | BuildResult) -> _Source:
@@ -409,9 +426,20 @@ def annotate_layout(layout: Layout, annotations: Mapping[str, str]) -> Manifest:
 class PublishError(errors.PortsideError):
     """A publish failed; ``report`` says what happened at every destination."""
 
-    def __init__(self, message: str, report: PublishReport) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        report: PublishReport,
+        *,
+        cause: BaseException | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
         self.report = report
+        # Exit as the underlying failure would (4 for refused credentials, 5 for a
+        # registry that failed, ...), so scripts can tell them apart.
+        if isinstance(cause, errors.PortsideError):
+            self.exit_code = cause.exit_code
 
 
 @dataclass
@@ -482,8 +510,17 @@ async def _push_content(
     where = f"{dest.registry}/{dest.repository}"
 
     async def one(desc: Descriptor) -> None:
-        async with gate:
-            result = await source.send_blob(client, dest, desc, mount_from, None)
+        label = f"{where} {desc.digest.short}"
+        bar = progress.transfer(label, desc.size) if isinstance(progress, Reporter) else None
+        try:
+            async with gate:
+                result = await source.send_blob(client, dest, desc, mount_from, bar)
+        except BaseException:
+            if isinstance(progress, Reporter):
+                progress.done(label, ok=False)
+            raise
+        if isinstance(progress, Reporter):
+            progress.done(label)
         if result.existed:
             report.blobs_skipped += 1
             report.bytes_skipped += desc.size
@@ -520,6 +557,58 @@ async def _put_if_missing(
     report.manifests_written += 1
 
 
+async def _plan(
+    client: RegistryClient,
+    source: _Source,
+    dests: Mapping[str, Reference],
+    destinations: Mapping[str, Sequence[str]],
+    reports: Mapping[str, DestinationReport],
+    progress: Progress,
+) -> None:
+    """Say every blob, manifest and tag a push would write, asking only HEAD questions."""
+    blobs = source.blobs()
+    manifests = [*source.children.values(), source.top]
+    for name, ref in dests.items():
+        report = reports[name]
+        where = report.repository
+        mount = (
+            source.repository
+            if source.registry == ref.registry and source.repository != ref.repository
+            else None
+        )
+        progress("plan", f"push {source.top.digest} to {where}")
+        for desc in blobs.values():
+            if await client.blob_exists(ref, desc.digest) is not None:
+                report.blobs_skipped += 1
+                report.bytes_skipped += desc.size
+                progress("plan", f"  blob {desc.digest.short} ({desc.size} bytes): already there")
+            elif mount:
+                report.blobs_mounted += 1
+                report.bytes_mounted += desc.size
+                progress(
+                    "plan",
+                    f"  blob {desc.digest.short} ({desc.size} bytes): would mount from {mount}",
+                )
+            else:
+                report.blobs_uploaded += 1
+                report.bytes_uploaded += desc.size
+                progress("plan", f"  blob {desc.digest.short} ({desc.size} bytes): would upload")
+        for manifest in manifests:
+            try:
+                await client.head_manifest(
+                    Reference(ref.registry, ref.repository, None, manifest.digest)
+                )
+                progress("plan", f"  manifest {manifest.digest}: already there")
+            except errors.NotFound:
+                progress("plan", f"  manifest {manifest.digest}: would write (untagged)")
+        report.digest = str(source.top.digest)
+        report.platform_digests = _platform_digests(source)
+    for name in dests:
+        for tag in destinations[name]:
+            progress("plan", f"would tag {reports[name].repository}:{tag} -> {source.top.digest}")
+    progress("plan", "dry run: nothing was written")
+
+
 async def push_image(
     client: RegistryClient,
     source: _Source,
@@ -545,21 +634,7 @@ async def push_image(
         dry_run=dry_run,
     )
     if dry_run:
-        blobs = source.blobs()
-        for name, ref in dests.items():
-            for desc in blobs.values():
-                size = await client.blob_exists(ref, desc.digest)
-                if size is None:
-                    reports[name].blobs_uploaded += 1
-                    reports[name].bytes_uploaded += desc.size
-                else:
-                    reports[name].blobs_skipped += 1
-                    reports[name].bytes_skipped += desc.size
-            reports[name].digest = str(source.top.digest)
-            for tag in destinations[name]:
-                progress(
-                    "plan", f"would tag {reports[name].repository}:{tag} -> {source.top.digest}"
-                )
+        await _plan(client, source, dests, destinations, reports, progress)
         return report
     gate = asyncio.Semaphore(concurrency)
     # Destinations on one registry: the first gets the bytes, the others mount from it.
@@ -575,6 +650,8 @@ async def push_image(
         mount_from = ref.repository if ok else mount
         await asyncio.gather(*(guarded(name, mount_from) for name in rest))
 
+    causes: list[BaseException] = []
+
     async def guarded(name: str, mount_from: str | None) -> bool:
         try:
             await _push_content(
@@ -582,8 +659,10 @@ async def push_image(
             )
             return True
         except (errors.PortsideError, OSError) as exc:
-            message = f"push to {reports[name].repository}: {exc}"
+            text = exc.message if isinstance(exc, errors.PortsideError) else str(exc)
+            message = f"push to {reports[name].repository}: {text}"
             reports[name].error = message
+            causes.append(exc)
             progress("error", message)
             return False
 
@@ -595,7 +674,7 @@ async def push_image(
             f"{len(failed)} of {len(reports)} destinations failed; no tag was moved: "
             + "; ".join(r.error or "" for r in failed)
         )
-        raise PublishError(report.error, report)
+        raise PublishError(report.error, report, cause=causes[0] if causes else None)
     # Tags last: every destination holds every blob and manifest by now.
     for name, ref in dests.items():
         for tag in destinations[name]:
@@ -613,7 +692,7 @@ async def push_image(
                     f"tagging failed at {reports[name].repository}:{tag} ({exc}); tags already "
                     f"moved to {source.top.digest}: {', '.join(moved) if moved else 'none'}"
                 )
-                raise PublishError(report.error, report) from exc
+                raise PublishError(report.error, report, cause=exc) from exc
             reports[name].tags_set.append(tag)
             progress("tag", f"{reports[name].repository}:{tag} -> {source.top.digest}")
     return report
@@ -717,7 +796,23 @@ def load_image_config(project_dir: Path) -> ImageConfigTable:
 
 def console_progress(step: str, message: str) -> None:
     """One line per event on stderr (piped output stays grep-able)."""
-    print(f"[{step}] {message}", file=sys.stderr)
+    PlainReporter()(step, message)
+
+
+def _dockerfile_check(config: ImageConfigTable) -> None:
+    """A Dockerfile builder needs a readable Dockerfile: say so before any tool starts."""
+    if config.builder == "native":
+        return
+    path = config.dockerfile or (config.context or config.project_dir) / "Dockerfile"
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BuildError(
+            f"{config.builder}: cannot read the Dockerfile {path}: {reason}",
+            hint="set [tool.portside.image] dockerfile to a readable file",
+        ) from exc
 
 
 async def run_build(
@@ -729,7 +824,12 @@ async def run_build(
     work_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> BuildResult:
-    """Build the configured image with the configured builder."""
+    """Build the configured image with the configured builder.
+
+    Every failure is a ``PortsideError`` naming the builder: an unknown or unavailable
+    builder (``BuilderUnavailable``), an unreadable Dockerfile, a full disk
+    (``BuildError``), or the registry's own error for a native build.
+    """
     from portside.build import get_builder
 
     builder = get_builder(config.builder)
@@ -738,6 +838,7 @@ async def run_build(
         raise errors.ConfigError(
             "the native builder writes to a registry: set [tool.portside.image] destinations"
         )
+    _dockerfile_check(config)
     request = BuildRequest(
         context=config.context or config.project_dir,
         dockerfile=config.dockerfile,
@@ -757,7 +858,17 @@ async def run_build(
         client_options=client_options,
         credentials=credentials,
     )
-    return await builder.build(request, progress)
+    try:
+        return await builder.build(request, progress)
+    except OSError as exc:
+        # The builder's own writes (layouts, layers): most often a full disk.
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise BuildError(
+            f"{config.builder}: {exc.strerror or type(exc).__name__}{where}",
+            hint="free some space, or point TMPDIR at a bigger disk"
+            if exc.errno == errno.ENOSPC
+            else None,
+        ) from exc
 
 
 async def run_push(
@@ -779,6 +890,24 @@ async def run_push(
         return await push_image(client, image, destinations, dry_run=dry_run, progress=progress)
 
 
+def _failed(
+    step: str,
+    tags: Mapping[str, Sequence[str]],
+    exc: BaseException,
+    json_path: Path | None,
+    *,
+    digest: str = "",
+) -> PublishError:
+    """A publish that stopped at ``step`` before any push: no destination got a tag."""
+    text = exc.message if isinstance(exc, errors.PortsideError) else str(exc)
+    hint = exc.hint if isinstance(exc, errors.PortsideError) else None
+    report = PublishReport(digest, {}, [DestinationReport(n, list(t)) for n, t in tags.items()])
+    report.ok = False
+    report.error = f"{step}: {text}; nothing was pushed and no tag was moved"
+    _write_report(report, json_path)
+    return PublishError(report.error, report, cause=exc, hint=hint)
+
+
 async def run_publish(
     project_dir: Path,
     *,
@@ -792,20 +921,27 @@ async def run_publish(
     """``portside publish``: build, compute tags per destination, push, tag last.
 
     Writes the JSON report to ``json_path`` (also when the publish failed) and raises
-    ``PublishError`` on failure, so the command exits non-zero.
+    ``PublishError`` on failure, so the command exits non-zero. A failure before the push
+    (builder, tags, build) names its step; one during the push names the destination.
     """
+    from portside.build import get_builder
+
     config = load_image_config(project_dir)
     if not config.destinations:
         raise errors.ConfigError("no [tool.portside.image] destinations to publish to")
     if not config.version:
         raise errors.ConfigError("no version: set [project] version")
+    try:
+        get_builder(config.builder)  # before any registry is asked anything
+    except errors.PortsideError as exc:
+        raise _failed("build", {n: [] for n in config.destinations}, exc, json_path) from exc
     git = git_info(project_dir)
     epoch = source_date_epoch()
     annotations = image_annotations(
         version=config.version, git=git, epoch=epoch, base_name=config.base
     )
+    tags: dict[str, list[str]] = {}
     async with RegistryClient(client_options, credentials=credentials) as client:
-        tags: dict[str, list[str]] = {}
         for name in config.destinations:
             ref = Reference.parse(name)
             try:
@@ -814,6 +950,8 @@ async def run_publish(
                 )
             except errors.NotFound:
                 existing = []
+            except errors.PortsideError as exc:
+                raise _failed(f"tags of {name}", tags, exc, json_path) from exc
             tags[name] = compute_tags(
                 config.version,
                 existing=existing,
@@ -823,16 +961,9 @@ async def run_publish(
                 extra=config.tags,
             )
             progress("tags", f"{name}: {', '.join(tags[name])}")
-    if dry_run and config.builder == "native":
-        # A native build writes blobs to the registry: a dry run must not build.
-        report = PublishReport(
-            digest="(not built)",
-            platform_digests={},
-            destinations=[DestinationReport(n, t) for n, t in tags.items()],
-            dry_run=True,
-        )
-        _write_report(report, json_path)
-        return report
+        if dry_run and config.builder == "native":
+            # A native build writes blobs to the registry: a dry run must not build.
+            return await _plan_native(client, config, tags, json_path, progress)
     try:
         result = await run_build(
             config,
@@ -842,11 +973,9 @@ async def run_publish(
             work_dir=work_dir,
             progress=progress,
         )
-    except BuildError as exc:
-        report = PublishReport("", {}, [DestinationReport(n, t) for n, t in tags.items()])
-        report.ok, report.error = False, f"build: {exc}"
-        _write_report(report, json_path)
-        raise PublishError(report.error, report) from exc
+    except errors.PortsideError as exc:
+        progress("error", f"build: {exc.message}")
+        raise _failed("build", tags, exc, json_path) from exc
     try:
         report = await run_push(
             result,
@@ -860,9 +989,54 @@ async def run_publish(
     except PublishError as exc:
         _write_report(exc.report, json_path)
         raise
+    except errors.PortsideError as exc:
+        # Reading the build back (its layout or the registry) failed before any push.
+        raise _failed("push", tags, exc, json_path, digest=str(result.digest)) from exc
     finally:
         if result.layout is not None:
             Layout(result.layout).remove()
+    _write_report(report, json_path)
+    return report
+
+
+async def _plan_native(
+    client: RegistryClient,
+    config: ImageConfigTable,
+    tags: Mapping[str, Sequence[str]],
+    json_path: Path | None,
+    progress: Progress,
+) -> PublishReport:
+    """What a native publish would do, read-only: the base is resolved, nothing built."""
+    if not config.base:
+        raise BuildError("native: no base image; set [tool.portside.image] base")
+    base = Reference.parse(config.base)
+    try:
+        base_digest = (await client.head_manifest(base)).digest
+    except errors.NotFound as exc:
+        raise _failed(
+            "build", tags, BuildError(f"native: base image {base} not found"), json_path
+        ) from exc
+    except errors.PortsideError as exc:
+        raise _failed("build", tags, exc, json_path) from exc
+    first = config.destinations[0]
+    platforms = ", ".join(config.platforms) if config.platforms else "every platform of the base"
+    progress(
+        "plan",
+        f"would build {config.project_dir} {config.version} with the native builder from "
+        f"{base}@{base_digest} ({platforms}), writing it to {first} untagged",
+    )
+    for name in config.destinations[1:]:
+        progress("plan", f"would push the image to {name} (mounting or copying from {first})")
+    for name, names in tags.items():
+        for tag in names:
+            progress("plan", f"would tag {name}:{tag}")
+    progress("plan", "dry run: nothing was built or written")
+    report = PublishReport(
+        digest="(not built)",
+        platform_digests={},
+        destinations=[DestinationReport(n, list(t)) for n, t in tags.items()],
+        dry_run=True,
+    )
     _write_report(report, json_path)
     return report
 

@@ -112,18 +112,19 @@ class NativeBuilder(Builder):
         base_ref = Reference.parse(request.base)
         work = Path(tempfile.mkdtemp(prefix="native-", dir=request.work_dir))
         try:
-            progress("wheel", f"building the wheel of {request.context}")
-            wheel = await self._wheel(request, work, progress)
-            app_files = unpack_wheel(wheel)
-            epoch = request.source_date_epoch or 0
             async with RegistryClient(
                 request.client_options, credentials=request.credentials
             ) as client:
+                # The base first: a wrong name fails in a second, not after the wheel.
                 progress("base", f"resolving {base_ref}")
                 try:
                     top = await client.get_manifest(base_ref)
                 except errors.NotFound as exc:
                     raise BuildError(f"native: base image {base_ref} not found") from exc
+                progress("wheel", f"building the wheel of {request.context}")
+                wheel = await self._wheel(request, work, progress)
+                app_files = unpack_wheel(wheel)
+                epoch = request.source_date_epoch or 0
                 bases = await self._base_images(client, base_ref, top, request, wheel)
                 app_layer = make_layer(app_files, mtime=epoch)
                 module = _top_module(app_files)
@@ -190,8 +191,17 @@ class NativeBuilder(Builder):
                 progress=progress,
                 env=env,
             )
-        except BuildError:
-            await run_tool([*argv, str(request.context)], step="wheel", progress=progress, env=env)
+        except BuildError as exc:
+            if _disk_full(exc):
+                raise _disk_full_error(work) from exc
+            try:
+                await run_tool(
+                    [*argv, str(request.context)], step="wheel", progress=progress, env=env
+                )
+            except BuildError as again:
+                if _disk_full(again):
+                    raise _disk_full_error(work) from again
+                raise
         wheels = sorted(out.glob("*.whl"))
         if len(wheels) != 1:
             raise BuildError(
@@ -257,7 +267,12 @@ class NativeBuilder(Builder):
         if "--python-version" not in request.pip_args:
             argv += ["--python-version", f"{sys.version_info.major}.{sys.version_info.minor}"]
         argv += [*request.pip_args, *requirements]
-        await run_tool(argv, step=f"dependencies {platform}", progress=progress)
+        try:
+            await run_tool(argv, step=f"dependencies {platform}", progress=progress)
+        except BuildError as exc:
+            if _disk_full(exc):
+                raise _disk_full_error(work, f"dependencies {platform}") from exc
+            raise
         files: dict[str, tuple[bytes, bool]] = {}
         wheels = sorted(dest.glob("*.whl"))
         for wheel in wheels:
@@ -327,6 +342,17 @@ class NativeBuilder(Builder):
         digest = await client.put_manifest(target.with_digest(Digest.of(raw)), raw, mt.OCI_MANIFEST)
         progress("manifest", f"{digest.short} written")
         return Descriptor(mt.OCI_MANIFEST, digest, len(raw))
+
+
+def _disk_full(exc: BuildError) -> bool:
+    return "No space left on device" in exc.message or "[Errno 28]" in exc.message
+
+
+def _disk_full_error(work: Path, step: str = "wheel") -> BuildError:
+    return BuildError(
+        f"native: {step}: the disk holding {work} is full (No space left on device)",
+        hint="free some space, or point TMPDIR at a bigger disk",
+    )
 
 
 def _platform_json(platform: Platform) -> dict[str, str]:
