@@ -336,6 +336,12 @@ class PortsideLanguageServer(LanguageServer):
         local, remote = policy.local_findings(snap.doc, file=file, text=snap.text, config=config)
         self.publish(snap, policy.sort_findings(local), extra)
         if not remote or not self.settings.remote_checks:
+            # Plugin findings (hadolint) need no registry but may take a moment: the
+            # core runs them in worker threads; cached=None keeps the registry out.
+            findings = await policy.check_document(
+                snap.doc, file=file, text=snap.text, config=config, cached=None
+            )
+            self.publish(snap, findings, extra)
             return
         registry = self.registry
         findings = await policy.check_document(

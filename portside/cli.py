@@ -616,12 +616,14 @@ def _files(paths: Sequence[str]) -> list[Path]:
 def _cmd_check(args: Args, cached: CachedRegistry) -> int:
     from portside import report
     from portside.check import check_files
-    from portside.policy import KINDS, SEVERITY_ORDER, meets
+    from portside.policy import KINDS, SEVERITY_ORDER, is_plugin_kind, meets
 
-    if args.fail_on not in SEVERITY_ORDER and args.fail_on not in KINDS:
+    fail_on = args.fail_on
+    if fail_on not in SEVERITY_ORDER and fail_on not in KINDS and not is_plugin_kind(fail_on):
         raise UsageError(
-            f"--fail-on {args.fail_on!r} is neither a severity nor a kind",
-            hint=f"severities: {', '.join(SEVERITY_ORDER)}; kinds: {', '.join(KINDS)}",
+            f"--fail-on {fail_on!r} is neither a severity nor a kind",
+            hint=f"severities: {', '.join(SEVERITY_ORDER)}; kinds: {', '.join(KINDS)}, "
+            "or a plugin's kind such as hadolint/DL3008",
         )
     files = _files(args.paths)
     result = _run(cached, lambda: check_files(files, cached), loop_free=False)

