@@ -13,6 +13,7 @@ client calls with each chunk's size). ``reporter_for(stream)`` picks the form:
 
 from __future__ import annotations
 
+import abc
 import os
 import sys
 from collections.abc import Callable
@@ -30,21 +31,22 @@ def _clean(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-class Reporter:
+class Reporter(abc.ABC):
     """A ``Progress`` callback (``reporter(step, message)``) that can also track bytes.
 
     Use it as a context manager: a terminal display is started on entry and stopped
     (leaving its final state on screen) on exit.
     """
 
+    @abc.abstractmethod
     def __call__(self, step: str, message: str) -> None:
-        raise NotImplementedError
+        """Report one step."""
 
     def transfer(self, label: str, total: int) -> Callable[[int], None] | None:
         """A callback for the bytes of one blob as they are sent; None: not shown."""
         return None
 
-    def done(self, label: str, *, ok: bool = True) -> None:
+    def done(self, label: str, *, ok: bool = True) -> None:  # noqa: B027 - optional hook
         """The transfer named ``label`` ended: done (sent, skipped, mounted) or failed."""
 
     def __enter__(self) -> Reporter:
@@ -58,7 +60,7 @@ class Reporter:
     ) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Stop any live display."""
 
 

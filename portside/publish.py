@@ -20,6 +20,7 @@ dev and local versions only ``dev-<sha>``.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import errno
 import json
@@ -274,7 +275,7 @@ def image_annotations(
 # -- sources: where the image's bytes come from -------------------------------------------
 
 
-class _Source:
+class _Source(abc.ABC):
     """An image to push: its manifests, and a way to get each blob to a destination."""
 
     top: Manifest
@@ -293,6 +294,7 @@ class _Source:
                 found.setdefault(desc.digest, desc)
         return found
 
+    @abc.abstractmethod
     async def send_blob(
         self,
         client: RegistryClient,
@@ -301,7 +303,7 @@ class _Source:
         mount_from: str | None,
         progress: Callable[[int], None] | None,
     ) -> UploadResult:
-        raise NotImplementedError
+        """Put one blob of this image into ``dest``."""
 
 
 class _LayoutSource(_Source):

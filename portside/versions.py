@@ -39,6 +39,7 @@ plugin manager is imported only when a scheme other than the default is asked fo
 
 from __future__ import annotations
 
+import abc
 import re
 
 from portside import codenames
@@ -274,7 +275,7 @@ def variant_family(variant: str) -> tuple[str, tuple[int, ...]] | None:
 # -- schemes ----------------------------------------------------------------------------
 
 
-class VersionScheme:
+class VersionScheme(abc.ABC):
     """How one kind of tag is read and compared. Subclass it and override :meth:`parse`
     (and, if the defaults do not fit, the other methods); register an instance through
     the ``portside_version_schemes`` hook.
@@ -287,9 +288,9 @@ class VersionScheme:
     name = "base"
     description = ""
 
+    @abc.abstractmethod
     def parse(self, tag: str) -> TagVersion | None:
         """The version ``tag`` names, or ``None`` when it names none (``latest``)."""
-        raise NotImplementedError
 
     def is_compatible(self, current: TagVersion, candidate: TagVersion) -> bool:
         """Whether ``candidate`` is in ``current``'s line (either may be newer)."""
