@@ -23,10 +23,6 @@ from portside.build.buildah import BuildahBuilder
 from portside.build.docker import DockerBuilder
 from portside.publish import run_push
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("busybox") is None, reason="needs Debian's busybox-static for the base rootfs"
-)
-
 
 @pytest.fixture
 def context(tmp_path: Path) -> Path:
@@ -44,7 +40,6 @@ def context(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah is not installed")
 async def test_buildah_build_and_push(
     context: Path, plain_registry: Registry, tmp_path: Path
 ) -> None:
@@ -68,8 +63,6 @@ async def test_buildah_build_and_push(
 def podman_service() -> Iterator[str]:
     """``podman system service`` on a unix socket, configured through its own files only
     (CONTAINERS_CONF, storage.conf, a private XDG_RUNTIME_DIR), stopped at teardown."""
-    if shutil.which("podman") is None or shutil.which("runc") is None:
-        pytest.skip("podman and runc are not installed")
     # podman refuses a runroot over 50 characters, and socket paths are short: /tmp/ps-*.
     base = Path(tempfile.mkdtemp(prefix="ps-", dir="/tmp"))
     runtime = base / "xdg"

@@ -27,7 +27,7 @@ from harness.images import build_image
 from harness.proxy import FaultProxy, Recorder
 from harness.recording import RecordedRequest
 from harness.registry import Registry, RegistryFactory
-from harness.skopeo import Skopeo, skopeo_available
+from harness.skopeo import Skopeo
 from harness.tls import TLSBundle
 from harness.tokens import TokenIssuer, decode_jwt, grant_only
 from portside import errors
@@ -940,7 +940,6 @@ def test_credential_and_authenticator_reprs_hide_secrets() -> None:
 # --- end to end, cross-checked with skopeo -------------------------------------------
 
 
-@pytest.mark.skipif(not skopeo_available(), reason="skopeo is not installed")
 async def test_token_registry_end_to_end_with_skopeo(
     token_registry: Registry, isolated: DockerConfig
 ) -> None:

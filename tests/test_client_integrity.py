@@ -18,7 +18,7 @@ import pytest
 
 from harness.proxy import FaultProxy
 from harness.registry import Registry
-from harness.skopeo import Skopeo, skopeo_available
+from harness.skopeo import Skopeo
 from portside import errors
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
@@ -26,7 +26,6 @@ from portside.registry.client import ClientOptions, RegistryClient
 from portside.registry.manifest import Platform
 
 MANIFESTS = r"/manifests/"
-needs_skopeo = pytest.mark.skipif(not skopeo_available(), reason="skopeo is not installed")
 Headers = list[tuple[str, str]]
 
 
@@ -71,7 +70,6 @@ def with_header(headers: Headers, name: str, value: str) -> Headers:
 # -- tag and digest pulls ------------------------------------------------------------
 
 
-@needs_skopeo
 @pytest.mark.parametrize(
     "repo", ["library/python", "library/alpine", "library/debian", "library/nginx"]
 )
@@ -320,7 +318,6 @@ async def test_content_length_shorter_than_the_body_is_caught(
 # -- indexes and platforms -----------------------------------------------------------
 
 
-@needs_skopeo
 @pytest.mark.parametrize("repo", ["library/python", "library/alpine"])
 @pytest.mark.parametrize(
     "platform", [("linux", "amd64", None), ("linux", "arm64", "v8"), ("linux", "arm", "v7")]

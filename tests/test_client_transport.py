@@ -25,7 +25,7 @@ import pytest
 from harness.proxy import FaultProxy, Recorder
 from harness.recording import RecordedRequest, RecordingHandler
 from harness.registry import Registry
-from harness.skopeo import Skopeo, skopeo_available
+from harness.skopeo import Skopeo
 from harness.tls import TLSBundle
 from portside import errors
 from portside.reference import Digest, Reference
@@ -36,8 +36,6 @@ from portside.registry.transport import Transport, check_destination
 MANY = "portside-test/many-tags"
 MANIFESTS = r"/manifests/"
 TAGS = r"/tags/list$"
-
-needs_skopeo = pytest.mark.skipif(not skopeo_available(), reason="skopeo is not installed")
 
 
 def opts(**kw: Any) -> ClientOptions:
@@ -502,7 +500,6 @@ def paging_proxy(registry: Registry) -> Iterator[PagingProxy]:
         proxy.stop()
 
 
-@needs_skopeo
 @pytest.mark.parametrize("link", ["relative", "absolute"])
 async def test_pagination_follows_links_like_skopeo(
     paging_proxy: PagingProxy, registry: Registry, link: str

