@@ -48,7 +48,8 @@ from portside.registry.manifest import Descriptor, Manifest, Platform
 __all__ = ["NativeBuilder", "portside_builders", "unpack_wheel"]
 
 APP_DIR = "app"
-_MANYLINUX = {"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "ppc64le", "s390x": "s390x"}
+_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "386": "i686"}
+_MANYLINUX2014 = {"x86_64", "aarch64", "i686", "armv7l", "ppc64le", "s390x"}
 _LAYER_TYPES = {mt.DOCKER_LAYER_GZIP: mt.OCI_LAYER_GZIP}
 _CONCURRENCY = 4
 
@@ -261,9 +262,7 @@ class NativeBuilder(Builder):
             "-d",
             str(dest),
         ]
-        arch = _MANYLINUX.get(platform.architecture)
-        if arch:
-            argv += ["--platform", f"manylinux2014_{arch}", "--platform", f"linux_{arch}"]
+        argv += _pip_platforms(platform)
         if "--python-version" not in request.pip_args:
             argv += ["--python-version", f"{sys.version_info.major}.{sys.version_info.minor}"]
         argv += [*request.pip_args, *requirements]
@@ -353,6 +352,17 @@ def _disk_full_error(work: Path, step: str = "wheel") -> BuildError:
         f"native: {step}: the disk holding {work} is full (No space left on device)",
         hint="free some space, or point TMPDIR at a bigger disk",
     )
+
+
+def _pip_platforms(platform: Platform) -> list[str]:
+    """``--platform`` flags for ``pip download``: always some, or pip picks the host's wheels."""
+    if platform.architecture == "arm":
+        machine = f"arm{platform.variant or 'v7'}l"  # armv7l, armv6l
+    else:
+        machine = _MACHINES.get(platform.architecture, platform.architecture)
+    tags = [f"manylinux2014_{machine}"] if machine in _MANYLINUX2014 else []
+    tags.append(f"linux_{machine}")
+    return [flag for tag in tags for flag in ("--platform", tag)]
 
 
 def _platform_json(platform: Platform) -> dict[str, str]:
