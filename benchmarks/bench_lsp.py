@@ -2,6 +2,7 @@
 ``docker-langserver`` (npm ``dockerfile-language-server-nodejs``) on the same files.
 
     .venv/bin/python benchmarks/bench_lsp.py [--requests 200] [--peer PATH/docker-langserver]
+    .venv/bin/python benchmarks/bench_lsp.py --startup-only [--startups 15]
 
 Measures start-up to ``initialized``, tag completion latency (cold: an empty cache;
 warm: the cache filled) p50/p95, diagnostics latency after an edit on a 300-line
@@ -157,7 +158,35 @@ async def diagnostics_latency(
     return out
 
 
+async def startup_only(args: argparse.Namespace) -> None:
+    """Only start-up to ``initialized`` (no registry needed): ``--startup-only``."""
+    work = Path(tempfile.mkdtemp(prefix="bench-lsp-"))
+    try:
+        peers: list[tuple[str, list[str]]] = [("portside", [sys.executable, "-m", "lsp_server"])]
+        if args.peer:
+            peers.append(("docker-langserver", [args.peer, "--stdio"]))
+        for name, command in peers:
+            env = {**os.environ, "PORTSIDE_CACHE_DIR": str(work / "cache"), "PYTHONPATH": str(ROOT)}
+            root = work / f"ws-{name}"
+            root.mkdir()
+            startups = []
+            for _ in range(args.startups):
+                server = Server(name, command, env)
+                startups.append(await server.start(root) * 1000)
+                await server.stop()
+            print(
+                f"{name}: start-up to initialized median of {args.startups}: "
+                f"{statistics.median(startups):.0f} ms "
+                f"(min {min(startups):.0f}, max {max(startups):.0f})"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 async def bench(args: argparse.Namespace) -> None:
+    if args.startup_only:
+        await startup_only(args)
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-lsp-"))
     factory = RegistryFactory(work / "registries")
     try:
@@ -182,11 +211,13 @@ async def bench(args: argparse.Namespace) -> None:
             root.mkdir()
             # start-up
             startups = []
-            for _ in range(5):
+            for _ in range(args.startups):
                 server = Server(name, command, env)
                 startups.append(await server.start(root) * 1000)
                 await server.stop()
-            row["start-up to initialized (ms, median of 5)"] = f"{statistics.median(startups):.0f}"
+            row[f"start-up to initialized (ms, median of {args.startups})"] = (
+                f"{statistics.median(startups):.0f}"
+            )
 
             server = Server(name, command, env)
             await server.start(root, {"debounceMs": 0} if name == "portside" else None)
@@ -248,6 +279,10 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=10)
     parser.add_argument("--edits", type=int, default=50)
     parser.add_argument("--peer", help="path of docker-langserver, to measure it too")
+    parser.add_argument("--startups", type=int, default=5, help="start-ups to take the median of")
+    parser.add_argument(
+        "--startup-only", action="store_true", help="measure start-up only (no registry)"
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -11,21 +11,24 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from lsprotocol import types as lsp
 
 from portside import errors, versions
 from portside.dockerfile import Arg, Dockerfile, ImageUse, Position, Range, Stage
 from portside.images import ImageInfo
-from portside.policy import Finding
 from portside.reference import Reference
+
+if TYPE_CHECKING:  # the policy rules load with the first document, not at start-up
+    from portside.policy import Finding, UpdateOption
 
 from .positions import Codec
 
 SOURCE = "portside"
 COMMAND_PIN_ALL = "portside.pinAll"
 COMMAND_CHECK_NOW = "portside.checkNow"
+COMMAND_PUBLISH_DRY_RUN = "portside.publishDryRun"
 
 SEVERITY = {
     "error": lsp.DiagnosticSeverity.Error,
@@ -248,25 +251,45 @@ def _edit(codec: Codec, where: Range, text: str) -> lsp.TextEdit:
     return lsp.TextEdit(range=codec.range(where), new_text=text)
 
 
+def catalog_registry(context: CompletionContext, registries: Iterable[str]) -> str | None:
+    """The configured registry whose repositories the cursor is typing (``host/…``)."""
+    host, slash, _ = context.prefix.partition("/")
+    if not slash:
+        return None
+    return host if host in set(registries) else None
+
+
 def image_name_items(
     context: CompletionContext,
     workspace: Iterable[str],
     well_known: Iterable[str],
     codec: Codec,
+    *,
+    recent: Iterable[str] = (),
+    catalog: Iterable[str] = (),
+    registries: Iterable[str] = (),
 ) -> list[lsp.CompletionItem]:
+    """Image names: recently used first, then the catalog of the registry being typed
+    (``catalog``: full names, ``host/repo``), the workspace's, official images, and the
+    configured registries themselves (``host/``)."""
     items: dict[str, lsp.CompletionItem] = {}
     for group, names, detail in (
-        ("0", workspace, "used in this workspace"),
-        ("1", well_known, "official image"),
+        ("0", recent, "recently used"),
+        ("1", catalog, "in the registry's catalog"),
+        ("2", workspace, "used in this workspace"),
+        ("3", well_known, "official image"),
+        ("4", [f"{r}/" for r in registries], "configured registry"),
     ):
-        for name in names:
+        for index, name in enumerate(names):
             if name in items:
                 continue
             items[name] = lsp.CompletionItem(
                 label=name,
-                kind=lsp.CompletionItemKind.Module,
+                kind=lsp.CompletionItemKind.Folder
+                if group == "4"
+                else lsp.CompletionItemKind.Module,
                 detail=detail,
-                sort_text=f"{group}{name}",
+                sort_text=f"{group}{index:04d}" if group in "01" else f"{group}{name}",
                 text_edit=_edit(codec, context.replace, name),
             )
     return list(items.values())
@@ -680,11 +703,15 @@ def code_actions(
     codec: Codec,
     *,
     pin_edits: Mapping[tuple[int, int], tuple[Range, str, str]] | None = None,
+    updates: Mapping[tuple[int, int], Sequence[UpdateOption]] | None = None,
 ) -> list[lsp.CodeAction]:
     """Quick fixes from the findings' edits, a suppress comment per kind, and pin-all.
 
     ``pin_edits`` maps an image's start to (range, new text, suggestion) for images the
-    server could compute a pin for (from the core's pin plan).
+    server could compute a pin for (from the core's pin plan). ``updates`` maps an
+    image's start to the core's update options (:func:`portside.policy.update_options`):
+    a ``stale`` finding then offers one action per step size, a ``variant-update`` one
+    the variant, instead of the finding's single edit.
     """
     out: list[lsp.CodeAction] = []
     here = [f for f in findings if _overlaps(f.range, window)]
@@ -703,7 +730,29 @@ def code_actions(
 
     diagnostics = {id(f): to_diagnostics([f], codec)[0] for f in here}
     for finding in here:
-        if finding.edit is not None:
+        options = (updates or {}).get((finding.range.start.line, finding.range.start.character))
+        levels = ("variant",) if finding.kind == "variant-update" else ("patch", "minor", "major")
+        chosen = [o for o in options or () if o.level in levels]
+        if finding.kind in ("stale", "variant-update") and chosen:
+            for option in chosen:
+                title = (
+                    f"Move to variant {option.suggestion}"
+                    if option.level == "variant"
+                    else f"Update to newest {option.level}: {option.suggestion}"
+                )
+                out.append(
+                    lsp.CodeAction(
+                        title=title,
+                        kind=lsp.CodeActionKind.QuickFix,
+                        diagnostics=[diagnostics[id(finding)]],
+                        is_preferred=finding.kind == "stale"
+                        and option.suggestion == finding.suggestion,
+                        edit=workspace_edit(
+                            [_edit(codec, option.edit.range, option.edit.new_text)]
+                        ),
+                    )
+                )
+        elif finding.edit is not None:
             title = _TITLES.get(finding.kind, "Apply {}").format(
                 finding.suggestion or finding.edit.new_text
             )

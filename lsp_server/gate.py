@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from portside.cache import CachedRegistry, CacheStore
 from portside.errors import CacheMiss
-from portside.reference import Digest, Reference
-from portside.registry.manifest import Descriptor, Manifest
-from portside.registry.transport import ClientOptions
+from portside.reference import Reference
+
+if TYPE_CHECKING:  # the network stack (httpx) is imported on the first fetch, not here
+    from portside.reference import Digest
+    from portside.registry.manifest import Descriptor, Manifest
+    from portside.registry.transport import ClientOptions
 
 
 class GatedRegistry(CachedRegistry):
@@ -41,6 +45,11 @@ class GatedRegistry(CachedRegistry):
         self.allow = tuple(allow)
         self._offline = CachedRegistry(store=store, offline=True)
 
+    @property
+    def cache_only(self) -> CachedRegistry:
+        """The same cache, any age, never the network (for requests that must not wait)."""
+        return self._offline
+
     def permitted(self, registry: str) -> bool:
         if self.trusted:
             return True
@@ -59,6 +68,14 @@ class GatedRegistry(CachedRegistry):
             return await self._offline.tags(ref)
         except CacheMiss:
             raise self._blocked(ref) from None
+
+    async def catalog(self, registry: str) -> list[str]:
+        if self.permitted(registry):
+            return await super().catalog(registry)
+        try:
+            return await self._offline.catalog(registry)
+        except CacheMiss:
+            raise self._blocked(Reference(registry, "x/x", None, None)) from None
 
     async def resolve(self, ref: Reference) -> Descriptor:
         if self.permitted(ref.registry):

@@ -8,7 +8,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from portside import errors, policy, versions
+from portside import errors, versions
 from portside.reference import Reference
 
 from . import features
@@ -114,10 +114,27 @@ def create_server() -> PortsideLanguageServer:
             items = []
             if context.kind == "stage-or-image":
                 items += features.stage_items(snap.doc, context, codec)
+            catalog: list[str] = []
+            incomplete = False
+            registry = features.catalog_registry(context, server.settings.registries)
+            if registry is not None:
+                try:
+                    names = await server.budget(server.registry.catalog(registry))
+                    catalog = [f"{registry}/{name}" for name in names]
+                except TimeoutError:
+                    incomplete = True
+                except errors.PortsideError as exc:
+                    features_log(f"catalog of {registry}: {exc.message}")
             items += features.image_name_items(
-                context, sorted(server.workspace_images), server.settings.well_known_images, codec
+                context,
+                sorted(server.workspace_images),
+                server.settings.well_known_images,
+                codec,
+                recent=server.recent_images,
+                catalog=catalog,
+                registries=server.settings.registries,
             )
-            return lsp.CompletionList(is_incomplete=False, items=items)
+            return lsp.CompletionList(is_incomplete=incomplete, items=items)
         ref = features.image_reference(context)
         if ref is None:
             return None
@@ -240,6 +257,8 @@ def create_server() -> PortsideLanguageServer:
         if published is not None and published.version == snap.version:
             findings = published.findings
         else:
+            from portside import policy
+
             config, _ = server.policy_config(snap.path)
             findings, _ = policy.local_findings(
                 snap.doc, file=snap.uri, text=snap.text, config=config
@@ -252,7 +271,14 @@ def create_server() -> PortsideLanguageServer:
         ]
         pins = await server.pin_edits(snap, nearby)
         return features.code_actions(
-            snap.doc, findings, window, snap.uri, snap.version, snap.codec, pin_edits=pins
+            snap.doc,
+            findings,
+            window,
+            snap.uri,
+            snap.version,
+            snap.codec,
+            pin_edits=pins,
+            updates=server.update_options(snap, nearby),
         )
 
     async def pin_all_command(*args: Any) -> Any:
@@ -264,6 +290,10 @@ def create_server() -> PortsideLanguageServer:
     async def check_now_command(*args: Any) -> Any:
         uris = [a for a in args if isinstance(a, str)] or list(server.workspace.text_documents)
         return await server.check_now(uris)
+
+    async def publish_dry_run_command(*args: Any) -> Any:
+        folder = args[0] if args and isinstance(args[0], str) else None
+        return await server.publish_dry_run(folder)
 
     # -- navigation ------------------------------------------------------------------
 
@@ -360,4 +390,5 @@ def create_server() -> PortsideLanguageServer:
     )
     server.command(features.COMMAND_PIN_ALL)(pin_all_command)
     server.command(features.COMMAND_CHECK_NOW)(check_now_command)
+    server.command(features.COMMAND_PUBLISH_DRY_RUN)(publish_dry_run_command)
     return server

@@ -23,22 +23,27 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from portside import errors, images, policy
+from portside import errors, images
 from portside.cache import CacheStore, NeedsNetwork
 from portside.config import PolicyConfig, find_config_file, load_config
 from portside.dockerfile import Dockerfile, ImageUse, Position, Range, parse
 from portside.images import ImageInfo
-from portside.pin import plan_pin
 from portside.redact import redact_url
-from portside.reference import Reference
+from portside.reference import Digest, Reference
 from portside.registry.manifest import Platform
-from portside.registry.transport import ClientOptions
+
+if TYPE_CHECKING:
+    # Start-up budget: the first ``initialize`` needs none of these. The policy rules
+    # (~45 ms with their regexes) load with the first document, the network stack
+    # (httpx, ~85 ms) with the first registry fetch.
+    from portside import policy
+    from portside.registry.transport import ClientOptions
 
 from . import features
 from .gate import GatedRegistry
@@ -123,6 +128,7 @@ class PortsideLanguageServer(LanguageServer):
         self._ordered: dict[tuple[str, str | None], tuple[int, list[str]]] = {}
         self._configs: dict[str, tuple[float, PolicyConfig]] = {}
         self.workspace_images: set[str] = set()
+        self._recent: list[str] | None = None
         self._background: set[asyncio.Future[Any]] = set()
         self._recheck: asyncio.Task[None] | None = None
 
@@ -143,22 +149,33 @@ class PortsideLanguageServer(LanguageServer):
         return self._registry
 
     def _make_registry(self, *, refresh: bool) -> GatedRegistry:
+        return GatedRegistry(
+            store=self.store,
+            options=self.client_options(),
+            trusted=self.settings.trusted,
+            allow=self.settings.trusted_registries,
+            tags_ttl=self.settings.tags_ttl_s,
+            refresh=refresh,
+        )
+
+    def client_options(self) -> ClientOptions:
+        from portside.registry.transport import ClientOptions
+
         insecure = set(self.settings.insecure_registries)
         insecure.update(
             h.strip()
             for h in os.environ.get("PORTSIDE_INSECURE_REGISTRIES", "").split(",")
             if h.strip()
         )
-        options = ClientOptions(
-            insecure=frozenset(insecure), timeout=15.0, max_retries=2, backoff_cap=2.0
-        )
-        return GatedRegistry(
-            store=self.store,
-            options=options,
-            trusted=self.settings.trusted,
-            allow=self.settings.trusted_registries,
-            tags_ttl=self.settings.tags_ttl_s,
-            refresh=refresh,
+        # An editor does not sit out a long Retry-After: beyond 2 s the request fails
+        # at once (served from the cache where it can) and a 429 host is paused until
+        # its reset, so the periodic re-checks do not ask it again before then.
+        return ClientOptions(
+            insecure=frozenset(insecure),
+            timeout=15.0,
+            max_retries=2,
+            backoff_cap=2.0,
+            retry_after_cap=2.0,
         )
 
     def apply_settings(self) -> None:
@@ -181,14 +198,19 @@ class PortsideLanguageServer(LanguageServer):
             old_registry, self._registry = self._registry, None
             self.spawn(old_registry.aclose(cancel_pending=True))
 
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
+    def spawn(self, coro: Awaitable[Any], *, quiet: bool = False) -> asyncio.Future[Any]:
+        """Run ``coro`` in the background; a failure is logged (``quiet``: at debug)."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
 
         def done(t: asyncio.Future[Any]) -> None:
             self._background.discard(t)
             if not t.cancelled() and t.exception() is not None:
-                log.warning("background task failed: %s", _describe(t.exception()))  # type: ignore[arg-type]
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "background task failed: %s",
+                    _describe(t.exception()),  # type: ignore[arg-type]
+                )
 
         task.add_done_callback(done)
         return task
@@ -196,11 +218,33 @@ class PortsideLanguageServer(LanguageServer):
     async def budget(self, coro: Awaitable[T], seconds: float | None = None) -> T:
         """``coro``'s answer within the network budget, else ``TimeoutError``.
 
-        The cache shields its fetches, so giving up here leaves the fetch running and
-        the next request is answered from the cache.
+        Two ways of giving up, two outcomes. Out of time: the work goes on in the
+        background (its fetches land in the cache and the next request is answered from
+        there). Cancelled (``$/cancelRequest``): the work is cancelled with the request,
+        and the cache cancels a fetch nobody else waits for, which aborts its HTTP
+        request.
         """
         limit = self.settings.network_budget_ms / 1000 if seconds is None else seconds
-        return await asyncio.wait_for(coro, timeout=limit)
+        task = asyncio.ensure_future(coro)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=limit)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            self.spawn(task, quiet=True)  # kept until it ends; its caller gave up
+            raise TimeoutError
+        return task.result()
+
+    async def keep(self, coro: Awaitable[T]) -> T:
+        """``coro``'s answer; cancelling the caller does not cancel ``coro``.
+
+        For work others will want too (a document's registry checks): an edit that
+        restarts the diagnostics must not abort the fetches the next run will need.
+        """
+        task = self.spawn(coro, quiet=True)  # its caller sees a failure
+        result: T = await asyncio.shield(task)
+        return result
 
     # -- documents -------------------------------------------------------------------
 
@@ -286,10 +330,13 @@ class PortsideLanguageServer(LanguageServer):
         self, snap: Snapshot, findings: list[policy.Finding], extra: list[lsp.Diagnostic]
     ) -> bool:
         """Publish unless the document closed or changed meanwhile; True if sent."""
+        from portside import policy
+
         current = self.workspace.text_documents.get(snap.uri)
         if current is None or current.version != snap.version or current.source != snap.text:
             return False
-        diagnostics = extra + features.to_diagnostics(findings, snap.codec)
+        shown = policy.group_unreachable(findings, snap.doc)
+        diagnostics = extra + features.to_diagnostics(shown, snap.codec)
         before = self.published.get(snap.uri)
         self.published[snap.uri] = Published(snap.version, findings, diagnostics)
         if (
@@ -306,6 +353,8 @@ class PortsideLanguageServer(LanguageServer):
         return True
 
     async def _diagnose(self, uri: str, delay: float) -> None:
+        from portside import policy
+
         if delay > 0:
             await asyncio.sleep(delay)
         snap = self.snapshot(uri)
@@ -334,7 +383,12 @@ class PortsideLanguageServer(LanguageServer):
             )
         file = str(snap.path) if snap.path else uri
         local, remote = policy.local_findings(snap.doc, file=file, text=snap.text, config=config)
-        self.publish(snap, policy.sort_findings(local), extra)
+        before = self.published.get(uri)
+        if before is None or before.version != snap.version:
+            # Local findings at once after an edit. A re-check of an unchanged version
+            # keeps what is shown until the new answer (no flicker of the registry's
+            # findings every recheckIntervalS).
+            self.publish(snap, policy.sort_findings(local), extra)
         if not remote or not self.settings.remote_checks:
             # Plugin findings (hadolint) need no registry but may take a moment: the
             # core runs them in worker threads; cached=None keeps the registry out.
@@ -344,8 +398,10 @@ class PortsideLanguageServer(LanguageServer):
             self.publish(snap, findings, extra)
             return
         registry = self.registry
-        findings = await policy.check_document(
-            snap.doc, file=file, text=snap.text, config=config, cached=registry
+        findings = await self.keep(
+            policy.check_document(
+                snap.doc, file=file, text=snap.text, config=config, cached=registry
+            )
         )
         self.publish(snap, findings, extra)
         self._warm_infos(snap, registry)
@@ -353,8 +409,10 @@ class PortsideLanguageServer(LanguageServer):
         # again and publish if the answer changed. (shield: a new edit cancels this
         # task, not the cache's refreshes.)
         await asyncio.shield(registry.drain())
-        again = await policy.check_document(
-            snap.doc, file=file, text=snap.text, config=config, cached=registry
+        again = await self.keep(
+            policy.check_document(
+                snap.doc, file=file, text=snap.text, config=config, cached=registry
+            )
         )
         if again != findings:
             self.publish(snap, again, extra)
@@ -388,6 +446,19 @@ class PortsideLanguageServer(LanguageServer):
         self.infos[(str(ref), str(platform) if platform else None)] = info
         if ref.tag:
             self.details.setdefault(ref.name, {})[ref.tag] = features.info_detail(info)
+        self.remember_image(ref.familiar_name)
+
+    @property
+    def recent_images(self) -> list[str]:
+        """Image names seen resolving (this session and earlier ones), newest first."""
+        if self._recent is None:
+            self._recent = self.store.recent_images()
+        return self._recent
+
+    def remember_image(self, name: str) -> None:
+        recent = self.recent_images
+        if not recent or recent[0] != name:
+            self._recent = self.store.remember_images([name])
 
     def cached_info(self, ref: Reference, platform: Platform | None) -> ImageInfo | None:
         """What the cache knows about ``ref`` now, without the network."""
@@ -455,6 +526,8 @@ class PortsideLanguageServer(LanguageServer):
     # -- commands --------------------------------------------------------------------
 
     async def pin_all(self, uri: str) -> dict[str, Any]:
+        from portside.pin import plan_pin
+
         snap = self.snapshot(uri)
         if snap is None or snap.too_large:
             return {"changed": 0, "problems": ["the document is not open"]}
@@ -497,8 +570,62 @@ class PortsideLanguageServer(LanguageServer):
                 }
         return {"changed": len(plan.changes) if plan.changed else 0, "problems": plan.problems}
 
+    async def publish_dry_run(self, folder: str | None) -> dict[str, Any]:
+        """``portside publish --dry-run`` for a workspace folder: the plan (tags per
+        destination, what would be built and pushed) as log lines and a message."""
+        from portside.publish import run_publish
+
+        if not self.settings.trusted:
+            # A publish plan runs the project's builder and asks its registries.
+            problem = "a publish plan is not made in an untrusted workspace"
+            self.window_show_message(
+                lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=f"portside: {problem}")
+            )
+            return {"ok": False, "error": problem, "plan": []}
+        if folder and folder.startswith("file:"):
+            project = Path(to_fs_path(folder) or "")
+        elif folder:
+            project = Path(folder)
+        elif self.root is not None:
+            project = self.root
+        else:
+            return {"ok": False, "error": "no workspace folder", "plan": []}
+        plan: list[str] = []
+
+        def progress(step: str, message: str) -> None:
+            line = redact_url(f"[{step}] {message}")
+            plan.append(line)
+            self.window_log_message(
+                lsp.LogMessageParams(
+                    type=lsp.MessageType.Info, message=f"portside publish --dry-run: {line}"
+                )
+            )
+
+        try:
+            report = await run_publish(
+                project, dry_run=True, progress=progress, client_options=self.client_options()
+            )
+        except errors.PortsideError as exc:
+            message = _describe(exc)
+            self.window_show_message(
+                lsp.ShowMessageParams(
+                    type=lsp.MessageType.Error, message=f"portside publish (dry run): {message}"
+                )
+            )
+            return {"ok": False, "error": message, "plan": plan}
+        summary = "; ".join(f"{d.repository}: {', '.join(d.tags)}" for d in report.destinations)
+        self.window_show_message(
+            lsp.ShowMessageParams(
+                type=lsp.MessageType.Info,
+                message=f"portside publish (dry run) would tag {summary}"[:1000],
+            )
+        )
+        return {"ok": True, "plan": plan, "report": report.to_json()}
+
     async def check_now(self, uris: list[str]) -> dict[str, Any]:
         """Check open documents against the registries now, whatever the cache's age."""
+        from portside import policy
+
         fresh = self._make_registry(refresh=True)
         counts: dict[str, int] = {}
         try:
@@ -524,6 +651,8 @@ class PortsideLanguageServer(LanguageServer):
         self, snap: Snapshot, findings: list[policy.Finding]
     ) -> dict[tuple[int, int], tuple[Range, str, str]]:
         """Per unpinned image: the edit pinning it to the digest its tag has now."""
+        from portside import policy
+
         out: dict[tuple[int, int], tuple[Range, str, str]] = {}
         starts = {
             (f.range.start.line, f.range.start.character)
@@ -549,6 +678,45 @@ class PortsideLanguageServer(LanguageServer):
                     edit.new_text,
                     f"{ref.familiar_name}:{tag}@{descriptor.digest}",
                 )
+        return out
+
+    def update_options(
+        self, snap: Snapshot, findings: list[policy.Finding]
+    ) -> dict[tuple[int, int], list[policy.UpdateOption]]:
+        """Per image with a ``stale`` or ``variant-update`` finding: the core's update
+        options (newest patch / minor / major, variant), from cached data only."""
+        from portside import policy
+
+        wanted = {
+            (f.range.start.line, f.range.start.character)
+            for f in findings
+            if f.kind in ("stale", "variant-update")
+        }
+        if not wanted:
+            return {}
+        offline = self.registry.cache_only
+        config, _ = self.policy_config(snap.path)
+        out: dict[tuple[int, int], list[policy.UpdateOption]] = {}
+        for use in snap.doc.images:
+            key = (use.range.start.line, use.range.start.character)
+            if key not in wanted or use.resolved is None:
+                continue
+            try:
+                ref = Reference.parse(use.resolved)
+                tags = offline.run_from_cache(offline.tags(ref.repository_ref()))
+            except (NeedsNetwork, errors.PortsideError):
+                continue
+
+            def digest_for(tag: str, ref: Reference = ref) -> Digest | None:
+                try:
+                    found = offline.run_from_cache(offline.resolve(ref.with_tag(tag)))
+                except (NeedsNetwork, errors.PortsideError):
+                    return None
+                return found.digest
+
+            options = policy.update_options(use, tags, config=config, digest_for=digest_for)
+            if options:
+                out[key] = options
         return out
 
     # -- periodic re-check ----------------------------------------------------------

@@ -101,6 +101,9 @@ class Settings:
     trusted_registries: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     log_level: str = "warning"
+    # Registries whose catalog completes repository names (``FROM host/…``); from the
+    # workspace's own files only when the workspace is trusted.
+    registries: tuple[str, ...] = ()
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
@@ -143,7 +146,13 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def merge(
-    base: Settings, raw: object, *, source: str, editor: bool, problems: list[str] | None = None
+    base: Settings,
+    raw: object,
+    *,
+    source: str,
+    editor: bool,
+    problems: list[str] | None = None,
+    editor_only: frozenset[str] = EDITOR_ONLY,
 ) -> Settings:
     """``base`` with the keys of ``raw`` applied; bad keys are skipped and reported."""
     if not isinstance(raw, Mapping):
@@ -159,7 +168,7 @@ def merge(
             if problems is not None:
                 problems.append(f"{source}: unknown setting {key!r}")
             continue
-        if name in EDITOR_ONLY and not editor:
+        if name in editor_only and not editor:
             if problems is not None:
                 problems.append(f"{source}: {key!r} can only be set by the editor")
             continue
@@ -212,7 +221,13 @@ def resolve_settings(
     )
     if workspace_root is not None:
         table, path = workspace_table(workspace_root)
+        # An untrusted workspace cannot point the server at registries of its choosing.
         settings = merge(
-            settings, table, source=path or "pyproject", editor=False, problems=problems
+            settings,
+            table,
+            source=path or "pyproject",
+            editor=False,
+            problems=problems,
+            editor_only=EDITOR_ONLY if settings.trusted else EDITOR_ONLY | {"registries"},
         )
     return settings

@@ -164,6 +164,33 @@ class CacheStore:
         with contextlib.suppress(OSError):
             os.unlink(path)
 
+    # -- recently used images ------------------------------------------------------
+
+    RECENT_LIMIT = 200
+
+    def _recent_path(self) -> str:
+        return os.path.join(self.root, "recent-images.json")
+
+    def recent_images(self) -> list[str]:
+        """Image names seen resolving lately (editors offer them first), newest first."""
+        data = self._read(self._recent_path())
+        try:
+            value = json.loads(data) if data is not None else None
+        except (ValueError, UnicodeDecodeError):
+            return []
+        if not isinstance(value, list):
+            return []
+        return [n for n in value if isinstance(n, str)][: self.RECENT_LIMIT]
+
+    def remember_images(self, names: list[str]) -> list[str]:
+        """Put ``names`` first in the recent list (capped, atomic write); the new list."""
+        known = self.recent_images()
+        fresh = list(dict.fromkeys(names))
+        merged = (fresh + [n for n in known if n not in fresh])[: self.RECENT_LIMIT]
+        if merged != known:
+            self._write(self._recent_path(), json.dumps(merged).encode())
+        return merged
+
     # -- immutable content ---------------------------------------------------------
 
     def get_manifest(self, digest: Digest, *, where: str) -> Manifest | None:
@@ -313,7 +340,11 @@ class CachedRegistry:
       cannot be stale.
 
     At most one fetch per key runs at a time in one instance: a second caller for the
-    same key waits for the first fetch instead of sending its own request.
+    same key waits for the first fetch instead of sending its own request. Such a shared
+    fetch counts its waiters: a cancelled waiter only stops waiting while others still
+    wait, and when the last one is cancelled the fetch (its HTTP request with it) is
+    cancelled too. A background refresh (``allow_stale``) has no waiter of its own and is
+    never cancelled that way: callers joining it cannot end it.
 
     The registry client is created on the first miss (``client_factory`` or a
     ``RegistryClient(options)``), so a warm answer never imports the network stack.
@@ -350,6 +381,10 @@ class CachedRegistry:
         self._cache_only = False
         self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
+        # Shared fetches: how many callers wait for each, and which run in the
+        # background (those are kept alive whoever stops waiting).
+        self._waiters: dict[asyncio.Future[Any], int] = {}
+        self._detached: set[asyncio.Future[Any]] = set()
         # Within one process a manifest read once is not re-read and re-hashed.
         self._manifests: dict[Digest, Manifest] = {}
 
@@ -433,6 +468,26 @@ class CachedRegistry:
             decode=_decode_tags,
             fetch=fetch,
             what=f"the tag list of {ref.name}",
+        )
+
+    async def catalog(self, registry: str) -> list[str]:
+        """The repositories ``registry``'s catalog lists (empty where it is not offered
+        to us), kept with the tag lists' TTL."""
+        key = ("catalog", registry)
+
+        async def fetch(old: Entry | None) -> list[str]:
+            started = self._clock()
+            client = await self._get_client()
+            names = await client.catalog(registry)
+            self.store.put_entry(key, names, fetched_at=started)
+            return names
+
+        return await self._mutable(
+            key,
+            ttl=self.tags_ttl,
+            decode=_decode_tags,
+            fetch=fetch,
+            what=f"the catalog of {registry}",
         )
 
     async def tags_newest_first(self, ref: Reference) -> list[str]:
@@ -614,6 +669,8 @@ class CachedRegistry:
                 if self._inflight.get(key) is t:
                     del self._inflight[key]
                 self._tasks.discard(t)
+                self._waiters.pop(t, None)
+                self._detached.discard(t)
 
             task.add_done_callback(done)
         return task
@@ -623,15 +680,42 @@ class CachedRegistry:
         import asyncio
 
         task = self._start(key, make)
-        # shield: one cancelled caller must not cancel a fetch others are waiting for.
-        result: T = await asyncio.shield(task)
+        self._waiters[task] = self._waiters.get(task, 0) + 1
+        try:
+            # shield: one cancelled caller must not cancel a fetch others are waiting for.
+            result: T = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._leave(key, task, cancelled=True)
+            raise
+        except BaseException:
+            self._leave(key, task, cancelled=False)
+            raise
+        self._leave(key, task, cancelled=False)
         return result
+
+    def _leave(self, key: tuple[str, ...], task: asyncio.Future[Any], *, cancelled: bool) -> None:
+        """One waiter of ``task`` is gone; the last cancelled one cancels the fetch."""
+        left = self._waiters.get(task, 1) - 1
+        if left > 0:
+            self._waiters[task] = left
+            return
+        self._waiters.pop(task, None)
+        if cancelled and not task.done() and task not in self._detached:
+            # Forget it at once: a caller arriving meanwhile starts a fetch of its own
+            # instead of joining (and inheriting the cancellation of) this one.
+            if self._inflight.get(key) is task:
+                del self._inflight[key]
+            task.cancel()
 
     def _spawn(self, key: tuple[str, ...], make: Callable[[], Awaitable[Any]]) -> None:
         """Refresh ``key`` in the background (unless it is being fetched already)."""
-        if key in self._inflight:
+        running = self._inflight.get(key)
+        if running is not None:
+            # Someone's fetch already asks for it: it now runs to its end for us too.
+            self._detached.add(running)
             return
         task = self._start(key, make)
+        self._detached.add(task)
 
         def report(t: asyncio.Future[Any]) -> None:
             # Retrieving the exception also keeps asyncio from logging it as unhandled.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -297,6 +297,71 @@ def retarget(use: ImageUse, ref: Reference, tag: str, digest: Digest | None) -> 
     return None
 
 
+@dataclass(frozen=True)
+class UpdateOption:
+    """One way to update an image: to the newest tag of one step size, or the variant."""
+
+    level: str  # "patch", "minor", "major" or "variant"
+    tag: str
+    suggestion: str  # the image as it would read after the edit
+    edit: Edit
+
+
+UPDATE_LEVELS = ("patch", "minor", "major")
+
+
+def update_options(
+    use: ImageUse,
+    tags: Iterable[str],
+    *,
+    config: PolicyConfig | None = None,
+    digest_for: Callable[[str], Digest | None] | None = None,
+) -> list[UpdateOption]:
+    """The updates on offer for ``use`` given its repository's ``tags``, no network.
+
+    Per step size (patch, minor, major) that the image's policy allows and the tags
+    have: the newest tag reached by a step of exactly that size (the same rules as the
+    ``stale`` finding, one level at a time); then the newest variant of the same version
+    line (as ``variant-update``). Each with the edit that writes it. A pinned image is
+    offered only tags whose digest ``digest_for`` knows (the pin is kept, moved along);
+    levels that would give the same tag as a smaller step are left out.
+    """
+    if use.resolved is None or use.is_stage_reference or use.is_scratch:
+        return []
+    try:
+        ref = Reference.parse(use.resolved)
+    except errors.InvalidReference:
+        return []
+    if ref.tag is None or ref.tag == "latest":
+        return []
+    policy = (config or PolicyConfig()).for_image(ref.name, ref.familiar_name)
+    scheme = versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+    tags = list(tags)
+    wanted: list[tuple[str, str]] = []
+    for level in UPDATE_LEVELS:
+        if level not in policy.update_levels:
+            continue
+        newest = versions.newest_in_line(ref.tag, tags, scheme=scheme, allow_levels=(level,))
+        if newest is not None and all(newest != tag for _, tag in wanted):
+            wanted.append((level, newest))
+    variants = versions.variant_updates(ref.tag, tags, scheme=scheme)
+    if variants and all(variants[0] != tag for _, tag in wanted):
+        wanted.append(("variant", variants[0]))
+    out: list[UpdateOption] = []
+    for level, tag in wanted:
+        digest: Digest | None = None
+        if ref.digest is not None:
+            digest = digest_for(tag) if digest_for is not None else None
+            if digest is None:
+                continue  # moving a pinned image needs the new digest
+        edit = retarget(use, ref, tag, digest)
+        if edit is None:
+            continue
+        suggestion = f"{ref.familiar_name}:{tag}" + (f"@{digest}" if digest else "")
+        out.append(UpdateOption(level, tag, suggestion, edit))
+    return out
+
+
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     """``text`` with every edit applied; every other character kept as it was."""
     document = Document(text)
@@ -458,6 +523,62 @@ async def check_document(
         asyncio.gather(*remote_checks),
     )
     return sort_findings(ctx.findings + extra)
+
+
+def group_unreachable(findings: Sequence[Finding], doc: Dockerfile) -> list[Finding]:
+    """``findings`` with the ``unreachable`` ones merged: one per registry, on its first
+    image, saying how many images it concerns (an editor shows a registry that is down
+    once, not on every line). Other findings are kept as they are, in order."""
+    registry_at: dict[tuple[int, int], tuple[str, str]] = {}
+    for use in doc.images:
+        if use.resolved is None:
+            continue
+        try:
+            ref = Reference.parse(use.resolved)
+        except errors.InvalidReference:
+            continue
+        start = (use.range.start.line, use.range.start.character)
+        registry_at[start] = (ref.registry, ref.familiar)
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        if finding.kind == "unreachable":
+            start = (finding.range.start.line, finding.range.start.character)
+            registry = registry_at.get(start, (finding.image, finding.image))[0]
+            groups.setdefault(registry, []).append(finding)
+    out: list[Finding] = []
+    for finding in findings:
+        if finding.kind != "unreachable":
+            out.append(finding)
+            continue
+        start = (finding.range.start.line, finding.range.start.character)
+        registry, familiar = registry_at.get(start, (finding.image, finding.image))
+        group = groups[registry]
+        if finding is not group[0]:
+            continue
+        images = len({(f.range.start.line, f.range.start.character) for f in group})
+        prefix = f"could not check {familiar}: "
+        reason = finding.message[len(prefix) :] if finding.message.startswith(prefix) else None
+        if reason is not None:
+            # "host: host: ..." says the host we already name; and whether this round
+            # was refused by the pause of a rate-limited host or by the host itself is
+            # the same news to the reader (the message stays put between re-checks).
+            while reason.startswith(f"{registry}: "):
+                reason = reason[len(registry) + 2 :]
+            reason = reason.removesuffix(_PAUSED_SUFFIX)
+        if images == 1:
+            message = f"could not check {familiar} on {registry}: {reason}" if reason else None
+        else:
+            message = f"could not check {images} images on {registry}" + (
+                f": {reason}" if reason else f" ({finding.message})"
+            )
+        if message is None:
+            out.append(finding)
+            continue
+        out.append(replace(finding, message=message))
+    return out
+
+
+_PAUSED_SUFFIX = "; paused until its reset, no request was sent"
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:

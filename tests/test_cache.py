@@ -529,3 +529,103 @@ def _quick() -> object:
     from portside.registry.transport import ClientOptions
 
     return ClientOptions(timeout=5.0, connect_timeout=2.0, max_retries=1, backoff_base=0.05)
+
+
+# -- cancellation -------------------------------------------------------------------------
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition never became true"
+        await asyncio.sleep(0.01)
+
+
+def _inflight(cached: CachedRegistry) -> list[asyncio.Future[object]]:
+    return list(cached._tasks)
+
+
+async def test_cancelling_the_only_waiter_cancels_the_fetch(
+    app_registry: Registry, proxy_factory: ProxyFactory, store: CacheStore
+) -> None:
+    proxy = proxy_factory(app_registry)
+    ref = Reference.parse(f"{proxy.host}/app/web")
+    proxy.delay("GET", r"/tags/list$", 5.0, times=1)
+    async with cached_for(store) as cached:
+        waiter = asyncio.ensure_future(cached.tags(ref))
+        await _until(lambda: count(proxy, "/tags/list") == 1)
+        (fetch,) = _inflight(cached)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        # The shared fetch (and the HTTP request under it) is cancelled, not awaited:
+        # it ends while the proxy still holds the request back.
+        await _until(fetch.done, timeout=3.0)
+        assert fetch.cancelled()
+        assert cached._inflight == {}
+        # A new caller starts a fetch of its own (the delay rule is used up) and gets
+        # an answer: it did not join the cancelled one.
+        assert sorted(await cached.tags(ref)) == ["1.0", "1.1"]
+        assert count(proxy, "/tags/list") == 2
+
+
+async def test_a_waiter_that_stays_keeps_the_shared_fetch(
+    app_registry: Registry, proxy_factory: ProxyFactory, store: CacheStore
+) -> None:
+    proxy = proxy_factory(app_registry)
+    ref = Reference.parse(f"{proxy.host}/app/web")
+    proxy.delay("GET", r"/tags/list$", 0.5, times=1)
+    async with cached_for(store) as cached:
+        first = asyncio.ensure_future(cached.tags(ref))
+        second = asyncio.ensure_future(cached.tags(ref))
+        await _until(lambda: count(proxy, "/tags/list") == 1)
+        (fetch,) = _inflight(cached)
+        first.cancel()
+        assert sorted(await second) == ["1.0", "1.1"]
+        assert first.cancelled() and not fetch.cancelled()
+        assert count(proxy, "/tags/list") == 1
+
+
+async def test_background_refresh_survives_a_cancelled_joiner(
+    app_registry: Registry, proxy_factory: ProxyFactory, store: CacheStore
+) -> None:
+    proxy = proxy_factory(app_registry)
+    clock = Clock()
+    ref = Reference.parse(f"{proxy.host}/app/web")
+    async with cached_for(store, clock=clock) as warmup:
+        await warmup.tags(ref)
+    seed.push_image(app_registry, "app/web", seed.build_image("web-3"), ["1.2"], via="fs")
+    clock.now += 3600
+    proxy.delay("GET", r"/tags/list$", 0.5, times=1)
+    async with cached_for(store, clock=clock, allow_stale=True) as cached:
+        assert sorted(await cached.tags(ref)) == ["1.0", "1.1"]  # stale; refresh spawned
+        (refresh,) = _inflight(cached)
+        # A caller that needs the network joins the running refresh, then gives up.
+        cached.allow_stale = False
+        joiner = asyncio.ensure_future(cached.tags(ref))
+        await asyncio.sleep(0.05)
+        joiner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await joiner
+        await cached.drain()
+        assert not refresh.cancelled() and refresh.exception() is None
+        cached.allow_stale = True
+        assert sorted(await cached.tags(ref)) == ["1.0", "1.1", "1.2"]
+        assert count(proxy, "/tags/list") == 2
+
+
+async def test_catalog_is_cached_with_the_tags_ttl(
+    app_registry: Registry, proxy_factory: ProxyFactory, store: CacheStore
+) -> None:
+    proxy = proxy_factory(app_registry)
+    clock = Clock()
+    async with cached_for(store, clock=clock, tags_ttl=60) as cached:
+        assert "app/web" in await cached.catalog(proxy.host)
+        assert "app/web" in await cached.catalog(proxy.host)
+        assert count(proxy, "/v2/_catalog") == 1
+        clock.now += 61
+        await cached.catalog(proxy.host)
+        assert count(proxy, "/v2/_catalog") == 2
+    async with cached_for(store, offline=True, clock=clock) as offline:
+        assert "app/web" in offline.run_from_cache(offline.catalog(proxy.host))

@@ -343,3 +343,49 @@ async def test_large_blob_exists_and_is_not_uploaded_twice(plain_registry: Regis
         assert await client.blob_exists(target, Digest.of(big)) == len(big)
         again = await client.upload_blob(target, big)
     assert again.existed
+
+
+# -- catalog ---------------------------------------------------------------------------
+
+
+async def test_catalog_lists_repositories_paginated_equal_unpaginated(
+    registry: Registry, fault_proxy: FaultProxy
+) -> None:
+    async with RegistryClient() as client:
+        whole = await client.catalog(registry.host)
+        paged = await client.catalog(fault_proxy.host, page_size=2)
+    assert set(registry.seeded) <= set(whole)
+    assert paged == whole
+    pages = [r for r in fault_proxy.requests if r.path == "/v2/_catalog"]
+    assert len(pages) >= len(whole) // 2 >= 2
+    assert all(r.param("n") == "2" for r in pages)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(404, None), (403, None), (401, {"WWW-Authenticate": 'Basic realm="registry"'})],
+)
+async def test_catalog_not_offered_is_empty_not_an_error(
+    registry: Registry,
+    proxy_factory: Callable[..., FaultProxy],
+    status: int,
+    headers: dict[str, str] | None,
+) -> None:
+    proxy = proxy_factory(registry)
+    proxy.respond("GET", r"^/v2/_catalog$", status, '{"errors":[]}', headers, times=None)
+    async with RegistryClient() as client:
+        assert await client.catalog(proxy.host) == []
+        # The registry itself still answers.
+        assert await client.list_tags(ref(proxy, "library/alpine"))
+
+
+async def test_catalog_refuses_foreign_next_page(
+    registry: Registry, proxy_factory: Callable[..., FaultProxy]
+) -> None:
+    proxy = proxy_factory(registry)
+    proxy.set_headers(
+        "GET", r"^/v2/_catalog$", {"Link": '<http://203.0.113.9/v2/_catalog?last=x>; rel="next"'}
+    )
+    async with RegistryClient() as client:
+        with pytest.raises(errors.UnsafeResponse):
+            await client.catalog(proxy.host)

@@ -106,3 +106,24 @@ def test_age_size_and_registry_pages() -> None:
 
     assert features.registry_page(Reference.parse("python:3")) == "https://hub.docker.com/_/python"
     assert features.registry_page(Reference.parse("localhost:5000/x")) is None
+
+
+def test_update_options_per_level_pinned_and_arg() -> None:
+    from portside.policy import update_options
+    from portside.reference import Digest
+
+    tags = ["1.2.3", "1.2.5", "1.4.0", "2.0.1", "1.2.3-alpine"]
+    text = "ARG V=1.2.3\nFROM acme/tool:${V}\nFROM acme/tool:1.2.3@sha256:" + "a" * 64 + "\n"
+    doc = parse(text)
+    by_arg = update_options(doc.images[0], tags)
+    assert [(o.level, o.tag) for o in by_arg] == [
+        ("patch", "1.2.5"),
+        ("minor", "1.4.0"),
+        ("major", "2.0.1"),
+    ]
+    assert by_arg[0].edit.range.start.line == 0  # the ARG default is what changes
+    assert by_arg[0].edit.new_text == "1.2.5"
+    new = Digest.parse("sha256:" + "b" * 64)
+    pinned = update_options(doc.images[1], tags, digest_for=lambda t: new if t == "1.4.0" else None)
+    assert [(o.level, o.suggestion) for o in pinned] == [("minor", f"acme/tool:1.4.0@{new}")]
+    assert update_options(doc.images[1], tags) == []  # a pin is never dropped

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from harness import seed
@@ -228,6 +230,47 @@ async def test_unreachable_is_information(started: Any) -> None:
     assert unreachable.severity == lsp.DiagnosticSeverity.Information
 
 
+@pytest.mark.parametrize("status", [503, 429])
+async def test_registry_down_is_said_once_per_registry_and_nothing_spins(
+    started: Any, registry: Registry, proxy_factory: Any, status: int
+) -> None:
+    proxy = proxy_factory(registry)
+    headers = {"Retry-After": "60"} if status == 429 else None
+    proxy.fail(None, r"^/v2/.+", status, times=None, headers=headers)
+    session = await started(init={"debounceMs": 10, "recheckIntervalS": 1})
+    text = "".join(f"FROM {proxy.host}/library/python:3.1{i}\n" for i in range(3)) + (
+        "".join(f"FROM 127.0.0.1:9/acme/app{i}:1.0\n" for i in range(2))
+        + f"FROM {registry.host}/library/alpine:3.21\n"
+    )
+    uri = session.open(text)
+
+    def settled(found: Sequence[lsp.Diagnostic]) -> bool:
+        return sum(1 for d in found if d.code == "unreachable") == 2 and has("unpinned")(found)
+
+    found = await session.diagnostics(uri, settled, timeout=40)
+    unreachable = sorted(
+        (d for d in found if d.code == "unreachable"), key=lambda d: d.range.start.line
+    )
+    assert [d.range.start.line for d in unreachable] == [0, 3]
+    assert all(d.severity == lsp.DiagnosticSeverity.Information for d in unreachable)
+    assert f"3 images on {proxy.host}" in unreachable[0].message
+    assert "2 images on 127.0.0.1:9" in unreachable[1].message
+    # Nothing spins. The documents are re-checked every second here (recheckIntervalS):
+    # a host that answered 429 with a reset is paused, so it is not asked at all until
+    # then; a failing (503) host is asked once per re-check with bounded retries, never
+    # in a loop.
+    await asyncio.sleep(1.5)
+    asked = len(proxy.requests)
+    await asyncio.sleep(3)
+    again = len(proxy.requests) - asked
+    if status == 429:
+        assert again == 0
+    else:
+        assert 0 < again <= 3 * asked  # a loop would send hundreds
+    # And the message is not re-sent while nothing changed.
+    assert session.client.diagnostics[uri] == found
+
+
 async def test_severity_from_settings_with_precedence(
     started: Any, registry: Registry, tmp_path: Path
 ) -> None:
@@ -343,6 +386,54 @@ async def test_tag_completion_newest_first_current_line_first(
     assert narrowed.items and all(i.label.startswith("3.12") for i in narrowed.items)
 
 
+async def test_catalog_and_recent_image_name_completion(
+    started: Any, registry: Registry, tmp_path: Path
+) -> None:
+    host = registry.host
+    session = await started(init={"registries": [host]})
+    text = f"FROM {host}/lib\nFROM {host}/library/alpine:3.21\nFROM \n"
+    uri = session.open(text)
+    result = await session.complete(uri, 0, len(f"FROM {host}/lib"))
+    by_label = {i.label: i for i in result.items}
+    assert f"{host}/library/python" in by_label and f"{host}/portside-test/many-tags" in by_label
+    assert by_label[f"{host}/library/python"].detail == "in the registry's catalog"
+    edit = by_label[f"{host}/library/python"].text_edit
+    assert isinstance(edit, lsp.TextEdit) and edit.range.start.character == len("FROM ")
+    # Images the server saw resolve come first, and are remembered in the cache dir.
+    await session.diagnostics(uri, has("unpinned"))
+    recent_file = tmp_path / "cache0" / "v1" / "recent-images.json"
+    for _ in range(250):
+        if recent_file.exists():
+            break
+        await asyncio.sleep(0.02)
+    assert f"{host}/library/alpine" in json.loads(recent_file.read_text())
+    names = await session.complete(uri, 2, len("FROM "))
+    first = min(names.items, key=lambda i: i.sort_text or "")
+    assert first.label == f"{host}/library/alpine" and first.detail == "recently used"
+    assert f"{host}/" in {i.label for i in names.items}  # the configured registry
+
+
+async def test_untrusted_workspace_cannot_choose_catalog_registries(
+    started: Any, registry: Registry, fault_proxy: FaultProxy
+) -> None:
+    # The host may be contacted (allow-listed): only the settings rule keeps the
+    # workspace's own file from turning its catalog on.
+    session = await started(init={"trusted": False, "trustedRegistries": [fault_proxy.host]})
+    (session.root / "pyproject.toml").write_text(
+        f'[tool.portside.lsp]\nregistries = ["{fault_proxy.host}"]\n'
+    )
+    session.client.workspace_did_change_configuration(
+        lsp.DidChangeConfigurationParams(
+            settings={"portside": {"trusted": False, "trustedRegistries": [fault_proxy.host]}}
+        )
+    )
+    line = f"FROM {fault_proxy.host}/lib"
+    uri = session.open(line + "\n")
+    result = await session.complete(uri, 0, len(line))
+    assert not any(i.detail == "in the registry's catalog" for i in result.items)
+    assert not [r for r in fault_proxy.requests if r.path == "/v2/_catalog"]
+
+
 async def test_completion_item_resolve_gives_digest_and_platforms(
     started: Any, registry: Registry
 ) -> None:
@@ -391,8 +482,9 @@ async def test_names_stages_and_args(started: Any) -> None:
 async def test_completion_is_cancellable(
     started: Any, registry: Registry, fault_proxy: FaultProxy
 ) -> None:
-    fault_proxy.delay("GET", r"/v2/.*/tags/list", 15)
-    session = await started(init={"networkBudgetMs": 30000})
+    fault_proxy.delay("GET", r"/v2/.*/tags/list", 15, times=1)
+    # No diagnostics: the completion is the only one waiting for the tag list.
+    session = await started(init={"networkBudgetMs": 30000, "remoteChecks": False})
     line = f"FROM {fault_proxy.host}/library/python:3."
     uri = session.open(line + "\n")
     protocol = session.client.protocol
@@ -404,14 +496,28 @@ async def test_completion_is_cancellable(
         ),
         msg_id="slow-1",
     )
-    await asyncio.sleep(0.5)
+
+    def tag_requests() -> int:
+        return sum(1 for r in fault_proxy.requests if r.path.endswith("/tags/list"))
+
+    for _ in range(500):  # until the proxy holds the tag list request back
+        if tag_requests():
+            break
+        await asyncio.sleep(0.02)
     assert not future.done()
     started_at = time.monotonic()
     protocol.notify(lsp.CANCEL_REQUEST, lsp.CancelParams(id="slow-1"))
     wrapped = asyncio.wrap_future(future)
-    with pytest.raises(Exception, match="cancel"):
+    with pytest.raises(JsonRpcRequestCancelled) as cancelled:
         await asyncio.wait_for(wrapped, 5)
+    assert cancelled.value.code == -32800
     assert time.monotonic() - started_at < 1.0
+    # The fetch was cancelled with it: the same completion asked again does not join a
+    # request the proxy still holds back (15 s) but sends its own and is answered.
+    assert tag_requests() == 1
+    again = await asyncio.wait_for(session.complete(uri, 0, len(line)), 10)
+    assert any(i.label.startswith("3.") for i in again.items)
+    assert tag_requests() == 2
     # The server still answers.
     symbols = await session.client.text_document_document_symbol_async(
         lsp.DocumentSymbolParams(text_document=lsp.TextDocumentIdentifier(uri=uri))
@@ -462,7 +568,9 @@ async def test_code_actions_fix_suppress_and_pin_all(started: Any, registry: Reg
     assert any(t.startswith("Pin to digest") for t in titles), titles
     assert any("portside: ignore=stale" in t for t in titles), titles
     update = next(
-        a for a in actions if isinstance(a, lsp.CodeAction) and a.title.startswith("Update to")
+        a
+        for a in actions
+        if isinstance(a, lsp.CodeAction) and a.title.startswith("Update to") and a.is_preferred
     )
     assert update.edit is not None and update.edit.document_changes
     change = update.edit.document_changes[0]
@@ -480,6 +588,118 @@ async def test_code_actions_fix_suppress_and_pin_all(started: Any, registry: Reg
         lsp.ExecuteCommandParams(command="portside.checkNow", arguments=[uri])
     )
     assert checked["checked"] == 1
+
+
+async def _actions_on_line(session: Session, uri: str, line: int) -> list[lsp.CodeAction]:
+    actions = await session.client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            range=lsp.Range(
+                start=lsp.Position(line=line, character=6),
+                end=lsp.Position(line=line, character=6),
+            ),
+            context=lsp.CodeActionContext(diagnostics=[]),
+        )
+    )
+    return [a for a in actions or [] if isinstance(a, lsp.CodeAction)]
+
+
+def _new_text(action: lsp.CodeAction) -> str:
+    assert action.edit is not None and action.edit.document_changes
+    change = action.edit.document_changes[0]
+    assert isinstance(change, lsp.TextDocumentEdit)
+    return change.edits[0].new_text  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_update_actions_per_level_and_variant(
+    started: Any, plain_registry: Registry, proxy_factory: Any, profile: str
+) -> None:
+    tool = seed.build_image("tool-levels")
+    seed.push_image(
+        plain_registry, "acme/tool", tool, ["1.2.3", "1.2.5", "1.4.0", "2.0.1"], via="fs"
+    )
+    base = seed.build_image("base-variants")
+    seed.push_image(
+        plain_registry, "acme/base", base, ["1.0-alpine3.20", "1.0-alpine3.21"], via="fs"
+    )
+    seed.push_image(plain_registry, "acme/only", tool, ["3.1.0", "3.1.2"], via="fs")
+    proxy = proxy_factory(plain_registry)
+    session = await started(profile)
+    host = proxy.host
+    text = (
+        f"FROM {host}/acme/tool:1.2.3 AS a\n"
+        f"FROM {host}/acme/base:1.0-alpine3.20 AS b\n"
+        f"FROM {host}/acme/only:3.1.0\n"
+    )
+    uri = session.open(text)
+    await session.diagnostics(
+        uri, lambda d: sum(1 for x in d if x.code in ("stale", "variant-update")) == 3
+    )
+    # Let the background work (hover/inlay information) finish first.
+    requests_before = -1
+    while len(proxy.requests) != requests_before:
+        requests_before = len(proxy.requests)
+        await asyncio.sleep(0.5)
+
+    actions = await _actions_on_line(session, uri, 0)
+    updates = {a.title: a for a in actions if a.title.startswith("Update to newest")}
+    assert list(updates) == [
+        f"Update to newest patch: {host}/acme/tool:1.2.5",
+        f"Update to newest minor: {host}/acme/tool:1.4.0",
+        f"Update to newest major: {host}/acme/tool:2.0.1",
+    ]
+    for title, action in updates.items():
+        assert _new_text(action) == title.split(": ", 1)[1]
+    # The finding's own fix (the biggest step the policy allows) is the preferred one.
+    assert [a.is_preferred for a in updates.values()] == [False, False, True]
+
+    variant = [a for a in await _actions_on_line(session, uri, 1) if a.title.startswith("Move")]
+    assert [a.title for a in variant] == [f"Move to variant {host}/acme/base:1.0-alpine3.21"]
+    assert _new_text(variant[0]) == f"{host}/acme/base:1.0-alpine3.21"
+
+    # Only the levels that exist: a patch and nothing else.
+    only = [a.title for a in await _actions_on_line(session, uri, 2)]
+    assert [t for t in only if t.startswith("Update to")] == [
+        f"Update to newest patch: {host}/acme/only:3.1.2"
+    ]
+    # Code actions are answered from the cache: not one request to the registry.
+    assert len(proxy.requests) == requests_before
+
+
+async def test_publish_dry_run_command_shows_the_plan(
+    started: Any, registry_factory: Any, tmp_path: Path
+) -> None:
+    from test_build_native import make_project, seed_base
+    from test_publish_cli import configure
+
+    reg = registry_factory()
+    seed_base(reg)
+    project = configure(
+        make_project(tmp_path / "app", version="1.4.2"),
+        destinations=[reg.ref("team/app")],
+        base=reg.ref("base/python", "3.12"),
+    )
+    session = await started()
+    result = await session.client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="portside.publishDryRun", arguments=[project.as_uri()])
+    )
+    assert result["ok"] is True, result
+    assert result["report"]["dry_run"] is True
+    assert f"[plan] would tag {reg.ref('team/app')}:1.4.2" in result["plan"]
+    shown = [m.message for m in session.client.messages]
+    assert any("would tag" in m and "1.4.2" in m for m in shown), shown
+    logged = [m.message for m in session.client.log_messages]
+    assert any("publish --dry-run: [plan]" in m for m in logged)
+    assert not (reg.root / "docker/registry/v2/repositories/team/app").exists()
+
+
+async def test_publish_dry_run_refused_in_untrusted_workspace(started: Any) -> None:
+    session = await started(init={"trusted": False, "remoteChecks": False})
+    result = await session.client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="portside.publishDryRun", arguments=[])
+    )
+    assert result["ok"] is False and "untrusted" in result["error"]
 
 
 # -- navigation -------------------------------------------------------------------------

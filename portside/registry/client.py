@@ -240,6 +240,74 @@ class RegistryClient:
             hint="a registry that never ends its pagination is broken or hostile",
         )
 
+    async def catalog(self, registry: str, *, page_size: int | None = None) -> list[str]:
+        """The repositories ``registry`` lists in ``GET /v2/_catalog`` (scope
+        ``registry:catalog:*``), following ``Link`` pagination by the same rules as tag
+        lists (same origin, no loops, at most ``max_pages``).
+
+        Many registries do not offer the catalog, or not to us: a 401, 403 or 404 (also
+        when the token service refuses the scope) means "not allowed here" and gives an
+        empty list, not an error. Other failures raise as usual.
+        """
+        import json
+
+        ref = Reference(registry, "x/x", None, None)
+        scopes = (Scope("registry", "catalog", ("*",)),)
+        params = [("n", str(page_size))] if page_size else None
+        base = await self._transport.base_url(ref.api_host)
+        url: httpx.URL | None = None
+        seen: set[str] = set()
+        names: list[str] = []
+        for _ in range(self.options.max_pages):
+            try:
+                response = await self._request(
+                    ref,
+                    "GET",
+                    "/v2/_catalog",
+                    scopes=scopes,
+                    params=params if url is None else None,
+                    url=url,
+                    max_bytes=16 * 1024 * 1024,
+                )
+            except (errors.Unauthorized, errors.Denied, errors.NotFound):
+                return []
+            if response.status in (401, 403, 404):
+                return []
+            raise_for_status(response, registry=registry, repository=None, what="catalog")
+            try:
+                doc = json.loads(response.content)
+            except (ValueError, UnicodeDecodeError):
+                doc = None
+            if not isinstance(doc, dict):
+                raise errors.InvalidResponse("the catalog is not a JSON object", registry=registry)
+            page = doc.get("repositories")
+            if page is not None and not isinstance(page, list):
+                raise errors.InvalidResponse(
+                    "the catalog's 'repositories' is not a list", registry=registry
+                )
+            names.extend(n for n in page or [] if isinstance(n, str))
+            next_url = _next_link(response)
+            if next_url is None:
+                return names
+            target = response.url.join(next_url)
+            if origin(target) != origin(base):
+                raise errors.UnsafeResponse(
+                    "the catalog's next page is on another origin "
+                    f"({redact_url(str(target))}); refused",
+                    registry=registry,
+                )
+            if str(target) in seen:
+                raise errors.InvalidResponse(
+                    "the catalog's pages loop back on themselves", registry=registry
+                )
+            seen.add(str(target))
+            url = target
+        raise errors.InvalidResponse(
+            f"the catalog has more than {self.options.max_pages} pages; stopped",
+            registry=registry,
+            hint="a registry that never ends its pagination is broken or hostile",
+        )
+
     def _parse_tags(self, response: Response, ref: Reference) -> list[str]:
         import json
 
