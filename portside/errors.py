@@ -67,6 +67,7 @@ class RegistryError(PortsideError):
         self.registry = registry
         self.repository = repository
         self.status = status
+        self.detail = message  # without the "registry/repository: " prefix
         where = ""
         if registry and repository:
             where = f"{registry}/{repository}: "

@@ -559,7 +559,7 @@ def group_unreachable(findings: Sequence[Finding], doc: Dockerfile) -> list[Find
         prefix = f"could not check {familiar}: "
         reason = finding.message[len(prefix) :] if finding.message.startswith(prefix) else None
         if reason is not None:
-            # "host: host: ..." says the host we already name; and whether this round
+            # "host: ..." repeats the host we already name; and whether this round
             # was refused by the pause of a rate-limited host or by the host itself is
             # the same news to the reader (the message stays put between re-checks).
             while reason.startswith(f"{registry}: "):

@@ -540,7 +540,7 @@ class Transport:
                 # At its limit: fail fast until the reset instead of hammering the host.
                 first = self._paused[host]
                 raise errors.RateLimited(
-                    f"{first.message}; paused until its reset, no request was sent",
+                    f"{first.detail}; paused until its reset, no request was sent",
                     registry=host,
                     hint=first.hint,
                     reset_at=first.reset_at,
