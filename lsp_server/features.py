@@ -29,6 +29,8 @@ SOURCE = "portside"
 COMMAND_PIN_ALL = "portside.pinAll"
 COMMAND_CHECK_NOW = "portside.checkNow"
 COMMAND_PUBLISH_DRY_RUN = "portside.publishDryRun"
+COMMAND_PUBLISH = "portside.publish"
+COMMAND_BUILD = "portside.build"
 
 SEVERITY = {
     "error": lsp.DiagnosticSeverity.Error,

@@ -291,9 +291,17 @@ def create_server() -> PortsideLanguageServer:
         uris = [a for a in args if isinstance(a, str)] or list(server.workspace.text_documents)
         return await server.check_now(uris)
 
+    def _folder(args: tuple[Any, ...]) -> str | None:
+        return args[0] if args and isinstance(args[0], str) else None
+
     async def publish_dry_run_command(*args: Any) -> Any:
-        folder = args[0] if args and isinstance(args[0], str) else None
-        return await server.publish_dry_run(folder)
+        return await server.release(_folder(args), action="dry-run")
+
+    async def publish_command(*args: Any) -> Any:
+        return await server.release(_folder(args), action="publish")
+
+    async def build_command(*args: Any) -> Any:
+        return await server.release(_folder(args), action="build")
 
     # -- navigation ------------------------------------------------------------------
 
@@ -391,4 +399,6 @@ def create_server() -> PortsideLanguageServer:
     server.command(features.COMMAND_PIN_ALL)(pin_all_command)
     server.command(features.COMMAND_CHECK_NOW)(check_now_command)
     server.command(features.COMMAND_PUBLISH_DRY_RUN)(publish_dry_run_command)
+    server.command(features.COMMAND_PUBLISH)(publish_command)
+    server.command(features.COMMAND_BUILD)(build_command)
     return server

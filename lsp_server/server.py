@@ -570,25 +570,30 @@ class PortsideLanguageServer(LanguageServer):
                 }
         return {"changed": len(plan.changes) if plan.changed else 0, "problems": plan.problems}
 
-    async def publish_dry_run(self, folder: str | None) -> dict[str, Any]:
-        """``portside publish --dry-run`` for a workspace folder: the plan (tags per
-        destination, what would be built and pushed) as log lines and a message."""
-        from portside.publish import run_publish
+    def _project(self, folder: str | None) -> Path | None:
+        if folder and folder.startswith("file:"):
+            return Path(to_fs_path(folder) or "")
+        if folder:
+            return Path(folder)
+        return self.root
 
+    async def release(self, folder: str | None, *, action: str) -> dict[str, Any]:
+        """``portside build``, ``publish`` or ``publish --dry-run`` for a workspace folder.
+
+        Each step goes to the log; the outcome (the tags set, or would set) to a message.
+        """
+        from portside.publish import load_image_config, run_build, run_publish
+
+        title = {"build": "build", "publish": "publish", "dry-run": "publish (dry run)"}[action]
         if not self.settings.trusted:
-            # A publish plan runs the project's builder and asks its registries.
-            problem = "a publish plan is not made in an untrusted workspace"
+            # Building runs the project's builder and asks its registries.
+            problem = f"portside {title} is not run in an untrusted workspace"
             self.window_show_message(
                 lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=f"portside: {problem}")
             )
             return {"ok": False, "error": problem, "plan": []}
-        if folder and folder.startswith("file:"):
-            project = Path(to_fs_path(folder) or "")
-        elif folder:
-            project = Path(folder)
-        elif self.root is not None:
-            project = self.root
-        else:
+        project = self._project(folder)
+        if project is None:
             return {"ok": False, "error": "no workspace folder", "plan": []}
         plan: list[str] = []
 
@@ -596,30 +601,36 @@ class PortsideLanguageServer(LanguageServer):
             line = redact_url(f"[{step}] {message}")
             plan.append(line)
             self.window_log_message(
-                lsp.LogMessageParams(
-                    type=lsp.MessageType.Info, message=f"portside publish --dry-run: {line}"
-                )
+                lsp.LogMessageParams(type=lsp.MessageType.Info, message=f"portside {title}: {line}")
+            )
+
+        def show(kind: lsp.MessageType, text: str) -> None:
+            self.window_show_message(
+                lsp.ShowMessageParams(type=kind, message=f"portside {title}: {text}"[:1000])
             )
 
         try:
+            if action == "build":
+                result = await run_build(
+                    load_image_config(project),
+                    progress=progress,
+                    client_options=self.client_options(),
+                )
+                show(lsp.MessageType.Info, f"built {result.digest}")
+                return {"ok": True, "plan": plan, "result": result.to_json()}
             report = await run_publish(
-                project, dry_run=True, progress=progress, client_options=self.client_options()
+                project,
+                dry_run=action == "dry-run",
+                progress=progress,
+                client_options=self.client_options(),
             )
         except errors.PortsideError as exc:
             message = _describe(exc)
-            self.window_show_message(
-                lsp.ShowMessageParams(
-                    type=lsp.MessageType.Error, message=f"portside publish (dry run): {message}"
-                )
-            )
+            show(lsp.MessageType.Error, message)
             return {"ok": False, "error": message, "plan": plan}
         summary = "; ".join(f"{d.repository}: {', '.join(d.tags)}" for d in report.destinations)
-        self.window_show_message(
-            lsp.ShowMessageParams(
-                type=lsp.MessageType.Info,
-                message=f"portside publish (dry run) would tag {summary}"[:1000],
-            )
-        )
+        verb = "would tag" if action == "dry-run" else "tagged"
+        show(lsp.MessageType.Info, f"{verb} {summary}")
         return {"ok": True, "plan": plan, "report": report.to_json()}
 
     async def check_now(self, uris: list[str]) -> dict[str, Any]:

@@ -690,8 +690,19 @@ async def test_publish_dry_run_command_shows_the_plan(
     shown = [m.message for m in session.client.messages]
     assert any("would tag" in m and "1.4.2" in m for m in shown), shown
     logged = [m.message for m in session.client.log_messages]
-    assert any("publish --dry-run: [plan]" in m for m in logged)
+    assert any("publish (dry run): [plan]" in m for m in logged)
     assert not (reg.root / "docker/registry/v2/repositories/team/app").exists()
+
+    # The real thing: the same command without the dry run tags the registry.
+    done = await session.client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="portside.publish", arguments=[project.as_uri()])
+    )
+    assert done["ok"] is True, done
+    from harness.skopeo import Skopeo
+
+    tags = Skopeo.for_registry(reg).list_tags(reg.ref("team/app"))
+    assert {"1.4.2", "1.4", "1", "latest"} <= set(tags)
+    assert any("tagged" in m.message and "1.4.2" in m.message for m in session.client.messages)
 
 
 async def test_publish_dry_run_refused_in_untrusted_workspace(started: Any) -> None:
@@ -700,6 +711,11 @@ async def test_publish_dry_run_refused_in_untrusted_workspace(started: Any) -> N
         lsp.ExecuteCommandParams(command="portside.publishDryRun", arguments=[])
     )
     assert result["ok"] is False and "untrusted" in result["error"]
+    for command in ("portside.publish", "portside.build"):
+        refused = await session.client.workspace_execute_command_async(
+            lsp.ExecuteCommandParams(command=command, arguments=[])
+        )
+        assert refused["ok"] is False and "untrusted" in refused["error"]
 
 
 # -- navigation -------------------------------------------------------------------------
