@@ -263,7 +263,7 @@ async def test_manifest_over_the_cap_is_refused_by_its_declared_length(
         started = time.monotonic()
         with pytest.raises(errors.TooLarge, match="announces"):
             await client.get_manifest(ref(fault_proxy, "library/python", tag))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # reading 64 MiB is not what happened
     assert len(fault_proxy.log.matching("GET", MANIFESTS)) == 1  # not retried
 
 
@@ -276,7 +276,7 @@ async def test_manifest_over_the_cap_without_a_length_is_cut_off(
         started = time.monotonic()
         with pytest.raises(errors.TooLarge, match=f"limit of {4 << 20} bytes"):
             await client.get_manifest(ref(fault_proxy, "library/python", tag))
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 10  # the body never ends
 
 
 async def test_manifest_cap_is_configurable(registry: Registry) -> None:

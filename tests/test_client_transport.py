@@ -139,7 +139,8 @@ async def test_backoff_waits_between_attempts_and_is_capped(
     times = [r.when for r in fault_proxy.log.matching("GET", MANIFESTS)]
     assert len(times) == 4
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(0.04 <= g <= 0.6 for g in gaps), gaps
+    # Lower bounds are what backoff promises; upper ones only rule out hangs.
+    assert all(0.04 <= g <= 3.0 for g in gaps), gaps
 
 
 async def test_backoff_is_shared_per_host(
@@ -186,7 +187,7 @@ async def test_retry_after_http_date_is_honoured(
         started = time.monotonic()
         await client.get_manifest(ref(fault_proxy, "library/python", py_tag[0]))
     # The date has one-second resolution: between one and two seconds from now.
-    assert 0.9 <= time.monotonic() - started <= 3.0
+    assert 0.9 <= time.monotonic() - started <= 6.0
     assert count(fault_proxy, "GET", MANIFESTS) == 2
 
 
@@ -198,7 +199,7 @@ async def test_nonsense_retry_after_falls_back_to_backoff(
     async with RegistryClient(opts()) as client:
         started = time.monotonic()
         await client.get_manifest(ref(fault_proxy, "library/python", py_tag[0]))
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # 1.5e3 read as seconds would be 25 minutes
     assert count(fault_proxy, "GET", MANIFESTS) == 2
 
 
@@ -219,7 +220,7 @@ async def test_retry_after_beyond_the_cap_is_not_waited_out_nor_hammered(
         started = time.monotonic()
         with pytest.raises(errors.ServerError):
             await client.get_manifest(ref(fault_proxy, "library/python", py_tag[0]))
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # honouring it would take 120 s
     assert count(fault_proxy, "GET", MANIFESTS) == 1
 
 
@@ -631,7 +632,7 @@ async def test_host_at_its_limit_is_paused_not_hammered(
         with pytest.raises(errors.RateLimited, match="no request was sent"):
             await client.list_tags(ref(fault_proxy, "library/python"))
         assert len(fault_proxy.log) == before
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 10  # the reset is an hour away
         # Another host is not affected.
         await client.get_manifest(ref(registry, "library/python", py_tag[0]))
 
@@ -659,7 +660,7 @@ async def test_slow_dripping_body_hits_the_deadline(
         started = time.monotonic()
         with pytest.raises(errors.RegistryUnreachable, match="deadline"):
             await client.get_manifest(ref(fault_proxy, "library/python", py_tag[0]))
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 8  # the body never ends; the delay is 10 s
 
 
 async def test_no_answer_hits_the_deadline(
@@ -670,7 +671,7 @@ async def test_no_answer_hits_the_deadline(
         started = time.monotonic()
         with pytest.raises(errors.RegistryUnreachable):
             await client.get_manifest(ref(fault_proxy, "library/python", py_tag[0]))
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 8  # the body never ends; the delay is 10 s
     assert count(fault_proxy, "GET", MANIFESTS) == 2
 
 

@@ -511,7 +511,7 @@ async def test_completion_is_cancellable(
     with pytest.raises(JsonRpcRequestCancelled) as cancelled:
         await asyncio.wait_for(wrapped, 5)
     assert cancelled.value.code == -32800
-    assert time.monotonic() - started_at < 1.0
+    assert time.monotonic() - started_at < 5  # the proxy holds the request for 15 s
     # The fetch was cancelled with it: the same completion asked again does not join a
     # request the proxy still holds back (15 s) but sends its own and is answered.
     assert tag_requests() == 1
