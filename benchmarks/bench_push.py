@@ -77,29 +77,19 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the harness: same registry setup as the tests
 
 from harness.registry import Registry  # noqa: E402
+from portside.build._proc import CONTAINERS_CONF  # noqa: E402  (what buildah needs here)
+from portside.registry.mediatypes import (  # noqa: E402
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+)
 
 MiB = 1024 * 1024
 # Rows whose command failed: name -> the error line (the benchmark goes on without them).
 FAILURES: dict[str, str] = {}
 EPOCH = 1_700_000_000
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 PACKAGES = {"busybox": "busybox-static"}
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "s390x": "s390x"}
-# buildah and podman need these on these machines (same as portside/build/_proc.py).
-CONTAINERS_CONF = """\
-[containers]
-netns="host"
-ipcns="host"
-utsns="host"
-cgroupns="host"
-pidns="host"
-cgroups="disabled"
-[engine]
-cgroup_manager="cgroupfs"
-runtime="runc"
-"""
 
 
 # -- images on disk -----------------------------------------------------------------------

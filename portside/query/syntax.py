@@ -48,7 +48,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from dataclasses import field as _field
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, get_args
 
 from portside.errors import PortsideError, UsageError
 from portside.reference import Digest, Reference
@@ -100,20 +100,7 @@ FieldName = Literal[
     "label",
     "annotation",
 ]
-FIELD_NAMES: tuple[str, ...] = (
-    "tag",
-    "version",
-    "variant",
-    "digest",
-    "created",
-    "age",
-    "size",
-    "platform",
-    "os",
-    "arch",
-    "label",
-    "annotation",
-)
+FIELD_NAMES: tuple[str, ...] = get_args(FieldName)
 TAG_FIELDS = frozenset({"tag", "version", "variant"})  # decided by the tag alone
 PLATFORM_FIELDS = frozenset({"platform", "os", "arch"})
 
