@@ -1,5 +1,5 @@
 """``python -m portside``: the same as the ``portside`` command."""
 
-from portside.cli import main
+from portside.launcher import main
 
 raise SystemExit(main())

@@ -52,6 +52,7 @@ environment:
   PORTSIDE_CACHE_DIR            cache directory (default $XDG_CACHE_HOME/portside)
   PORTSIDE_INSECURE_REGISTRIES  comma-separated hosts, like --insecure-registry
   PORTSIDE_DEBUG=1              show tracebacks
+  PORTSIDE_DAEMON=auto|on|off   run commands in the daemon (see: portside daemon --help)
 """
 
 
@@ -355,10 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--ref", dest="ref_only", action="store_true", help="print repository:tag@digest only"
     )
 
-    # Listed for --help only: main() hands `lsp ...` to the server's own parser.
+    # Listed for --help only: main() hands `lsp ...` and `daemon ...` to their own parsers.
     verbs.add_parser(
         "lsp",
         help="start the Dockerfile language server (see: portside lsp --help)",
+        add_help=False,
+    )
+    verbs.add_parser(
+        "daemon",
+        help="start, stop or show the process that keeps portside loaded "
+        "(see: portside daemon --help)",
         add_help=False,
     )
 
@@ -845,6 +852,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     if arguments[:1] == ["lsp"]:
         return _lsp(arguments[1:])
+    if arguments[:1] == ["daemon"]:
+        from portside.daemon import main as daemon_main
+
+        return daemon_main(arguments[1:])
     try:
         try:
             args = parse_args(arguments)

@@ -10,6 +10,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 import random
 import re
 import ssl
@@ -185,6 +186,29 @@ def describe_error_body(headers: httpx.Headers, body: bytes) -> tuple[str, list[
     return ("".join(ch if ch.isprintable() else " " for ch in snippet)), []
 
 
+_contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
+
+
+def verifying_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying SSL context: the system CA store plus ``ca_file``, made once per
+    process for each ``ca_file`` (loading the store costs 20-30 ms; a context is safe to
+    share between clients). OpenSSL reads ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when the
+    store is loaded, so they are part of the key; so is ``ca_file``'s modification
+    time, so that an edited bundle is read again."""
+    try:
+        stamp = os.stat(ca_file).st_mtime_ns if ca_file else None
+    except OSError:
+        stamp = None  # load_verify_locations reports it
+    key = (ca_file, stamp, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    context = _contexts.get(key)
+    if context is None:
+        context = ssl.create_default_context()
+        if ca_file:
+            context.load_verify_locations(ca_file)
+        _contexts[key] = context
+    return context
+
+
 class Transport:
     """One httpx client per TLS mode; per-host scheme, backoff gate and quota state."""
 
@@ -218,7 +242,8 @@ class Transport:
         request of that kind is sent: a verifying context loads the system CA store
         (20-30 ms), which a plain-HTTP registry on loopback never needs.
 
-        - ``https``: verified against the system CAs plus ``ca_file``.
+        - ``https``: verified against the system CAs plus ``ca_file``
+          (:func:`verifying_context`).
         - ``https-unverified``: TLS without verification, for ``--insecure-registry``
           hosts only.
         - ``http``: plain HTTP. httpx wants a context even so; it gets a bare one that
@@ -229,9 +254,7 @@ class Transport:
         if client is None:
             ssl_context: ssl.SSLContext | bool
             if kind == "https":
-                ssl_context = ssl.create_default_context()
-                if self.options.ca_file:
-                    ssl_context.load_verify_locations(self.options.ca_file)
+                ssl_context = verifying_context(self.options.ca_file)
             elif kind == "https-unverified":
                 ssl_context = False
             elif kind == "http":

@@ -1,0 +1,724 @@
+"""The daemon: a process with the command line already imported that forks one worker
+per command (``portside daemon start|stop|status|run``).
+
+Why a fork server rather than a server that answers lookups: a forked worker *is* the
+command line, with the client's argv, environment, working directory, umask and
+standard streams (received as file descriptors, see :mod:`portside.launcher`), so
+every option, config file, credential source, exit code and terminal behaviour is the
+one the in-process command has, with nothing re-implemented. The daemon itself never
+runs a command, reads a credential or holds a token: it imports, forks and waits.
+
+Rules it keeps:
+
+- **Only its owner.** The socket lives in a directory only the user can enter
+  (:func:`portside.launcher.check_private`), and every peer's uid is checked again
+  with ``SO_PEERCRED``.
+- **Never stale.** Before each command it compares the modification times of its own
+  code, of every directory on ``sys.path`` (installing or removing a plugin changes
+  one) and of the CA bundle with those it started with; on any change it refuses the
+  command (which then runs in-process) and exits, so the next one starts fresh code.
+- **One per installation.** The socket name is derived from the interpreter, the
+  package's location and its version; a lock file keeps two daemons from racing.
+- **Gone when idle**: after ``PORTSIDE_DAEMON_IDLE`` seconds (default 900) without a
+  command, and on SIGTERM; it removes its socket on the way out.
+- **Quiet log.** ``<socket>.log`` says when it started, stopped and why; it never
+  records a command's arguments or environment (they may hold secrets).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
+
+from portside import launcher
+from portside.launcher import (
+    ANSWER_TIMEOUT,
+    EXITED,
+    GO,
+    INFO,
+    MAGIC,
+    MAX_REQUEST,
+    REFUSED,
+    SIGNAL,
+    STARTED,
+    Request,
+)
+
+DEFAULT_IDLE = 900.0
+READY = b"R"  # spare -> daemon: rehearsed, waiting for a command
+_POLL = 1.0  # how often an idle daemon wakes to reap workers and check its idle time
+
+# Imported before the first fork, so a worker starts with them loaded. What a command
+# imports on first use and is not listed here is imported by each worker (correct,
+# only slower).
+PRELOAD = (
+    "portside.cli",
+    "portside.cache",
+    "portside.images",
+    "portside.check",
+    "portside.pin",
+    "portside.policy",
+    "portside.report",
+    "portside.discover",
+    "portside.config",
+    "portside.query",
+    "portside.versions",
+    "portside.schemes",
+    "portside.registry.client",
+    "portside.registry.credentials",
+    "portside.registry.manifest",
+    "portside.plugins",
+    "httpx",
+    "anyio",
+    "anyio._backends._asyncio",
+    "httpcore._backends.anyio",
+    "argparse",
+    "rich.console",
+    "rich.table",
+    "rich.text",
+)
+
+
+def idle_limit() -> float:
+    text = os.environ.get("PORTSIDE_DAEMON_IDLE", "")
+    try:
+        value = float(text) if text else DEFAULT_IDLE
+    except ValueError:
+        value = DEFAULT_IDLE
+    return value if value > 0 else DEFAULT_IDLE
+
+
+# -- what the daemon watches --------------------------------------------------------
+
+
+def _watched_files() -> Iterator[str]:
+    package = os.path.dirname(os.path.abspath(launcher.__file__))
+    for root, dirs, files in os.walk(package):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                yield os.path.join(root, name)
+    for entry in sys.path:
+        if entry and os.path.isdir(entry):
+            yield entry
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    for path in (paths.cafile, paths.capath):
+        if path:
+            yield path
+
+
+def snapshot() -> dict[str, int]:
+    """Modification times of everything whose change makes this daemon's code stale."""
+    times: dict[str, int] = {}
+    for path in _watched_files():
+        try:
+            times[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            times[path] = -1
+    return times
+
+
+def _changed(before: dict[str, int]) -> str | None:
+    now = snapshot()
+    for path in sorted(before.keys() | now.keys()):
+        if before.get(path) != now.get(path):
+            return path
+    return None
+
+
+def preload() -> None:
+    """Import what commands use and make what they make first (SSL context, plugins)."""
+    import importlib
+
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    import asyncio
+
+    from portside.plugins import get_plugin_manager
+    from portside.registry.transport import verifying_context
+
+    verifying_context(None)  # the system CA store: 20-30 ms that no worker repeats
+    get_plugin_manager()  # entry points of installed plugins, read once
+
+    async def nothing() -> None:
+        await asyncio.sleep(0)
+
+    asyncio.run(nothing())  # asyncio's lazily made parts (policy, selector module)
+
+
+# -- the server ---------------------------------------------------------------------
+
+
+class Daemon:
+    """One listening socket, a loop of accept / check / fork."""
+
+    def __init__(self, path: str, *, idle: float, log: Log) -> None:
+        self.path = path
+        self.idle = idle
+        self.log = log
+        self.ident = launcher.identity()
+        self.started = time.time()
+        self.served = 0
+        self.workers: set[int] = set()
+        self.last_activity = time.monotonic()
+        self.stopping: str | None = None
+        self.code: dict[str, int] = {}
+        self.listener: socket.socket | None = None
+        self.spare: tuple[int, socket.socket] | None = None
+        self.spare_ready = False
+
+    def serve(self) -> None:
+        preload()
+        self.code = snapshot()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # left by a daemon that died; the lock says none runs
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener = listener
+        try:
+            listener.bind(self.path)
+            os.chmod(self.path, 0o600)
+            listener.listen(64)
+            listener.settimeout(_POLL)
+            self.log.write(f"serving on {self.path} (pid {os.getpid()})")
+            while self.stopping is None:
+                self._reap()
+                if self.spare is None:
+                    self._fork_spare()
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    if time.monotonic() - self.last_activity > self.idle:
+                        self.stopping = f"idle for {self.idle:.0f} s"
+                    continue
+                except InterruptedError:  # pragma: no cover - PEP 475 retries
+                    continue
+                with conn:
+                    self._handle(conn)
+                self.last_activity = time.monotonic()
+        finally:
+            self._remove_socket()
+            listener.close()
+            if self.spare is not None:
+                self.spare[1].close()  # the spare reads end-of-file and exits
+            self.log.write(f"stopped: {self.stopping or 'error'}")
+
+    def stop(self, why: str) -> None:
+        self.stopping = why
+
+    def _remove_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+    def _reap(self) -> None:
+        for pid in list(self.workers):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.workers.discard(pid)
+
+    # -- one connection ------------------------------------------------------------
+
+    def _handle(self, conn: socket.socket) -> None:
+        fds: list[int] = []
+        try:
+            conn.settimeout(ANSWER_TIMEOUT)
+            if not _same_user(conn):
+                return
+            payload, fds = _read_request(conn)
+            if payload is None:
+                return
+            request = Request(payload)
+            if request.ident != self.ident:
+                conn.sendall(REFUSED + b"another installation of portside")
+                return
+            if request.kind == "status":
+                conn.sendall(INFO + self.status().encode())
+            elif request.kind == "stop":
+                self.stop("asked to stop")
+                conn.sendall(INFO + b"stopping")
+            elif request.kind == "run" and len(fds) == 3:
+                changed = _changed(self.code)
+                if changed is not None:
+                    # Out of the way first, so that the client's next start is not
+                    # turned away by this daemon's lock or socket.
+                    self.stop(f"code changed ({changed})")
+                    self._remove_socket()
+                    conn.sendall(REFUSED + b"code changed; restarting")
+                    return
+                self._dispatch(conn, fds, payload, request)
+            else:
+                conn.sendall(REFUSED + b"bad request")
+        except (OSError, ValueError) as exc:
+            self.log.write(f"a request failed: {type(exc).__name__}")
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    # -- workers -------------------------------------------------------------------
+    #
+    # A forked worker's first steps are slow: Python writes to nearly every page it
+    # touches (reference counts, allocator pools), and each first write to a page shared
+    # with the daemon copies it (~2,400 pages, ~10 ms, for a first `tags`). So the daemon
+    # keeps a *spare*: forked as soon as the last one was taken, it rehearses a command
+    # (portside.rehearsal) on the other core while the current command runs, says it is
+    # ready, and waits on a socket pair. A command that finds it ready is handed to it,
+    # fork and faults already paid; one that finds it still rehearsing (commands back to
+    # back) gets a worker forked for it: slower, but never waiting for the rehearsal.
+    # Measured here (2 cores), this beat rehearsing only in quiet moments both for
+    # commands back to back and for commands spaced apart.
+
+    def _dispatch(
+        self, conn: socket.socket, fds: list[int], payload: bytes, request: Request
+    ) -> None:
+        handed = False
+        if self.spare is not None and self._spare_ready():
+            (_pid, channel), self.spare = self.spare, None
+            try:
+                frame = len(payload).to_bytes(4, "big") + payload
+                socket.send_fds(channel, [frame[:65536]], [conn.fileno(), *fds])
+                if len(frame) > 65536:
+                    channel.sendall(frame[65536:])
+                handed = True
+            except OSError:
+                pass  # it died: fork one for this command
+            finally:
+                channel.close()
+        if not handed:
+            self._fork(conn, fds, request)
+        self.served += 1
+
+    def _spare_ready(self) -> bool:
+        assert self.spare is not None
+        if self.spare_ready:
+            return True  # said so already (a spare that died since is found at hand-off)
+        _pid, channel = self.spare
+        try:
+            said = channel.recv(1, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False  # still rehearsing
+        except OSError:
+            said = b""
+        if said == READY:
+            self.spare_ready = True
+            return True
+        channel.close()  # it died
+        self.spare = None
+        return False
+
+    def _fork(self, conn: socket.socket, fds: list[int], request: Request) -> None:
+        pid = os.fork()
+        if pid == 0:
+            self._in_worker(lambda: _work(conn, fds, request))
+        self.workers.add(pid)
+
+    def _fork_spare(self) -> None:
+        parent_end, child_end = socket.socketpair()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            parent_end.close()
+            child_end.close()
+            self.log.write(f"no spare worker: {exc.strerror}")
+            return
+        if pid == 0:
+            parent_end.close()
+            self._in_worker(lambda: _spare(child_end))
+        child_end.close()
+        self.workers.add(pid)
+        self.spare = (pid, parent_end)
+        self.spare_ready = False
+
+    def _in_worker(self, run: Callable[[], int]) -> NoReturn:
+        """The forked side: run, log what broke the worker itself, never return."""
+        self.log.echo = False  # a worker's stderr becomes the client's
+        if self.listener is not None:
+            self.listener.close()
+        if self.spare is not None:
+            self.spare[1].close()
+        code = 1
+        try:
+            code = run()
+        except BaseException as exc:
+            # Where a worker's own machinery failed (cli.main catches the command's
+            # errors): the type and the place, not the message, which may hold
+            # anything the command was given.
+            import traceback
+
+            where = traceback.extract_tb(exc.__traceback__)[-1:]
+            place = f" at {where[0].filename}:{where[0].lineno}" if where else ""
+            self.log.write(f"worker failed: {type(exc).__name__}{place}")
+        finally:
+            os._exit(code)
+
+    def status(self) -> str:
+        self._reap()
+        from portside import __version__
+
+        age = time.time() - self.started
+        spare = "none"
+        if self.spare is not None:
+            spare = "ready" if self._spare_ready() else "rehearsing"
+        return (
+            f"pid: {os.getpid()}\n"
+            f"socket: {self.path}\n"
+            f"version: {__version__}\n"
+            f"running for: {age:.0f} s\n"
+            f"commands served: {self.served}\n"
+            f"commands running: {len(self.workers) - (self.spare is not None)}\n"
+            f"spare worker: {spare}\n"
+            f"stops after: {self.idle:.0f} s idle\n"
+            f"log: {self.log.path}\n"
+        )
+
+
+def _same_user(conn: socket.socket) -> bool:
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return bool(uid == os.getuid())
+
+
+def _read_request(conn: socket.socket) -> tuple[bytes | None, list[int]]:
+    """The request's payload and the descriptors that came with it (closed by the
+    caller)."""
+    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
+    fds = list(fds)
+    while len(data) < 8:
+        chunk = conn.recv(8 - len(data))
+        if not chunk:
+            return None, fds
+        data += chunk
+    if data[:4] != MAGIC:
+        return None, fds
+    size = int.from_bytes(data[4:8], "big")
+    if size > MAX_REQUEST:
+        conn.sendall(REFUSED + b"request too large")
+        return None, fds
+    payload = bytearray(data[8:])
+    while len(payload) < size:
+        chunk = conn.recv(min(65536, size - len(payload)))
+        if not chunk:
+            return None, fds
+        payload += chunk
+    return bytes(payload[:size]), fds
+
+
+# -- the worker ---------------------------------------------------------------------
+
+
+def _spare(channel: socket.socket) -> int:
+    """Warm up, say so, then wait for a command from the daemon and run it."""
+    _warm_up()
+    channel.sendall(READY)
+    data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 4)
+    if len(data) < 4 or len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        return 0  # the daemon stopped
+    size = int.from_bytes(data[:4], "big")
+    payload = bytearray(data[4:])
+    while len(payload) < size:
+        chunk = channel.recv(min(65536, size - len(payload)))
+        if not chunk:
+            return 0
+        payload += chunk
+    channel.close()
+    conn = socket.socket(fileno=fds[0])
+    return _work(conn, fds[1:], Request(bytes(payload)))
+
+
+def _warm_up() -> None:
+    """Take the copy-on-write faults of a command's first steps now, while nobody waits
+    (see :mod:`portside.rehearsal`). Output goes nowhere: the spare's descriptors are
+    replaced by the client's before its command runs."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    from portside.rehearsal import rehearse
+
+    rehearse()
+
+
+def _work(conn: socket.socket, fds: list[int], request: Request) -> int:
+    """Become the client's command, run it, report its exit code."""
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    conn.settimeout(ANSWER_TIMEOUT)
+    conn.sendall(STARTED)
+    if conn.recv(1) != GO:
+        return 0  # the client gave up waiting and runs the command itself
+    conn.settimeout(None)
+    for target, fd in zip((0, 1, 2), fds, strict=True):
+        os.dup2(fd, target)
+    for fd in fds:
+        if fd > 2:
+            os.close(fd)
+    os.environ.clear()
+    os.environ.update(request.environ)
+    time.tzset()
+    os.umask(request.umask)
+    _become_streams(request.streams)
+    if "random" in sys.modules:
+        sys.modules["random"].seed()  # forked workers must not share a sequence
+    try:
+        os.chdir(request.cwd)
+    except OSError as exc:
+        sys.stderr.write(f"portside: error: the working directory is gone: {exc.strerror}\n")
+        conn.sendall(EXITED + bytes([1]))
+        return 1
+    sys.argv = ["portside", *request.argv]
+    main_thread = threading.get_ident()
+    threading.Thread(target=_relay_signals, args=(conn, main_thread), daemon=True).start()
+
+    from portside.cli import main
+
+    code = 1
+    try:
+        code = main(request.argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    # Done: the client closing the connection after our exit code is not a Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code &= 0xFF
+    with contextlib.suppress(OSError):
+        conn.sendall(EXITED + bytes([code]))
+    return code
+
+
+def _become_streams(streams: Sequence[str]) -> None:
+    """Text streams over the client's descriptors, with the client's encodings."""
+    in_enc, in_err, out_enc, out_err, err_enc, err_err = streams
+    sys.stdin = open(  # noqa: SIM115 - they live as long as the worker
+        0, encoding=in_enc, errors=in_err, closefd=False
+    )
+    # buffering=1: line-buffered, as Python makes a terminal's stdout (and any stderr).
+    sys.stdout = open(  # noqa: SIM115
+        1, "w", buffering=1 if os.isatty(1) else -1, encoding=out_enc, errors=out_err, closefd=False
+    )
+    sys.stderr = open(  # noqa: SIM115
+        2, "w", buffering=1, encoding=err_enc, errors=err_err, closefd=False
+    )
+
+
+def _relay_signals(conn: socket.socket, main_thread: int) -> None:
+    """Signals the client relays are raised in the worker's main thread; a client that
+    disappears (killed) interrupts the worker the way Ctrl-C would."""
+    while True:
+        try:
+            message = conn.recv(2)
+            if message[:1] == SIGNAL and len(message) == 1:
+                message += conn.recv(1)
+        except OSError:
+            return
+        if not message:
+            signal.pthread_kill(main_thread, signal.SIGINT)
+            return
+        if message[:1] == SIGNAL and len(message) == 2:
+            signal.pthread_kill(main_thread, message[1])
+
+
+# -- the log ------------------------------------------------------------------------
+
+
+class Log:
+    """A few lines about the daemon's life; never a command's arguments or environment."""
+
+    MAX_BYTES = 256 * 1024
+
+    def __init__(self, path: str | None, *, echo: bool = False) -> None:
+        self.path = path or "-"
+        self.echo = echo
+        self.file = None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                if os.path.getsize(path) > self.MAX_BYTES:
+                    os.unlink(path)
+            with contextlib.suppress(OSError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self.file = os.fdopen(fd, "a", encoding="utf-8")
+
+    def write(self, line: str) -> None:
+        text = f"{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: {line}\n"
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.write(text)
+                self.file.flush()
+        if self.echo:
+            sys.stderr.write(text)
+            sys.stderr.flush()  # nothing left in the buffer for a forked worker to repeat
+
+
+# -- starting, stopping, status -----------------------------------------------------
+
+
+class NotAvailable(Exception):
+    """The daemon cannot run here; the message says why and what to do."""
+
+
+def _prepare_directory() -> str:
+    directory = launcher.runtime_dir()
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        launcher.check_private(directory)
+    except OSError as exc:
+        raise NotAvailable(f"cannot use {directory}: {exc.strerror}") from None
+    except launcher.Unusable as exc:
+        raise NotAvailable(str(exc)) from None
+    path = launcher.socket_path()
+    if len(os.fsencode(path)) > 100:  # sun_path holds 108 bytes
+        raise NotAvailable(f"the socket path {path} is too long for a unix socket")
+    return path
+
+
+def run_foreground(*, idle: float, echo: bool) -> int:
+    """Serve in this process until idle, stopped or signalled. 0, or 1 if one already runs."""
+    import fcntl
+
+    path = _prepare_directory()
+    lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        return 1  # another daemon of this installation has it
+    log = Log(path + ".log", echo=echo)
+    daemon = Daemon(path, idle=idle, log=log)
+
+    def on_signal(signum: int, frame: object) -> None:
+        daemon.stop(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        daemon.serve()
+    finally:
+        os.close(lock)
+    return 0
+
+
+def running_status(path: str | None = None) -> str | None:
+    answer = launcher.ask("status", path=path)
+    if answer is None or answer[:1] != INFO:
+        return None
+    return answer[1:].decode("utf-8", "replace")
+
+
+def ensure_running() -> str:
+    """Start the daemon unless it runs; the socket path. Raises :class:`NotAvailable`."""
+    path = _prepare_directory()
+    if running_status(path) is None:
+        launcher.spawn_daemon()
+        if not launcher.wait_until_serving(path):
+            raise NotAvailable(f"the daemon did not start; its log is {path}.log")
+    return path
+
+
+def stop_running(timeout: float = 10.0) -> bool:
+    """Ask the daemon to stop and wait until its socket is gone; False if none ran."""
+    path = launcher.socket_path()
+    answer = launcher.ask("stop", path=path)
+    if answer is None:
+        return False
+    deadline = time.monotonic() + timeout
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return True
+
+
+USAGE = """\
+usage: portside daemon {start,stop,status,run}
+
+Keep a process with portside loaded, so that commands do not pay Python's imports
+(about 170 ms before the first request to a registry). Commands use it whenever it
+runs; with PORTSIDE_DAEMON=auto (the default) one is started after a command that had
+to go to a registry, unless CI is set.
+
+  start    start it in the background (no-op if it runs)
+  stop     stop it
+  status   say whether it runs, and what it has done (exit 1 if it does not run)
+  run      serve in the foreground, logging to stderr (for debugging)
+
+environment:
+  PORTSIDE_DAEMON=auto|on|off   use it (auto: and start it when useful; on: always)
+  PORTSIDE_DAEMON_IDLE=SECONDS  stop after this long without a command (default 900)
+  PORTSIDE_RUNTIME_DIR=DIR      where its socket lives (default $XDG_RUNTIME_DIR/portside
+                                or /tmp/portside-UID; must be private to the user)
+"""
+
+
+def main(argv: Sequence[str]) -> int:
+    """``portside daemon ...``."""
+    args = list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0 if args else 2
+    action, rest = args[0], args[1:]
+    if rest:
+        sys.stderr.write(f"portside: error: unexpected argument {rest[0]!r}\n")
+        return 2
+    try:
+        if action == "start":
+            was = running_status()
+            path = ensure_running()
+            status = running_status(path) or ""
+            pid = status.partition("\n")[0]
+            sys.stdout.write(f"portside daemon: {'running' if was else 'started'} ({pid})\n")
+            return 0
+        if action == "stop":
+            stopped = stop_running()
+            sys.stdout.write(
+                "portside daemon: stopped\n" if stopped else "portside daemon: not running\n"
+            )
+            return 0
+        if action == "status":
+            shown = running_status()
+            if shown is None:
+                sys.stdout.write("portside daemon: not running\n")
+                return 1
+            sys.stdout.write("portside daemon: running\n" + shown)
+            return 0
+        if action == "run":
+            if run_foreground(idle=idle_limit(), echo=True) == 1:
+                sys.stderr.write("portside: error: a daemon of this installation already runs\n")
+                return 1
+            return 0
+    except NotAvailable as exc:
+        sys.stderr.write(f"portside: error: {exc}\n")
+        sys.stderr.write(
+            "portside: hint: set PORTSIDE_RUNTIME_DIR to a directory only you can use\n"
+        )
+        return 2
+    sys.stderr.write(f"portside: error: unknown daemon action {action!r}\n{USAGE}")
+    return 2
+
+
+if __name__ == "__main__":
+    # Started by launcher.spawn_daemon: no terminal, no output; the log says the rest.
+    try:
+        code = run_foreground(idle=idle_limit(), echo=False)
+    except NotAvailable:
+        code = 2
+    raise SystemExit(0 if code == 1 else code)

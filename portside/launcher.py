@@ -1,0 +1,363 @@
+"""The ``portside`` command's entry point: hand the command to the daemon, or run it here.
+
+A Python process pays for its imports before it can answer: asyncio, httpx and the
+registry client cost ~170 ms here, five times what skopeo needs for the whole answer.
+The daemon (:mod:`portside.daemon`) pays once: it is a process with everything
+imported that forks one worker per command. This module is the other end: it sends
+the worker this process's argv, environment, working directory, umask and its
+standard streams themselves (the file descriptors, over the unix socket), so the
+worker runs exactly the command that was typed, writing to the same terminal or pipe,
+and this process only relays signals and exits with the worker's exit code.
+
+Whatever goes wrong on the way (no daemon, a daemon of another version or with stale
+code, a daemon that does not answer) the command runs here instead, as it would
+without a daemon: the daemon can make a command faster, never different.
+
+This module runs before anything else and is kept to what the interpreter has loaded
+already plus ``_socket``: no ``socket`` (it imports ``enum``), no ``signal``, no
+``json``, no ``re``.
+
+``PORTSIDE_DAEMON``:
+
+- ``auto`` (default): use a running daemon; after a command that had to go to the
+  network here, start one in the background for the next command (not when ``CI`` is
+  set: a job's steps should not leave processes behind);
+- ``on``: start the daemon if it is not running, wait for it, use it;
+- ``off``: never use or start one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _socket import socket
+    from collections.abc import Sequence
+    from types import FrameType
+
+# Verbs the daemon serves: short lookups. ``lsp`` (a long-lived server), ``build``,
+# ``push`` and ``publish`` (long jobs driving other programs) and ``daemon`` itself run
+# in the process that was started for them.
+SERVED_VERBS = frozenset({"tags", "inspect", "digest", "check", "pin", "query", "latest"})
+
+MAGIC = b"PSD1"
+MAX_REQUEST = 1 << 20  # argv and environment; a real one is a few kB
+# How long to wait for the daemon's first byte. It answers in well under a millisecond;
+# anything this slow is a daemon in trouble, and the command runs here instead.
+ANSWER_TIMEOUT = 3.0
+# Signals a person or a job controller sends to the command; relayed to the worker.
+_RELAYED = (2, 15, 1, 3)  # SIGINT, SIGTERM, SIGHUP, SIGQUIT (the same on every Linux)
+
+# One byte starts each message on the socket.
+STARTED = b"S"  # worker -> client: forked, waiting for the go-ahead
+GO = b"G"  # client -> worker: still here, run it
+REFUSED = b"R"  # daemon -> client: not served (text follows); run the command here
+EXITED = b"E"  # worker -> client: one byte of exit code follows
+SIGNAL = b"K"  # client -> worker: one byte of signal number follows
+INFO = b"I"  # daemon -> client: status text follows
+
+
+def mode() -> str:
+    """``auto``, ``on`` or ``off`` from ``PORTSIDE_DAEMON`` (anything unknown: ``off``)."""
+    value = os.environ.get("PORTSIDE_DAEMON", "auto").strip().lower() or "auto"
+    if value in ("auto", "on", "off"):
+        return value
+    if value in ("1", "yes", "true"):
+        return "on"
+    return "off"
+
+
+def identity() -> str:
+    """Which installation this is: a daemon serves only clients of its own."""
+    from portside import __version__
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    return f"{os.path.realpath(sys.executable)}\n{package}\n{__version__}"
+
+
+def _fnv1a(data: bytes) -> str:
+    # A stable short name for the socket (hashlib would cost ~3 ms here).
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{value:016x}"
+
+
+def runtime_dir() -> str:
+    """``$PORTSIDE_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/portside``, else
+    ``/tmp/portside-<uid>`` (tmux's rule): short enough for a socket path."""
+    explicit = os.environ.get("PORTSIDE_RUNTIME_DIR")
+    if explicit:
+        return os.path.abspath(explicit)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "portside")
+    return os.path.join("/tmp", f"portside-{os.getuid()}")  # noqa: S108 - checked private
+
+
+def socket_path(ident: str | None = None) -> str:
+    name = _fnv1a((ident or identity()).encode("utf-8", "surrogateescape"))
+    return os.path.join(runtime_dir(), f"d-{name}.sock")
+
+
+class Unusable(Exception):
+    """The runtime directory cannot be trusted; the message says why."""
+
+
+def check_private(directory: str) -> None:
+    """Raise :class:`Unusable` unless ``directory`` is ours alone (the socket's guard)."""
+    try:
+        st = os.stat(directory)
+    except OSError as exc:
+        raise Unusable(f"{directory}: {exc.strerror}") from None
+    if st.st_uid != os.getuid():
+        raise Unusable(f"{directory} belongs to another user")
+    if st.st_mode & 0o077:
+        raise Unusable(f"{directory} is open to other users (mode {st.st_mode & 0o777:o})")
+
+
+# -- the request -------------------------------------------------------------------
+
+
+def encode_request(kind: str, argv: Sequence[str]) -> bytes:
+    """This process's command as one frame: ``MAGIC``, a 4-byte length, NUL-separated
+    fields (kind, identity, cwd, umask, stream encodings, argv, environment)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the working directory was deleted: let the command say so here
+        cwd = ""
+    streams = []
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        streams.append(getattr(stream, "encoding", None) or "utf-8")
+        streams.append(getattr(stream, "errors", None) or "strict")
+    fields = [kind, identity(), cwd, str(umask), *streams, str(len(argv)), *argv]
+    fields += [f"{k}={v}" for k, v in os.environ.items()]
+    payload = b"\0".join(os.fsencode(f) for f in fields)
+    return MAGIC + len(payload).to_bytes(4, "big") + payload
+
+
+class Request:
+    """A decoded request (the daemon's side of :func:`encode_request`)."""
+
+    __slots__ = ("argv", "cwd", "environ", "ident", "kind", "streams", "umask")
+
+    def __init__(self, payload: bytes) -> None:
+        fields = [os.fsdecode(f) for f in payload.split(b"\0")]
+        if len(fields) < 11:
+            raise ValueError("truncated request")
+        self.kind, self.ident, self.cwd = fields[0], fields[1], fields[2]
+        self.umask = int(fields[3]) & 0o777
+        self.streams = tuple(fields[4:10])
+        count = int(fields[10])
+        if count < 0 or 11 + count > len(fields):
+            raise ValueError("bad argument count")
+        self.argv = fields[11 : 11 + count]
+        environ = {}
+        for item in fields[11 + count :]:
+            key, eq, value = item.partition("=")
+            if eq and key:
+                environ[key] = value
+        self.environ = environ
+
+
+# -- the client --------------------------------------------------------------------
+
+
+def _connect(path: str) -> socket | None:
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _recv_exact(sock: socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def ask(kind: str, argv: Sequence[str] = (), *, path: str | None = None) -> bytes | None:
+    """Send a control request (``status``, ``stop``); the answer, or None if no daemon."""
+    sock = _connect(path or socket_path())
+    if sock is None:
+        return None
+    try:
+        sock.settimeout(ANSWER_TIMEOUT)
+        sock.sendall(encode_request(kind, argv))
+        answer = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return answer
+            answer += chunk
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
+def run_in_daemon(argv: Sequence[str], path: str) -> int | None:
+    """Run the command in the daemon at ``path``: its exit code, or None when it is not
+    served (nothing has run; the caller runs it here)."""
+    import _socket
+
+    sock = _connect(path)
+    if sock is None:
+        return None
+    try:
+        sock.settimeout(ANSWER_TIMEOUT)
+        request = encode_request("run", argv)
+        fds = (0, 1, 2)
+        rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+        sent = sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+        if sent < len(request):
+            sock.sendall(request[sent:])
+        first = _recv_exact(sock, 1)
+        if first != STARTED:
+            return None  # refused (stale code, another version) or gone
+        # The worker waits for this: had we given up on it, it would not run.
+        sock.sendall(GO)
+        sock.settimeout(None)
+    except OSError:
+        sock.close()
+        return None
+    return _wait_for_worker(sock)
+
+
+def _wait_for_worker(sock: socket) -> int:
+    """Relay signals to the worker until it reports its exit code; that code."""
+    import _signal  # type: ignore[import-not-found]  # signal.py imports enum (~3 ms)
+
+    relayed: list[int] = []
+
+    def relay(signum: int, frame: FrameType | None) -> None:
+        relayed.append(signum)
+        try:  # noqa: SIM105 - contextlib is an import this module does without
+            sock.sendall(SIGNAL + bytes([signum]))
+        except OSError:
+            pass
+
+    for signum in _RELAYED:
+        try:  # noqa: SIM105
+            _signal.signal(signum, relay)
+        except (OSError, ValueError):
+            pass
+    try:
+        message = _recv_exact(sock, 2)
+    finally:
+        sock.close()
+    if len(message) == 2 and message[:1] == EXITED:
+        return message[1]
+    # The worker ended without a word: killed by a signal.
+    if relayed:
+        return 128 + relayed[-1]
+    sys.stderr.write("portside: error: the daemon's worker ended without an exit code\n")
+    sys.stderr.write("portside: hint: rerun with PORTSIDE_DAEMON=off to run it in-process\n")
+    return 1
+
+
+# -- starting the daemon ------------------------------------------------------------
+
+
+def spawn_daemon() -> None:
+    """Start the daemon in the background, detached from this command's streams and
+    session (a test runner or a pipe waiting for EOF must not wait for it)."""
+    import subprocess
+
+    subprocess.Popen(
+        [sys.executable, "-m", "portside.daemon"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=True,
+        cwd="/",
+    )
+
+
+def wait_until_serving(path: str, timeout: float = 15.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = ask("status", path=path)
+        if answer is not None and answer[:1] == INFO:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _verb(argv: Sequence[str]) -> str | None:
+    # The first word that is not an option. An option's value read as the verb only
+    # means the command runs here: never a different command.
+    for token in argv:
+        if not token.startswith("-"):
+            return token
+    return None
+
+
+def _usable_socket() -> str | None:
+    try:
+        directory = runtime_dir()
+        check_private(directory)
+    except Unusable:
+        return None
+    return socket_path()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``portside`` command: through the daemon when one serves it, else here."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    how = mode()
+    served = how != "off" and _verb(arguments) in SERVED_VERBS
+    if served:
+        if how == "on":
+            _ensure_daemon()
+        path = _usable_socket()
+        if path is not None:
+            code = run_in_daemon(arguments, path)
+            if code is not None:
+                # The worker did the command; this process has nothing to tear down,
+                # and the interpreter's orderly exit would cost ~3 ms.
+                for stream in (sys.stdout, sys.stderr):
+                    try:  # noqa: SIM105
+                        stream.flush()
+                    except (OSError, ValueError):
+                        pass
+                os._exit(code)
+    from portside.cli import main as cli_main
+
+    code = cli_main(arguments)
+    # "httpx" imported means this command waited on imports a daemon already has.
+    if served and how == "auto" and "httpx" in sys.modules and not os.environ.get("CI"):
+        _start_quietly()
+    return code
+
+
+def _ensure_daemon() -> None:
+    from portside.daemon import ensure_running
+
+    ensure_running()
+
+
+def _start_quietly() -> None:
+    try:
+        directory = runtime_dir()
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        check_private(directory)
+        spawn_daemon()
+    except (OSError, Unusable):
+        pass  # a faster next command is a nicety, never a failure of this one
