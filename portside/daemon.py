@@ -192,19 +192,19 @@ class Daemon:
             self.log.write(f"serving on {self.path} (pid {os.getpid()})")
             while self.stopping is None:
                 self._reap()
+                if time.monotonic() - self.last_activity > self.idle:
+                    self.stop(f"idle for {self.idle:.0f} s")
+                    break
                 if self.spare is None:
                     self._fork_spare()
                 try:
                     conn, _ = listener.accept()
                 except TimeoutError:
-                    if time.monotonic() - self.last_activity > self.idle:
-                        self.stopping = f"idle for {self.idle:.0f} s"
                     continue
                 except InterruptedError:  # pragma: no cover - PEP 475 retries
                     continue
                 with conn:
                     self._handle(conn)
-                self.last_activity = time.monotonic()
         finally:
             self._remove_socket()
             listener.close()
@@ -231,12 +231,11 @@ class Daemon:
     # -- one connection ------------------------------------------------------------
 
     def _handle(self, conn: socket.socket) -> None:
-        fds: list[int] = []
         try:
             conn.settimeout(ANSWER_TIMEOUT)
             if not _same_user(conn):
                 return
-            payload, fds = _read_request(conn)
+            payload = _read_request(conn)
             if payload is None:
                 return
             request = Request(payload)
@@ -248,7 +247,7 @@ class Daemon:
             elif request.kind == "stop":
                 self.stop("asked to stop")
                 conn.sendall(INFO + b"stopping")
-            elif request.kind == "run" and len(fds) == 3:
+            elif request.kind == "run":
                 changed = _changed(self.code)
                 if changed is not None:
                     # Out of the way first, so that the client's next start is not
@@ -257,15 +256,11 @@ class Daemon:
                     self._remove_socket()
                     conn.sendall(REFUSED + b"code changed; restarting")
                     return
-                self._dispatch(conn, fds, payload, request)
+                self._dispatch(conn, payload, request)
             else:
                 conn.sendall(REFUSED + b"bad request")
         except (OSError, ValueError) as exc:
             self.log.write(f"a request failed: {type(exc).__name__}")
-        finally:
-            for fd in fds:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
 
     # -- workers -------------------------------------------------------------------
     #
@@ -280,15 +275,13 @@ class Daemon:
     # Measured here (2 cores), this beat rehearsing only in quiet moments both for
     # commands back to back and for commands spaced apart.
 
-    def _dispatch(
-        self, conn: socket.socket, fds: list[int], payload: bytes, request: Request
-    ) -> None:
+    def _dispatch(self, conn: socket.socket, payload: bytes, request: Request) -> None:
         handed = False
         if self.spare is not None and self._spare_ready():
             (_pid, channel), self.spare = self.spare, None
             try:
                 frame = len(payload).to_bytes(4, "big") + payload
-                socket.send_fds(channel, [frame[:65536]], [conn.fileno(), *fds])
+                socket.send_fds(channel, [frame[:65536]], [conn.fileno()])
                 if len(frame) > 65536:
                     channel.sendall(frame[65536:])
                 handed = True
@@ -297,8 +290,9 @@ class Daemon:
             finally:
                 channel.close()
         if not handed:
-            self._fork(conn, fds, request)
+            self._fork(conn, request)
         self.served += 1
+        self.last_activity = time.monotonic()  # only commands: a status poll is not use
 
     def _spare_ready(self) -> bool:
         assert self.spare is not None
@@ -318,10 +312,10 @@ class Daemon:
         self.spare = None
         return False
 
-    def _fork(self, conn: socket.socket, fds: list[int], request: Request) -> None:
+    def _fork(self, conn: socket.socket, request: Request) -> None:
         pid = os.fork()
         if pid == 0:
-            self._in_worker(lambda: _work(conn, fds, request))
+            self._in_worker(lambda: _work(conn, request))
         self.workers.add(pid)
 
     def _fork_spare(self) -> None:
@@ -392,29 +386,27 @@ def _same_user(conn: socket.socket) -> bool:
     return bool(uid == os.getuid())
 
 
-def _read_request(conn: socket.socket) -> tuple[bytes | None, list[int]]:
-    """The request's payload and the descriptors that came with it (closed by the
-    caller)."""
-    data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
-    fds = list(fds)
+def _read_request(conn: socket.socket) -> bytes | None:
+    """The request's payload (see :func:`portside.launcher.encode_request`), or None."""
+    data = b""
     while len(data) < 8:
         chunk = conn.recv(8 - len(data))
         if not chunk:
-            return None, fds
+            return None
         data += chunk
     if data[:4] != MAGIC:
-        return None, fds
+        return None
     size = int.from_bytes(data[4:8], "big")
     if size > MAX_REQUEST:
         conn.sendall(REFUSED + b"request too large")
-        return None, fds
-    payload = bytearray(data[8:])
+        return None
+    payload = bytearray()
     while len(payload) < size:
         chunk = conn.recv(min(65536, size - len(payload)))
         if not chunk:
-            return None, fds
+            return None
         payload += chunk
-    return bytes(payload[:size]), fds
+    return bytes(payload)
 
 
 # -- the worker ---------------------------------------------------------------------
@@ -424,8 +416,8 @@ def _spare(channel: socket.socket) -> int:
     """Warm up, say so, then wait for a command from the daemon and run it."""
     _warm_up()
     channel.sendall(READY)
-    data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 4)
-    if len(data) < 4 or len(fds) != 4:
+    data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
+    if len(data) < 4 or len(fds) != 1:
         for fd in fds:
             os.close(fd)
         return 0  # the daemon stopped
@@ -437,8 +429,7 @@ def _spare(channel: socket.socket) -> int:
             return 0
         payload += chunk
     channel.close()
-    conn = socket.socket(fileno=fds[0])
-    return _work(conn, fds[1:], Request(bytes(payload)))
+    return _work(socket.socket(fileno=fds[0]), Request(bytes(payload)))
 
 
 def _warm_up() -> None:
@@ -454,14 +445,18 @@ def _warm_up() -> None:
     rehearse()
 
 
-def _work(conn: socket.socket, fds: list[int], request: Request) -> int:
+def _work(conn: socket.socket, request: Request) -> int:
     """Become the client's command, run it, report its exit code."""
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     conn.settimeout(ANSWER_TIMEOUT)
     conn.sendall(STARTED)
-    if conn.recv(1) != GO:
+    # The go-ahead brings the client's standard streams (see launcher.run_in_daemon).
+    go, fds, _flags, _addr = socket.recv_fds(conn, 1, 3)
+    if go != GO or len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
         return 0  # the client gave up waiting and runs the command itself
     conn.settimeout(None)
     for target, fd in zip((0, 1, 2), fds, strict=True):

@@ -219,17 +219,16 @@ def run_in_daemon(argv: Sequence[str], path: str) -> int | None:
         return None
     try:
         sock.settimeout(ANSWER_TIMEOUT)
-        request = encode_request("run", argv)
-        fds = (0, 1, 2)
-        rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
-        sent = sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
-        if sent < len(request):
-            sock.sendall(request[sent:])
+        sock.sendall(encode_request("run", argv))
         first = _recv_exact(sock, 1)
         if first != STARTED:
             return None  # refused (stale code, another version) or gone
-        # The worker waits for this: had we given up on it, it would not run.
-        sock.sendall(GO)
+        # Only now the streams: descriptors sent earlier would sit in the queue of a
+        # daemon that never reads them, keeping our pipes open (their readers would
+        # wait for an end of file) for as long as that daemon lives. And the worker
+        # waits for this go-ahead: had we given up on it, it would not run.
+        rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+        sock.sendmsg([GO], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
         sock.settimeout(None)
     except OSError:
         sock.close()
@@ -272,6 +271,28 @@ def _wait_for_worker(sock: socket) -> int:
 # -- starting the daemon ------------------------------------------------------------
 
 
+# What the daemon process itself is given of the environment that starts it: what
+# Python needs to import the same code the same way, and where things live. Nothing
+# else: the command that happens to start it may carry credentials
+# (PORTSIDE_PASSWORD, DOCKER_AUTH_CONFIG, cloud tokens), and the daemon outlives that
+# command. Each worker gets its own command's whole environment instead.
+_DAEMON_ENVIRONMENT = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+        "VIRTUAL_ENV", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "SSL_CERT_FILE", "SSL_CERT_DIR",
+        "PORTSIDE_RUNTIME_DIR", "PORTSIDE_DAEMON_IDLE",
+    }
+)  # fmt: skip
+
+
+def daemon_environment() -> dict[str, str]:
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k in _DAEMON_ENVIRONMENT or k.startswith(("LC_", "PYTHON"))
+    }
+
+
 def spawn_daemon() -> None:
     """Start the daemon in the background, detached from this command's streams and
     session (a test runner or a pipe waiting for EOF must not wait for it)."""
@@ -285,6 +306,7 @@ def spawn_daemon() -> None:
         close_fds=True,
         start_new_session=True,
         cwd="/",
+        env=daemon_environment(),
     )
 
 
@@ -348,9 +370,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ensure_daemon() -> None:
-    from portside.daemon import ensure_running
+    """``PORTSIDE_DAEMON=on``: start it if needed; if it cannot run here, say why once
+    per command (the command itself still runs, in-process)."""
+    from portside.daemon import NotAvailable, ensure_running
 
-    ensure_running()
+    try:
+        ensure_running()
+    except (NotAvailable, OSError) as exc:
+        sys.stderr.write(f"portside: warning: the daemon is not used: {exc}\n")
 
 
 def _start_quietly() -> None:

@@ -1,0 +1,491 @@
+"""The daemon (``portside daemon``) and the launcher that hands it commands.
+
+Every test runs real ``python -m portside`` processes against the real registry, with
+a daemon of its own in a private runtime directory. What a user would check: a command
+through the daemon prints, exits and fails exactly as it does in-process; it sees the
+caller's directory, environment and terminal; Ctrl-C and a killed client stop it; a
+daemon that is stale, foreign, silent or insecurely placed is never used; auto mode
+starts one only when it helps and never in CI; nothing secret reaches its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import seed
+from harness.images import build_artifact
+from harness.registry import Registry
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Portside:
+    """``python -m portside`` with a private runtime directory, cache and home."""
+
+    def __init__(self, base: Path, runtime: Path) -> None:
+        self.base = base
+        self.runtime = runtime
+        self.cache = base / "cache"
+        self.home = base / "home"
+        self.home.mkdir(exist_ok=True)
+
+    def env(self, daemon: str = "on", **extra: str) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PORTSIDE_", "REGISTRY_AUTH", "XDG_", "DOCKER_"))
+        }
+        env.pop("CI", None)
+        env.update(
+            PORTSIDE_DAEMON=daemon,
+            PORTSIDE_RUNTIME_DIR=str(self.runtime),
+            PORTSIDE_CACHE_DIR=str(self.cache),
+            HOME=str(self.home),
+            DOCKER_CONFIG=str(self.home / "no-docker-config"),
+            PYTHONPATH=str(ROOT),
+            COLUMNS="200",
+        )
+        env.update(extra)
+        return env
+
+    def run(
+        self,
+        *args: str,
+        daemon: str = "on",
+        cwd: Path | None = None,
+        timeout: float = 60,
+        **extra: str,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "portside", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(daemon, **extra),
+            cwd=cwd,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str, **extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "portside", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env("on", **extra),
+        )
+
+    def status(self) -> dict[str, str]:
+        """The daemon's status fields, or {} when none runs."""
+        result = self.run("daemon", "status")
+        if result.returncode != 0:
+            return {}
+        fields = {}
+        for line in result.stdout.splitlines()[1:]:
+            key, _, value = line.partition(": ")
+            fields[key] = value
+        return fields
+
+    def served(self) -> int:
+        return int(self.status().get("commands served", "-1"))
+
+    def wait_for(self, predicate: object, what: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():  # type: ignore[operator]
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting until {what}")
+
+    def log(self) -> str:
+        return "".join(p.read_text() for p in self.runtime.glob("*.log"))
+
+
+def _private_dir(prefix: str) -> Path:
+    # Short (a unix socket path holds 108 bytes) and private, as the daemon requires.
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o700)
+    return path
+
+
+def _stop(portside: Portside) -> None:
+    pid = portside.status().get("pid")
+    portside.run("daemon", "stop")
+    if pid is not None:  # a test that broke it: make sure it is gone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+@pytest.fixture
+def portside(tmp_path: Path) -> Iterator[Portside]:
+    """No daemon yet; stopped (if one was started) at the end."""
+    runtime = _private_dir("ps-d-")
+    tool = Portside(tmp_path, runtime)
+    try:
+        yield tool
+    finally:
+        _stop(tool)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(portside: Portside) -> Portside:
+    """A running daemon, with its spare worker ready."""
+    started = portside.run("daemon", "start")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("portside daemon: started (pid: "), started.stdout
+    portside.wait_for(lambda: portside.status().get("spare worker") == "ready", "a spare is ready")
+    return portside
+
+
+def _same(a: subprocess.CompletedProcess[str], b: subprocess.CompletedProcess[str]) -> None:
+    assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr)
+
+
+# -- the same command, the same answer ------------------------------------------------
+
+
+def test_commands_through_the_daemon_answer_as_in_process(
+    daemon: Portside, registry: Registry, tmp_path: Path
+) -> None:
+    repo = registry.ref("library/python")
+    image = registry.ref("library/python", "3.13")
+    commands = [
+        ("tags", repo),
+        ("tags", "--json", "--limit", "5", repo),
+        ("inspect", image),
+        ("inspect", "--json", "--platform", "linux/arm64", image),
+        ("digest", image),
+        ("latest", registry.ref("library/python", "3.12-slim")),
+        ("inspect", "python::3"),  # exit 2: invalid reference
+        ("tags", registry.ref("library/no-such-repository")),  # exit 3: not found
+        ("inspect", "--platform", "plan9/mips", image),  # exit 3: no such platform
+        ("tags", "--limit", "zero", repo),  # exit 2: argparse's usage error
+    ]
+    served = daemon.served()
+    for i, args in enumerate(commands):
+        inline_cache = str(tmp_path / f"inline-{i}")
+        daemon_cache = str(tmp_path / f"daemon-{i}")
+        for state in ("cold", "warm"):
+            in_process = daemon.run(*args, daemon="off", PORTSIDE_CACHE_DIR=inline_cache)
+            through = daemon.run(*args, PORTSIDE_CACHE_DIR=daemon_cache)
+            assert through.returncode in (0, 2, 3), (args, through.stderr)
+            assert "Traceback" not in through.stderr
+            _same(through, in_process)
+            assert through.stdout or through.stderr, (args, state)
+    # Each of them was run by the daemon, none behind its back.
+    assert daemon.served() == served + 2 * len(commands)
+    # The worker honoured each command's own cache directory.
+    assert any((tmp_path / "daemon-0").rglob("*.json"))
+
+
+def test_worker_works_in_the_callers_directory_and_environment(
+    daemon: Portside, registry: Registry, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {registry.host}/library/python:3.13\n")
+    # The project's own settings, found from the working directory: unpinned is a
+    # warning here instead of the default info.
+    (project / "pyproject.toml").write_text(
+        "[tool.portside]\nrequire-digest = true\n", encoding="utf-8"
+    )
+    in_process = daemon.run("check", "Dockerfile", daemon="off", cwd=project)
+    through = daemon.run("check", "Dockerfile", cwd=project)
+    _same(through, in_process)
+    assert "Dockerfile:1:6: warning [unpinned]" in through.stdout, through.stderr
+    assert "1 file(s) checked" in through.stderr
+    # pin rewrites the file in the caller's directory, relative path and all.
+    pinned = daemon.run("pin", "Dockerfile", cwd=project)
+    assert pinned.returncode == 0, pinned.stderr
+    assert "@sha256:" in (project / "Dockerfile").read_text()
+
+
+def test_environment_credentials_reach_the_worker_and_never_its_log(
+    portside: Portside, basic_registry: Registry
+) -> None:
+    seed.push_image(basic_registry, "team/app", build_artifact("b1"), ["1.0"], via="fs")
+    assert basic_registry.username and basic_registry.password
+    secret = {
+        "PORTSIDE_REGISTRY": basic_registry.host,
+        "PORTSIDE_USERNAME": basic_registry.username,
+        "PORTSIDE_PASSWORD": basic_registry.password,
+    }
+    started = portside.run("daemon", "start")  # started without the credentials
+    assert started.returncode == 0, started.stderr
+    anonymous = portside.run("tags", basic_registry.ref("team/app"))
+    assert anonymous.returncode == 4, anonymous.stderr
+    with_them = portside.run("tags", basic_registry.ref("team/app"), **secret)
+    assert with_them.returncode == 0, with_them.stderr
+    assert with_them.stdout == "1.0\n"
+    status = portside.run("daemon", "status").stdout
+    for text in (portside.log(), status, with_them.stderr, anonymous.stderr):
+        assert basic_registry.password not in text
+    assert portside.served() == 2
+
+
+def test_a_daemon_started_by_a_command_with_credentials_does_not_keep_them(
+    portside: Portside, basic_registry: Registry
+) -> None:
+    seed.push_image(basic_registry, "team/env", build_artifact("b2"), ["2.0"], via="fs")
+    assert basic_registry.username and basic_registry.password
+    secret = {
+        "PORTSIDE_REGISTRY": basic_registry.host,
+        "PORTSIDE_USERNAME": basic_registry.username,
+        "PORTSIDE_PASSWORD": basic_registry.password,
+        "SOME_CLOUD_TOKEN": "tok-" + basic_registry.password,
+    }
+    first = portside.run("tags", basic_registry.ref("team/env"), daemon="auto", **secret)
+    assert first.returncode == 0, first.stderr
+    portside.wait_for(lambda: portside.status() != {}, "auto mode started a daemon")
+    pid = portside.status()["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert basic_registry.password.encode() not in environ
+    assert b"PORTSIDE_USERNAME" not in environ
+    assert b"PORTSIDE_RUNTIME_DIR=" in environ  # what it needs, it has
+    # The next command brings its own.
+    second = portside.run("tags", basic_registry.ref("team/env"), daemon="auto", **secret)
+    assert second.stdout == "2.0\n"
+    assert portside.served() == 1
+
+
+def test_terminal_output_through_the_daemon(daemon: Portside, registry: Registry) -> None:
+    def in_terminal(mode: str) -> str:
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "portside", "tags", registry.ref("library/python")],
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            env=daemon.env(mode, TERM="xterm-256color"),
+        )
+        os.close(follower)
+        chunks: list[bytes] = []
+        while True:
+            ready, _, _ = select.select([leader], [], [], 30)
+            if not ready:
+                break
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(leader)
+        assert proc.wait(timeout=30) == 0
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    served = daemon.served()
+    through = in_terminal("on")
+    assert daemon.served() == served + 1
+    # The worker wrote to the terminal itself: the table form, not the piped list.
+    assert "TAG" in through and "VARIANT" in through
+    assert through == in_terminal("off")
+
+
+# -- signals ---------------------------------------------------------------------------
+
+
+class SilentRegistry:
+    """Accepts connections and never answers: a command against it waits."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connected = threading.Event()
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            self.connected.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentRegistry]:
+    server = SilentRegistry()
+    yield server
+    server.close()
+
+
+def test_ctrl_c_reaches_the_worker(daemon: Portside, silent: SilentRegistry) -> None:
+    proc = daemon.popen("tags", f"{silent.host}/library/python", "--timeout", "60")
+    try:
+        assert silent.connected.wait(30), "the worker never reached the registry"
+        assert daemon.status()["commands running"] == "1"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    daemon.wait_for(lambda: daemon.status()["commands running"] == "0", "the worker ended")
+
+
+def test_a_killed_client_stops_its_worker(daemon: Portside, silent: SilentRegistry) -> None:
+    proc = daemon.popen("tags", f"{silent.host}/library/python", "--timeout", "60")
+    assert silent.connected.wait(30), "the worker never reached the registry"
+    assert daemon.status()["commands running"] == "1"
+    proc.kill()
+    proc.wait(timeout=10)
+    daemon.wait_for(lambda: daemon.status()["commands running"] == "0", "the worker ended")
+    assert "worker failed" not in daemon.log()
+
+
+def test_concurrent_commands(daemon: Portside, registry: Registry) -> None:
+    repo = registry.ref("library/python")
+    expected = daemon.run("tags", repo, daemon="off").stdout
+    served = daemon.served()
+    procs = [daemon.popen("tags", repo, PORTSIDE_CACHE_DIR=f"{daemon.base}/c{i}") for i in range(8)]
+    results = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, [err for _, err in results]
+    assert all(out == expected for out, _ in results)
+    assert daemon.served() == served + 8
+
+
+# -- when the daemon is not used ---------------------------------------------------------
+
+
+def test_stale_code_makes_the_daemon_step_aside(portside: Portside, registry: Registry) -> None:
+    extra = portside.base / "site"
+    extra.mkdir()
+    path = f"{ROOT}{os.pathsep}{extra}"
+    started = portside.run("daemon", "start", PYTHONPATH=path)
+    assert started.returncode == 0, started.stderr
+    repo = registry.ref("library/python")
+    assert portside.run("tags", repo, PYTHONPATH=path).returncode == 0
+    assert portside.served() == 1
+    time.sleep(0.05)  # a distinct modification time, on coarse clocks too
+    (extra / "newly_installed_plugin.py").write_text("")  # as `pip install` would
+    after = portside.run("tags", repo, PYTHONPATH=path, PORTSIDE_DAEMON="auto", CI="1")
+    assert after.returncode == 0, after.stderr  # answered in-process
+    assert after.stdout == portside.run("tags", repo, daemon="off").stdout
+    portside.wait_for(lambda: portside.status() == {}, "the stale daemon stopped")
+    assert "code changed" in portside.log()
+
+
+def test_runtime_directory_must_be_private(portside: Portside, registry: Registry) -> None:
+    portside.runtime.chmod(0o755)
+    start = portside.run("daemon", "start")
+    assert start.returncode == 2
+    assert "open to other users" in start.stderr
+    assert "PORTSIDE_RUNTIME_DIR" in start.stderr
+    assert "Traceback" not in start.stderr
+    # Commands still work, in-process, and no socket appears there.
+    result = portside.run("tags", registry.ref("library/python"))
+    assert result.returncode == 0, result.stderr
+    assert not list(portside.runtime.glob("*.sock"))
+
+
+def test_a_daemon_that_does_not_answer_is_passed_by(portside: Portside, registry: Registry) -> None:
+    # Something listening at the daemon's socket that never says a word.
+    env = portside.env()
+    path = subprocess.run(
+        [sys.executable, "-c", "from portside import launcher; print(launcher.socket_path())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.bind(path)
+    mute.listen(8)
+    repo = registry.ref("library/python")
+    try:
+        # (CI set: the fallback must not start a daemon that would take this path over.)
+        started = time.monotonic()
+        result = portside.run("tags", repo, daemon="auto", CI="1")
+        waited = time.monotonic() - started
+    finally:
+        mute.close()
+        os.unlink(path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == portside.run("tags", repo, daemon="off").stdout
+    assert waited < 30, "it gave up on the silent daemon after a few seconds"
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+
+def test_auto_mode_starts_a_daemon_after_a_network_command(
+    portside: Portside, registry: Registry
+) -> None:
+    repo = registry.ref("library/python")
+    # In CI, never: a job's steps should not leave processes behind.
+    in_ci = portside.run("tags", repo, daemon="auto", CI="true")
+    assert in_ci.returncode == 0
+    time.sleep(1)
+    assert portside.status() == {}
+    # A warm answer did not need the network: nothing to gain, nothing started.
+    warm = portside.run("tags", repo, daemon="auto")
+    assert warm.returncode == 0
+    time.sleep(1)
+    assert portside.status() == {}
+    # A cold one did: it returns at once (the daemon holds none of its streams) and
+    # leaves a daemon for the next command.
+    cold = portside.run("tags", repo, daemon="auto", PORTSIDE_CACHE_DIR=str(portside.base / "c2"))
+    assert cold.returncode == 0 and cold.stdout == warm.stdout
+    portside.wait_for(lambda: portside.status() != {}, "a daemon runs")
+    served = portside.served()
+    again = portside.run("tags", repo, daemon="auto", PORTSIDE_CACHE_DIR=str(portside.base / "c3"))
+    assert again.stdout == warm.stdout
+    assert portside.served() == served + 1
+
+
+def test_status_stop_and_idle_exit(portside: Portside) -> None:
+    assert portside.run("daemon", "status").returncode == 1
+    assert portside.run("daemon", "stop").stdout == "portside daemon: not running\n"
+    started = portside.run("daemon", "start", PORTSIDE_DAEMON_IDLE="2")
+    assert started.returncode == 0, started.stderr
+    again = portside.run("daemon", "start")
+    assert again.stdout.startswith("portside daemon: running (pid: ")
+    status = portside.status()
+    assert status["stops after"] == "2 s idle"
+    assert Path(status["socket"]).parent == portside.runtime
+    # Two idle seconds later it is gone, and so is its socket.
+    portside.wait_for(lambda: portside.status() == {}, "the idle daemon stopped", timeout=15)
+    assert not list(portside.runtime.glob("*.sock"))
+    assert "idle for 2 s" in portside.log()
+    # Explicit stop.
+    assert portside.run("daemon", "start").returncode == 0
+    stopped = portside.run("daemon", "stop")
+    assert stopped.stdout == "portside daemon: stopped\n"
+    assert portside.status() == {}
+
+
+def test_daemon_usage_errors(portside: Portside) -> None:
+    for args, code in ((("daemon",), 2), (("daemon", "restart"), 2), (("daemon", "stop", "x"), 2)):
+        result = portside.run(*args)
+        assert result.returncode == code, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert "start" in portside.run("daemon", "--help").stdout
+    listed = portside.run("--help")
+    assert "daemon" in listed.stdout
