@@ -573,6 +573,8 @@ class NotAvailable(Exception):
 
 
 def _prepare_directory() -> str:
+    if launcher.mode() == "off" and sys.platform != "linux":
+        raise NotAvailable("the daemon runs on Linux only")
     directory = launcher.runtime_dir()
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -60,7 +60,14 @@ INFO = b"I"  # daemon -> client: status text follows
 
 
 def mode() -> str:
-    """``auto``, ``on`` or ``off`` from ``PORTSIDE_DAEMON`` (anything unknown: ``off``)."""
+    """``auto``, ``on`` or ``off`` from ``PORTSIDE_DAEMON`` (anything unknown: ``off``).
+
+    Always ``off`` where the daemon cannot be what it promises: off Linux (it relies on
+    ``SO_PEERCRED`` and on forking a process that has imported everything), and when
+    this interpreter was started with options (``-X importtime``, ``-W error``), which
+    apply to this process only."""
+    if sys.platform != "linux" or sys.warnoptions or sys._xoptions:
+        return "off"
     value = os.environ.get("PORTSIDE_DAEMON", "auto").strip().lower() or "auto"
     if value in ("auto", "on", "off"):
         return value
@@ -126,10 +133,7 @@ def encode_request(kind: str, argv: Sequence[str]) -> bytes:
     fields (kind, identity, cwd, umask, stream encodings, argv, environment)."""
     umask = os.umask(0)
     os.umask(umask)
-    try:
-        cwd = os.getcwd()
-    except OSError:  # the working directory was deleted: let the command say so here
-        cwd = ""
+    cwd = os.getcwd()  # OSError (a deleted directory): the command runs here and says so
     streams = []
     for stream in (sys.stdin, sys.stdout, sys.stderr):
         streams.append(getattr(stream, "encoding", None) or "utf-8")

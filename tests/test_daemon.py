@@ -489,3 +489,44 @@ def test_daemon_usage_errors(portside: Portside) -> None:
     assert "start" in portside.run("daemon", "--help").stdout
     listed = portside.run("--help")
     assert "daemon" in listed.stdout
+
+
+def test_what_only_this_process_can_honour_runs_in_process(
+    daemon: Portside, registry: Registry, tmp_path: Path
+) -> None:
+    repo = registry.ref("library/python")
+    served = daemon.served()
+    # Interpreter options apply to this interpreter: -X importtime must time real imports.
+    timed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "portside", "tags", repo],
+        capture_output=True,
+        text=True,
+        env=daemon.env("on"),
+        timeout=60,
+        check=False,
+    )
+    assert timed.returncode == 0, timed.stderr
+    assert "portside.cli" in timed.stderr
+    # A working directory that no longer exists: in-process, where the command says so.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (
+        "import os, sys, runpy; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+        "sys.argv = ['portside', 'tags', sys.argv[2]]; "
+        "runpy.run_module('portside', run_name='__main__')"
+    )
+    orphan = subprocess.run(
+        [sys.executable, "-c", script, str(gone), repo],
+        capture_output=True,
+        text=True,
+        env=daemon.env("on"),
+        timeout=60,
+        check=False,
+    )
+    assert orphan.returncode == 0, orphan.stderr
+    assert orphan.stdout == timed.stdout
+    # Neither went through the daemon; `build` never does.
+    assert daemon.served() == served
+    build = daemon.run("build", "--project", str(tmp_path / "no-project"))
+    assert build.returncode != 0 and "Traceback" not in build.stderr
+    assert daemon.served() == served
