@@ -37,6 +37,11 @@ ProxyFactory = Callable[..., FaultProxy]
 
 # Imported only when an answer needs the network (or a terminal, for rich).
 HEAVY_MODULES = ("asyncio", "httpx", "httpcore", "rich", "pluggy", "portside.registry.client")
+# Not imported by a warm tag list, plain or --json: json imports re, which imports enum
+# and functools (~8 ms together); the cache reads its entries with json's C scanner and
+# the references are parsed without re. (functools is not listed: ``python -m``, which
+# these tests run, imports it for runpy.)
+UNNEEDED_FOR_WARM_TAGS = ("json", "re", "enum", "portside.registry.mediatypes")
 
 
 class Runner:
@@ -470,6 +475,22 @@ def test_warm_answer_imports_no_network_stack(registry: Registry, run: Runner, v
     assert "argparse" not in imported, "the plain spelling skips argparse"
     if verb == "tags":
         assert "portside.versions" not in imported, "the sorted list comes from the cache"
+        assert not imported & set(UNNEEDED_FOR_WARM_TAGS), sorted(
+            imported & set(UNNEEDED_FOR_WARM_TAGS)
+        )
+        as_json = run(verb, "--json", ref, python_flags=("-X", "importtime"))
+        assert as_json.returncode == 0, as_json.stderr
+        assert as_json.stdout == json.dumps(warm.stdout.splitlines()) + "\n"
+        imported = _imported(as_json.stderr)
+        assert not imported & set(UNNEEDED_FOR_WARM_TAGS), sorted(
+            imported & set(UNNEEDED_FOR_WARM_TAGS)
+        )
+
+
+def test_json_strings_is_json_dumps() -> None:
+    hostile = ['"', "\\", "\x00\x1f\x7f", "caf\u00e9", "\u2028", "\ud800", "\U0001f600", "/"]
+    for items in ([], ["latest"], ["1.0", "1.0-slim", ""], hostile, [*hostile, "x" * 300]):
+        assert cli._json_strings(items) == json.dumps(items)
 
 
 # -- the two argument parsers agree -------------------------------------------------------

@@ -7,12 +7,17 @@ is on Docker Hub, and single-component Hub names are under ``library/``.
 
 from __future__ import annotations
 
+import itertools
+import random
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from portside import reference
 from portside.errors import InvalidDigest, InvalidReference, UsageError
 from portside.reference import (
     Digest,
@@ -324,6 +329,9 @@ def test_canonical_registry(host: str, canonical: str) -> None:
         ("localhost:abc", False),
         ("[::1]x", False),
         ("[::1", False),
+        ("[::1]:", False),
+        ("[::1]:5x", False),
+        ("[::1]:\u0665", False),  # an Arabic-Indic digit is no port digit
         ("", False),
     ],
 )
@@ -335,6 +343,19 @@ def test_import_stays_light() -> None:
     code = (
         "import sys, portside.reference, portside.redact; "
         "print(','.join(m for m in ('httpx', 'pluggy', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
+    # Parsing a reference, valid or not, needs neither re nor enum (the warm command path).
+    code = (
+        "import sys; from portside.reference import InvalidReference, Reference\n"
+        "Reference.parse('localhost:5000/a/b-c__d.e:1.2@sha256:' + 'a' * 64)\n"
+        "for bad in ('A', 'a:-x', '-h.com/x', '[::1%2]/x', 'a..b', 'f' * 64):\n"
+        "    try: Reference.parse(bad)\n"
+        "    except InvalidReference: pass\n"
+        "print(','.join(m for m in ('re', 'enum') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -352,6 +373,8 @@ def test_import_stays_light() -> None:
         "a" * 100_000 + ".com/" + "b" * 100_000 + "!",
         "-" * 100_000 + "a.com/x",
         "[" + ":" * 100_000 + "/x",
+        "a" + "-a" * 100_000 + "/!",  # a long valid component before the bad one
+        "a" + "._" * 100_000 + "a",
     ],
     ids=lambda text: f"{text[:8]}…{len(text)}",
 )
@@ -362,3 +385,101 @@ def test_no_catastrophic_backtracking(text: str) -> None:
     with pytest.raises(InvalidReference):
         Reference.parse(text)
     assert time.perf_counter() - started < 1.0
+
+
+# -- the hand-written matchers decide exactly the grammar's patterns ----------------------
+#
+# reference.py keeps the grammar as regular expressions and decides it without ``re``.
+# Each matcher is compared with ``re.fullmatch`` of its pattern on every string up to a
+# few characters over an alphabet holding a character of each class the pattern tells
+# apart (and look-alikes it must not confuse: upper case, non-ASCII letters and digits,
+# a newline for ``$``), then on random edits of valid strings, long enough to reach the
+# length limits.
+
+# pattern, matcher, alphabet, exhaustive length, valid strings to edit at random
+MATCHERS: list[tuple[str, Callable[[str], bool], str, int, tuple[str, ...]]] = [
+    (
+        reference._HEX_PATTERN,
+        lambda text: reference._made_of(text, reference._LOWER_HEX),
+        "0af9gA:\u0665",
+        6,
+        ("f" * 64, "0123456789abcdef", "a"),
+    ),
+    (
+        reference._DOMAIN_PATTERN,
+        reference._is_domain,
+        "aFgZ0-.:[]_\n",
+        5,
+        ("ghcr.io", "a.b-c.d:5000", "xn--n3h.com", "localhost:5", "[::1]", "[fe80::1]:5000"),
+    ),
+    (
+        reference._PORT_PATTERN,
+        reference._is_port,
+        ":09a\u0665\u00b2 ",
+        5,
+        (":5000", ":0", ":65535"),
+    ),
+    (
+        reference._PATH_COMPONENT_PATTERN,
+        reference._is_path_component,
+        "a0A._-\u00e9",
+        6,
+        ("library", "a.b_c__d-e---f", "x9", "my-app", "test.example.com"),
+    ),
+    (
+        reference._TAG_PATTERN,
+        reference._is_tag,
+        "aZ0_.-\u00e9 ",
+        5,
+        ("latest", "3.12-slim", "_x", "v1.2.3", "a" * 127, "9" * 128, "A-" * 64),
+    ),
+    (
+        reference._IDENTIFIER_PATTERN,
+        reference._is_identifier,
+        "0afgA",
+        4,
+        ("0123456789abcdef" * 4, "f" * 64),
+    ),
+]
+
+
+def _samples(alphabet: str, length: int, valid: tuple[str, ...], seed: str) -> Iterator[str]:
+    for n in range(length + 1):
+        for chars in itertools.product(alphabet, repeat=n):
+            yield "".join(chars)
+    rng = random.Random(seed)
+    for _ in range(20_000):
+        chars = list(rng.choice(valid) + rng.choice(("", "", *valid)))
+        for _ in range(rng.choice((0, 1, 1, 2, 3))):  # replace, insert or delete one
+            at = rng.randrange(len(chars) + 1)
+            edit = rng.randrange(3)
+            if edit == 0 and at < len(chars):
+                chars[at] = rng.choice(alphabet)
+            elif edit == 1:
+                chars.insert(at, rng.choice(alphabet))
+            elif at < len(chars):
+                del chars[at]
+        yield "".join(chars)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matcher", "alphabet", "length", "valid"),
+    MATCHERS,
+    ids=["hex", "domain", "port", "path-component", "tag", "identifier"],
+)
+def test_matcher_decides_its_pattern(
+    pattern: str,
+    matcher: Callable[[str], bool],
+    alphabet: str,
+    length: int,
+    valid: tuple[str, ...],
+) -> None:
+    compiled = re.compile(pattern)
+    assert all(compiled.fullmatch(text) for text in valid)
+    verdicts = {True: 0, False: 0}
+    for text in _samples(alphabet, length, valid, seed=pattern):
+        expected = compiled.fullmatch(text) is not None
+        assert matcher(text) is expected, (pattern, text)
+        verdicts[expected] += 1
+    # Not vacuous: plenty of strings on either side of the line.
+    assert min(verdicts.values()) > 1000, verdicts
