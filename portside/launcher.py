@@ -77,11 +77,22 @@ def mode() -> str:
 
 
 def identity() -> str:
-    """Which installation this is: a daemon serves only clients of its own."""
+    """Which installation this is: a daemon serves only clients of its own.
+
+    The interpreter, the package and its version, and what decides the import path: a
+    different PYTHONPATH, user site or ``-s``/``-I`` means other code (plugins) may be
+    imported, so another daemon. (Not ``sys.path`` itself: its first entry is the
+    script's or working directory, and site skips a ``.pth`` entry equal to it.)"""
     from portside import __version__
 
     package = os.path.dirname(os.path.abspath(__file__))
-    return f"{os.path.realpath(sys.executable)}\n{package}\n{__version__}"
+    flags = sys.flags
+    imports = [
+        *(os.environ.get(k, "") for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE")),
+        f"{flags.isolated}{flags.ignore_environment}{flags.no_user_site}{flags.no_site}",
+    ]
+    # Newlines between the parts: the request that carries this separates fields by NUL.
+    return "\n".join([os.path.realpath(sys.executable), package, __version__, *imports])
 
 
 def _fnv1a(data: bytes) -> str:

@@ -92,9 +92,9 @@ class Portside:
             env=self.env("on", **extra),
         )
 
-    def status(self) -> dict[str, str]:
+    def status(self, **extra: str) -> dict[str, str]:
         """The daemon's status fields, or {} when none runs."""
-        result = self.run("daemon", "status")
+        result = self.run("daemon", "status", **extra)
         if result.returncode != 0:
             return {}
         fields = {}
@@ -103,8 +103,8 @@ class Portside:
             fields[key] = value
         return fields
 
-    def served(self) -> int:
-        return int(self.status().get("commands served", "-1"))
+    def served(self, **extra: str) -> int:
+        return int(self.status(**extra).get("commands served", "-1"))
 
     def wait_for(self, predicate: object, what: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -382,13 +382,15 @@ def test_stale_code_makes_the_daemon_step_aside(portside: Portside, registry: Re
     assert started.returncode == 0, started.stderr
     repo = registry.ref("library/python")
     assert portside.run("tags", repo, PYTHONPATH=path).returncode == 0
-    assert portside.served() == 1
+    assert portside.served(PYTHONPATH=path) == 1
+    # Another import path is another daemon: this one serves only its own.
+    assert portside.status() == {}
     time.sleep(0.05)  # a distinct modification time, on coarse clocks too
     (extra / "newly_installed_plugin.py").write_text("")  # as `pip install` would
     after = portside.run("tags", repo, PYTHONPATH=path, PORTSIDE_DAEMON="auto", CI="1")
     assert after.returncode == 0, after.stderr  # answered in-process
     assert after.stdout == portside.run("tags", repo, daemon="off").stdout
-    portside.wait_for(lambda: portside.status() == {}, "the stale daemon stopped")
+    portside.wait_for(lambda: portside.status(PYTHONPATH=path) == {}, "the stale daemon stopped")
     assert "code changed" in portside.log()
 
 
