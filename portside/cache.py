@@ -20,8 +20,8 @@ An entry file is one JSON object written by ``json.dumps`` (ASCII, no spaces): `
 is the whole key (kind first) and must equal the key it is read for, ``fetched_at``
 the fetch time in seconds since the epoch, ``etag`` the ETag or ``null``, ``value`` the
 answer as JSON (a tag list is an array of strings). Entries are read by
-:func:`_load_json`, which answers exactly as ``json.loads`` does without importing
-``json`` for a well-formed file.
+:func:`portside.jsonscan.loads`, which answers exactly as ``json.loads`` does without
+importing ``json`` for a well-formed file.
 
 File names come from validated digests or from a strictly escaped key (see
 :func:`entry_file_name`), so a hostile repository name cannot climb out of the cache
@@ -35,7 +35,7 @@ of the design: a warm answer must not import asyncio, httpx, pluggy or the regis
 client, so those are imported inside the paths that go to the network; the manifest
 model (dataclasses, typing: ~10 ms) is imported only by the operations that read
 manifests, so a warm tag list does without it; entries are read without ``json``
-(which imports ``re``, ``enum`` and ``functools``: ~8 ms), see :func:`_load_json`; and
+(which imports ``re``, ``enum`` and ``functools``: ~8 ms), see :mod:`portside.jsonscan`; and
 :meth:`CachedRegistry.run_from_cache` answers without an event loop at all.
 """
 
@@ -44,6 +44,7 @@ from __future__ import annotations
 import os
 import time
 
+from portside import jsonscan
 from portside.errors import (
     CacheMiss,
     InvalidResponse,
@@ -79,76 +80,6 @@ MAX_CONFIG_BYTES = 8 * 1024 * 1024
 # Errors that mean "the registry did not answer", as opposed to "it answered no":
 # when one of these ends a refresh, a stale cached answer is better than none.
 _SERVE_STALE_ON = (RegistryUnreachable, ServerError, RateLimited)
-
-
-# -- reading JSON without importing json -------------------------------------------
-#
-# ``json.loads`` runs json's C scanner (``_json.make_scanner``) over the decoded text,
-# but ``import json`` also imports ``re`` (to skip whitespace), which imports ``enum``
-# and ``functools``. _load_json runs the same scanner, set up as ``json.JSONDecoder()``
-# sets it up, over the bytes decoded as strict UTF-8, and hands everything it does not
-# read whole to ``json.loads`` itself, which then gives its own value or its own error:
-# bytes that are not strict UTF-8, a byte-order mark, no value, trailing data, a syntax
-# error. What it does read, json.loads reads the same way: json.loads decodes as
-# anything but UTF-8 only after a byte-order mark or a NUL in the first two bytes, which
-# the scanner has refused (a UTF-8 mark is no JSON whitespace, a NUL is allowed nowhere
-# in JSON text, the other marks are not UTF-8 or start with a NUL); its "surrogatepass"
-# UTF-8 decoding gives the same text wherever strict decoding succeeds; and it skips the
-# same whitespace.
-# tests/test_cache.py compares both on valid, foreign and damaged documents.
-
-_JSON_WHITESPACE = " \t\n\r"  # what json.decoder skips between tokens
-_JSON_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
-
-
-class _ScannerSettings:
-    """What ``_json.make_scanner`` reads from its context, as ``json.JSONDecoder()`` has it."""
-
-    def __init__(self) -> None:
-        self.strict = True  # control characters in strings are an error
-        self.object_hook = None
-        self.object_pairs_hook = None
-        self.array_hook = None  # read from Python 3.15 on
-        self.parse_float = float
-        self.parse_int = int
-        self.parse_constant = _JSON_CONSTANTS.__getitem__
-
-
-def _make_scanner() -> Callable[[str, int], tuple[object, int]] | None:
-    try:
-        from _json import make_scanner
-
-        return make_scanner(_ScannerSettings())  # type: ignore[arg-type]  # duck-typed
-    except Exception:  # no C accelerator here, or one that wants other settings
-        return None
-
-
-_scan_once = _make_scanner()
-_UNREAD = object()
-
-
-def _scan_json(data: bytes) -> object:
-    """The document in ``data`` if the C scanner reads it whole, else ``_UNREAD``."""
-    if _scan_once is None:
-        return _UNREAD
-    try:
-        text = data.decode("utf-8")
-        value, end = _scan_once(text, len(text) - len(text.lstrip(_JSON_WHITESPACE)))
-    except Exception:  # StopIteration (no value), a decode or syntax error, too deep
-        return _UNREAD
-    if text[end:].strip(_JSON_WHITESPACE):
-        return _UNREAD  # trailing data
-    return value
-
-
-def _load_json(data: bytes) -> object:
-    """``json.loads(data)``: the same value or the same error, mostly without ``json``."""
-    value = _scan_json(data)
-    if value is not _UNREAD:
-        return value
-    import json
-
-    return json.loads(data)
 
 
 def default_cache_dir() -> str:
@@ -251,7 +182,7 @@ class CacheStore:
         """Image names seen resolving lately (editors offer them first), newest first."""
         data = self._read(self._recent_path())
         try:
-            value = _load_json(data) if data is not None else None
+            value = jsonscan.loads(data) if data is not None else None
         except (ValueError, UnicodeDecodeError):
             return []
         if not isinstance(value, list):
@@ -323,7 +254,7 @@ class CacheStore:
         if data is None:
             return None
         try:
-            doc = _load_json(data)
+            doc = jsonscan.loads(data)
         except ValueError:  # partial or corrupt file (UnicodeDecodeError is a ValueError)
             return None
         if not isinstance(doc, dict) or doc.get("key") != list(key):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import subprocess
 import sys
 import textwrap
@@ -24,7 +23,6 @@ from harness.proxy import FaultProxy
 from harness.registry import Registry
 from harness.skopeo import Skopeo
 from harness.storage import FsStorage
-from portside import cache
 from portside.cache import (
     CachedRegistry,
     CacheStore,
@@ -153,101 +151,6 @@ def test_entries_round_trip_and_tolerate_damage(store: CacheStore) -> None:
     path.write_text(json.dumps(doc))
     assert store.get_entry(key) is None
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
-
-
-def _outcome(load: Callable[[bytes], object], data: bytes) -> tuple[object, ...]:
-    """What ``load(data)`` gives: the value's repr (it tells 1 from 1.0 and shows NaN
-    equal to NaN) or the error's type and message."""
-    try:
-        return ("value", repr(load(data)))
-    except Exception as exc:
-        return ("error", type(exc), str(exc))
-
-
-def _json_inputs() -> list[bytes]:
-    entry = json.dumps(
-        {
-            "key": ["tags", "example.com", "team/app"],
-            "fetched_at": 1_800_000_000.25,
-            "etag": '"abc"',
-            "value": ["1.0", "1.0-slim", "latest"],
-        },
-        separators=(",", ":"),
-    ).encode()
-    texts = [
-        "null",
-        "true",
-        "false",
-        "0",
-        "-0",
-        "-0.0",
-        "1.5E-3",
-        "1e400",
-        "-1e400",
-        "123456789012345678901234567890",
-        "NaN",
-        "Infinity",
-        "-Infinity",
-        "[NaN, -Infinity]",
-        '"\\ud83d\\ude00"',
-        '"\\ud800"',
-        '"caf\u00e9 \u2603"',
-        '{"a": 1, "a": 2}',
-        '{"a": [1, {"b": [true, null]}], "c": {}}',
-        " \t\n\r[1] \n",
-        "[1, 2, 3]\n",
-        '{"key": [], "value": "\\u0000"}',
-        # damaged or foreign: json.loads's error, whichever reader gives it
-        "",
-        "   ",
-        "[1,]",
-        "{'a': 1}",
-        "[1] x",
-        "[1][2]",
-        "[1",
-        '"\x01"',
-        '"a\nb"',
-        "nan",
-        "[-]",
-        "01",
-        "1.",
-        '{"a" 1}',
-        "\x00",
-        "1\x00",
-        "\ufeff[1]",
-    ]
-    inputs = [entry] + [t.encode("utf-8") for t in texts]
-    inputs += [
-        b"\xff\xfe",
-        b'["\xc3"]',  # not UTF-8
-        b'"\xed\xa0\x80"',  # a lone surrogate, UTF-8-encoded: json.loads accepts it
-        b"\xef\xbb\xbf[1]",  # a UTF-8 byte-order mark
-        "[1]".encode("utf-16"),
-        "[1]".encode("utf-16-le"),
-        '{"a": 1}'.encode("utf-16-be"),
-        "[1]".encode("utf-32"),
-        "[1]".encode("utf-32-le"),
-        b"[" * 100_000 + b"]" * 100_000,  # too deep for either: RecursionError
-    ]
-    # Every cut of a real entry (a torn write), and some with a byte changed.
-    inputs += [entry[:n] for n in range(len(entry))]
-    rng = random.Random(7)
-    for _ in range(500):
-        damaged = bytearray(entry)
-        damaged[rng.randrange(len(damaged))] = rng.randrange(256)
-        inputs.append(bytes(damaged))
-    return inputs
-
-
-def test_load_json_answers_exactly_as_json_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert cache._scan_once is not None, "CPython has the C scanner"
-    inputs = _json_inputs()
-    for data in inputs:
-        assert _outcome(cache._load_json, data) == _outcome(json.loads, data), data[:80]
-    # Where there is no C scanner, json.loads does it all.
-    monkeypatch.setattr(cache, "_scan_once", None)
-    for data in inputs:
-        assert _outcome(cache._load_json, data) == _outcome(json.loads, data), data[:80]
 
 
 def test_reading_entries_needs_no_json_module(store: CacheStore) -> None:

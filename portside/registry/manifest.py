@@ -7,8 +7,7 @@ with both ``manifests`` and ``layers`` (the ambiguous-manifest advisory class).
 
 from __future__ import annotations
 
-import json
-
+from portside import jsonscan
 from portside.errors import InvalidDigest, InvalidReference, InvalidResponse, UnsupportedMediaType
 from portside.reference import Digest
 from portside.registry import mediatypes as mt
@@ -247,7 +246,7 @@ def parse_manifest(raw: bytes, *, digest: Digest, content_type: str | None, wher
     ``where`` names the image for error messages (``registry/repo@digest``).
     """
     try:
-        doc = json.loads(raw)
+        doc = jsonscan.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidResponse(f"{where}: the manifest is not valid JSON") from None
     if not isinstance(doc, dict):
@@ -330,7 +329,7 @@ class ImageConfig(Value):
 
 def parse_config(raw: bytes, *, digest: Digest, where: str) -> ImageConfig:
     try:
-        doc = json.loads(raw)
+        doc = jsonscan.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidResponse(f"{where}: the image config is not valid JSON") from None
     if not isinstance(doc, dict):
