@@ -11,7 +11,7 @@ runs a command, reads a credential or holds a token: it imports, forks and waits
 Rules it keeps:
 
 - **Only its owner.** The socket lives in a directory only the user can enter
-  (:func:`portside.launcher.check_private`), and every peer's uid is checked again
+  (:func:`portside.launcher.private_problem`), and every peer's uid is checked again
   with ``SO_PEERCRED``.
 - **Never stale.** Before each command it compares the modification times of its own
   code, of every directory on ``sys.path`` (installing or removing a plugin changes
@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 from portside import launcher
+from portside.errors import DaemonUnavailable
 from portside.launcher import (
     ANSWER_TIMEOUT,
     EXITED,
@@ -568,32 +569,11 @@ class Log:
 # -- starting, stopping, status -----------------------------------------------------
 
 
-class NotAvailable(Exception):
-    """The daemon cannot run here; the message says why and what to do."""
-
-
-def _prepare_directory() -> str:
-    if launcher.mode() == "off" and sys.platform != "linux":
-        raise NotAvailable("the daemon runs on Linux only")
-    directory = launcher.runtime_dir()
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        launcher.check_private(directory)
-    except OSError as exc:
-        raise NotAvailable(f"cannot use {directory}: {exc.strerror}") from None
-    except launcher.Unusable as exc:
-        raise NotAvailable(str(exc)) from None
-    path = launcher.socket_path()
-    if len(os.fsencode(path)) > 100:  # sun_path holds 108 bytes
-        raise NotAvailable(f"the socket path {path} is too long for a unix socket")
-    return path
-
-
 def run_foreground(*, idle: float, echo: bool) -> int:
     """Serve in this process until idle, stopped or signalled. 0, or 1 if one already runs."""
     import fcntl
 
-    path = _prepare_directory()
+    path = launcher.prepare_runtime_dir()
     lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -614,23 +594,6 @@ def run_foreground(*, idle: float, echo: bool) -> int:
     finally:
         os.close(lock)
     return 0
-
-
-def running_status(path: str | None = None) -> str | None:
-    answer = launcher.ask("status", path=path)
-    if answer is None or answer[:1] != INFO:
-        return None
-    return answer[1:].decode("utf-8", "replace")
-
-
-def ensure_running() -> str:
-    """Start the daemon unless it runs; the socket path. Raises :class:`NotAvailable`."""
-    path = _prepare_directory()
-    if running_status(path) is None:
-        launcher.spawn_daemon()
-        if not launcher.wait_until_serving(path):
-            raise NotAvailable(f"the daemon did not start; its log is {path}.log")
-    return path
 
 
 def stop_running(timeout: float = 10.0) -> bool:
@@ -678,9 +641,9 @@ def main(argv: Sequence[str]) -> int:
         return 2
     try:
         if action == "start":
-            was = running_status()
-            path = ensure_running()
-            status = running_status(path) or ""
+            was = launcher.daemon_status()
+            path = launcher.ensure_running()
+            status = launcher.daemon_status(path) or ""
             pid = status.partition("\n")[0]
             sys.stdout.write(f"portside daemon: {'running' if was else 'started'} ({pid})\n")
             return 0
@@ -691,7 +654,7 @@ def main(argv: Sequence[str]) -> int:
             )
             return 0
         if action == "status":
-            shown = running_status()
+            shown = launcher.daemon_status()
             if shown is None:
                 sys.stdout.write("portside daemon: not running\n")
                 return 1
@@ -702,12 +665,11 @@ def main(argv: Sequence[str]) -> int:
                 sys.stderr.write("portside: error: a daemon of this installation already runs\n")
                 return 1
             return 0
-    except NotAvailable as exc:
-        sys.stderr.write(f"portside: error: {exc}\n")
-        sys.stderr.write(
-            "portside: hint: set PORTSIDE_RUNTIME_DIR to a directory only you can use\n"
-        )
-        return 2
+    except DaemonUnavailable as exc:
+        sys.stderr.write(f"portside: error: {exc.message}\n")
+        if exc.hint:
+            sys.stderr.write(f"portside: hint: {exc.hint}\n")
+        return exc.exit_code
     sys.stderr.write(f"portside: error: unknown daemon action {action!r}\n{USAGE}")
     return 2
 
@@ -716,6 +678,6 @@ if __name__ == "__main__":
     # Started by launcher.spawn_daemon: no terminal, no output; the log says the rest.
     try:
         code = run_foreground(idle=idle_limit(), echo=False)
-    except NotAvailable:
+    except DaemonUnavailable:
         code = 2
     raise SystemExit(0 if code == 1 else code)

@@ -120,20 +120,25 @@ def socket_path(ident: str | None = None) -> str:
     return os.path.join(runtime_dir(), f"d-{name}.sock")
 
 
-class Unusable(Exception):
-    """The runtime directory cannot be trusted; the message says why."""
-
-
-def check_private(directory: str) -> None:
-    """Raise :class:`Unusable` unless ``directory`` is ours alone (the socket's guard)."""
+def private_problem(directory: str) -> str | None:
+    """Why ``directory`` is not ours alone (the socket's guard), or None if it is."""
     try:
         st = os.stat(directory)
     except OSError as exc:
-        raise Unusable(f"{directory}: {exc.strerror}") from None
+        return f"cannot use {directory}: {exc.strerror}"
     if st.st_uid != os.getuid():
-        raise Unusable(f"{directory} belongs to another user")
+        return f"{directory} belongs to another user"
     if st.st_mode & 0o077:
-        raise Unusable(f"{directory} is open to other users (mode {st.st_mode & 0o777:o})")
+        return f"{directory} is open to other users (mode {st.st_mode & 0o777:o})"
+    return None
+
+
+def _unavailable(problem: str) -> None:
+    from portside.errors import DaemonUnavailable
+
+    raise DaemonUnavailable(
+        problem, hint="set PORTSIDE_RUNTIME_DIR to a directory only you can use"
+    )
 
 
 # -- the request -------------------------------------------------------------------
@@ -330,8 +335,7 @@ def wait_until_serving(path: str, timeout: float = 15.0) -> bool:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answer = ask("status", path=path)
-        if answer is not None and answer[:1] == INFO:
+        if daemon_status(path) is not None:
             return True
         time.sleep(0.02)
     return False
@@ -347,12 +351,45 @@ def _verb(argv: Sequence[str]) -> str | None:
 
 
 def _usable_socket() -> str | None:
-    try:
-        directory = runtime_dir()
-        check_private(directory)
-    except Unusable:
-        return None
+    if private_problem(runtime_dir()) is not None:
+        return None  # none made yet (so no daemon), or not ours to use
     return socket_path()
+
+
+def prepare_runtime_dir() -> str:
+    """Make the runtime directory if needed; the socket path. Raises DaemonUnavailable."""
+    if sys.platform != "linux":
+        _unavailable("the daemon runs on Linux only")
+    directory = runtime_dir()
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        _unavailable(f"cannot make {directory}: {exc.strerror}")
+    problem = private_problem(directory)
+    if problem is not None:
+        _unavailable(problem)
+    path = socket_path()
+    if len(os.fsencode(path)) > 100:  # sun_path holds 108 bytes
+        _unavailable(f"the socket path {path} is too long for a unix socket")
+    return path
+
+
+def daemon_status(path: str | None = None) -> str | None:
+    """The running daemon's status text, or None."""
+    answer = ask("status", path=path)
+    if answer is None or answer[:1] != INFO:
+        return None
+    return answer[1:].decode("utf-8", "replace")
+
+
+def ensure_running() -> str:
+    """Start the daemon unless it runs; the socket path. Raises DaemonUnavailable."""
+    path = prepare_runtime_dir()
+    if daemon_status(path) is None:
+        spawn_daemon()
+        if not wait_until_serving(path):
+            _unavailable(f"the daemon did not start; its log is {path}.log")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -387,19 +424,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _ensure_daemon() -> None:
     """``PORTSIDE_DAEMON=on``: start it if needed; if it cannot run here, say why once
     per command (the command itself still runs, in-process)."""
-    from portside.daemon import NotAvailable, ensure_running
+    from portside.errors import PortsideError
 
     try:
         ensure_running()
-    except (NotAvailable, OSError) as exc:
+    except (PortsideError, OSError) as exc:
         sys.stderr.write(f"portside: warning: the daemon is not used: {exc}\n")
 
 
 def _start_quietly() -> None:
+    from portside.errors import PortsideError
+
     try:
-        directory = runtime_dir()
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        check_private(directory)
+        prepare_runtime_dir()
         spawn_daemon()
-    except (OSError, Unusable):
-        pass  # a faster next command is a nicety, never a failure of this one
+    except (PortsideError, OSError):
+        return  # a faster next command is a nicety, never a failure of this one
