@@ -55,6 +55,7 @@ from portside.launcher import (
 DEFAULT_IDLE = 900.0
 READY = b"R"  # spare -> daemon: rehearsed, waiting for a command
 _POLL = 1.0  # how often an idle daemon wakes to reap workers and check its idle time
+_BUSY_POLL = 0.01  # how often it looks for the end of a running command
 
 # Imported before the first fork, so a worker starts with them loaded. What a command
 # imports on first use and is not listed here is imported by each worker (correct,
@@ -177,6 +178,7 @@ class Daemon:
         self.listener: socket.socket | None = None
         self.spare: tuple[int, socket.socket] | None = None
         self.spare_ready = False
+        self.spare_paused = False
 
     def serve(self) -> None:
         preload()
@@ -189,15 +191,21 @@ class Daemon:
             listener.bind(self.path)
             os.chmod(self.path, 0o600)
             listener.listen(64)
-            listener.settimeout(_POLL)
             self.log.write(f"serving on {self.path} (pid {os.getpid()})")
             while self.stopping is None:
                 self._reap()
                 if time.monotonic() - self.last_activity > self.idle:
                     self.stop(f"idle for {self.idle:.0f} s")
                     break
-                if self.spare is None:
-                    self._fork_spare()
+                busy = self._running() > 0
+                if not busy:
+                    # The spare prepares while no command runs (see _dispatch).
+                    if self.spare is None:
+                        self._fork_spare()
+                    elif self.spare_paused:
+                        self._pause_spare(False)
+                # While a command runs, look often for its end: the spare waits for it.
+                listener.settimeout(_BUSY_POLL if busy else _POLL)
                 try:
                     conn, _ = listener.accept()
                 except TimeoutError:
@@ -210,6 +218,8 @@ class Daemon:
             self._remove_socket()
             listener.close()
             if self.spare is not None:
+                if self.spare_paused:
+                    self._pause_spare(False)
                 self.spare[1].close()  # the spare reads end-of-file and exits
             self.log.write(f"stopped: {self.stopping or 'error'}")
 
@@ -219,6 +229,18 @@ class Daemon:
     def _remove_socket(self) -> None:
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+
+    def _running(self) -> int:
+        """Commands running now (workers other than the spare)."""
+        return len(self.workers) - (self.spare is not None)
+
+    def _pause_spare(self, pause: bool) -> None:
+        """Stop (or resume) a rehearsing spare: its rehearsal must not take CPU from a
+        command (three processes on two cores: the command, its registry, the spare)."""
+        assert self.spare is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.spare[0], signal.SIGSTOP if pause else signal.SIGCONT)
+        self.spare_paused = pause
 
     def _reap(self) -> None:
         for pid in list(self.workers):
@@ -291,6 +313,8 @@ class Daemon:
             finally:
                 channel.close()
         if not handed:
+            if self.spare is not None and not self.spare_paused:
+                self._pause_spare(True)
             self._fork(conn, request)
         self.served += 1
         self.last_activity = time.monotonic()  # only commands: a status poll is not use
@@ -335,6 +359,7 @@ class Daemon:
         self.workers.add(pid)
         self.spare = (pid, parent_end)
         self.spare_ready = False
+        self.spare_paused = False
 
     def _in_worker(self, run: Callable[[], int]) -> NoReturn:
         """The forked side: run, log what broke the worker itself, never return."""
