@@ -290,13 +290,14 @@ class Daemon:
     # A forked worker's first steps are slow: Python writes to nearly every page it
     # touches (reference counts, allocator pools), and each first write to a page shared
     # with the daemon copies it (~2,400 pages, ~10 ms, for a first `tags`). So the daemon
-    # keeps a *spare*: forked as soon as the last one was taken, it rehearses a command
-    # (portside.rehearsal) on the other core while the current command runs, says it is
-    # ready, and waits on a socket pair. A command that finds it ready is handed to it,
-    # fork and faults already paid; one that finds it still rehearsing (commands back to
-    # back) gets a worker forked for it: slower, but never waiting for the rehearsal.
-    # Measured here (2 cores), this beat rehearsing only in quiet moments both for
-    # commands back to back and for commands spaced apart.
+    # keeps a *spare*: forked when no command runs, it rehearses a command
+    # (portside.rehearsal), says it is ready, and waits on a socket pair. A command that
+    # finds it ready is handed to it, fork and faults already paid. One that finds it
+    # still rehearsing (commands back to back) gets a worker forked for it, slower but
+    # never waiting, and the spare is paused (SIGSTOP) until no command runs: with the
+    # command, its registry and a rehearsal on two cores, a command took up to twice as
+    # long. Measured here, this beat both a spare rehearsing beside running commands and
+    # no spare at all.
 
     def _dispatch(self, conn: socket.socket, payload: bytes, request: Request) -> None:
         handed = False
