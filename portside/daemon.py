@@ -53,9 +53,15 @@ from portside.launcher import (
 )
 
 DEFAULT_IDLE = 900.0
+# On the socket pair between the daemon and its spare:
+REHEARSE = b"H"  # daemon -> spare: rehearse now (nobody is waiting)
 READY = b"R"  # spare -> daemon: rehearsed, waiting for a command
+COMMAND = b"C"  # daemon -> spare: a command (length, request; the client's socket attached)
 _POLL = 1.0  # how often an idle daemon wakes to reap workers and check its idle time
 _BUSY_POLL = 0.01  # how often it looks for the end of a running command
+# No command for this long and the spare rehearses: longer than the gap between
+# commands run back to back (a new process's start, ~15 ms), shorter than a person's.
+_QUIET = 0.05
 
 # Imported before the first fork, so a worker starts with them loaded. What a command
 # imports on first use and is not listed here is imported by each worker (correct,
@@ -177,8 +183,8 @@ class Daemon:
         self.code: dict[str, int] = {}
         self.listener: socket.socket | None = None
         self.spare: tuple[int, socket.socket] | None = None
-        self.spare_ready = False
-        self.spare_paused = False
+        self.spare_state = "none"  # bare, rehearsing, paused, ready (see _dispatch)
+        self.quiet_since: float | None = None  # when the last command ended
 
     def serve(self) -> None:
         preload()
@@ -194,18 +200,11 @@ class Daemon:
             self.log.write(f"serving on {self.path} (pid {os.getpid()})")
             while self.stopping is None:
                 self._reap()
-                if time.monotonic() - self.last_activity > self.idle:
+                now = time.monotonic()
+                if now - self.last_activity > self.idle:
                     self.stop(f"idle for {self.idle:.0f} s")
                     break
-                busy = self._running() > 0
-                if not busy:
-                    # The spare prepares while no command runs (see _dispatch).
-                    if self.spare is None:
-                        self._fork_spare()
-                    elif self.spare_paused:
-                        self._pause_spare(False)
-                # While a command runs, look often for its end: the spare waits for it.
-                listener.settimeout(_BUSY_POLL if busy else _POLL)
+                listener.settimeout(self._tend_spare(now))
                 try:
                     conn, _ = listener.accept()
                 except TimeoutError:
@@ -218,7 +217,7 @@ class Daemon:
             self._remove_socket()
             listener.close()
             if self.spare is not None:
-                if self.spare_paused:
+                if self.spare_state == "paused":
                     self._pause_spare(False)
                 self.spare[1].close()  # the spare reads end-of-file and exits
             self.log.write(f"stopped: {self.stopping or 'error'}")
@@ -234,13 +233,42 @@ class Daemon:
         """Commands running now (workers other than the spare)."""
         return len(self.workers) - (self.spare is not None)
 
+    def _tend_spare(self, now: float) -> float:
+        """Move the spare along (see _dispatch); how long accept() may wait."""
+        if self._running() > 0:
+            self.quiet_since = None
+            return _BUSY_POLL  # look often for the end of the command: the spare waits
+        if self.quiet_since is None:
+            self.quiet_since = now
+        if self.spare is None:
+            self._fork_spare()
+        if self.spare_state == "paused":
+            self._pause_spare(False)
+        if self.spare_state == "bare":
+            wait = self.quiet_since + _QUIET - now
+            if wait > 0:
+                return wait
+            assert self.spare is not None
+            try:
+                self.spare[1].sendall(REHEARSE)
+                self.spare_state = "rehearsing"
+            except OSError:
+                self._lose_spare()
+        return _POLL
+
     def _pause_spare(self, pause: bool) -> None:
         """Stop (or resume) a rehearsing spare: its rehearsal must not take CPU from a
         command (three processes on two cores: the command, its registry, the spare)."""
         assert self.spare is not None
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.spare[0], signal.SIGSTOP if pause else signal.SIGCONT)
-        self.spare_paused = pause
+        self.spare_state = "paused" if pause else "rehearsing"
+
+    def _lose_spare(self) -> None:
+        if self.spare is not None:
+            self.spare[1].close()
+        self.spare = None
+        self.spare_state = "none"
 
     def _reap(self) -> None:
         for pid in list(self.workers):
@@ -301,10 +329,11 @@ class Daemon:
 
     def _dispatch(self, conn: socket.socket, payload: bytes, request: Request) -> None:
         handed = False
-        if self.spare is not None and self._spare_ready():
+        if self.spare is not None and self._spare_usable():
             (_pid, channel), self.spare = self.spare, None
+            self.spare_state = "none"
             try:
-                frame = len(payload).to_bytes(4, "big") + payload
+                frame = COMMAND + len(payload).to_bytes(4, "big") + payload
                 socket.send_fds(channel, [frame[:65536]], [conn.fileno()])
                 if len(frame) > 65536:
                     channel.sendall(frame[65536:])
@@ -314,28 +343,30 @@ class Daemon:
             finally:
                 channel.close()
         if not handed:
-            if self.spare is not None and not self.spare_paused:
+            if self.spare_state == "rehearsing":
                 self._pause_spare(True)
             self._fork(conn, request)
         self.served += 1
         self.last_activity = time.monotonic()  # only commands: a status poll is not use
 
-    def _spare_ready(self) -> bool:
+    def _spare_usable(self) -> bool:
+        """Bare (forked, not rehearsed) or ready: yes. Rehearsing: only if it just said
+        it is done."""
+        if self.spare_state in ("bare", "ready"):
+            return True
+        if self.spare_state == "paused":
+            return False
         assert self.spare is not None
-        if self.spare_ready:
-            return True  # said so already (a spare that died since is found at hand-off)
-        _pid, channel = self.spare
         try:
-            said = channel.recv(1, socket.MSG_DONTWAIT)
+            said = self.spare[1].recv(1, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return False  # still rehearsing
         except OSError:
             said = b""
         if said == READY:
-            self.spare_ready = True
+            self.spare_state = "ready"
             return True
-        channel.close()  # it died
-        self.spare = None
+        self._lose_spare()  # it died
         return False
 
     def _fork(self, conn: socket.socket, request: Request) -> None:
@@ -359,8 +390,7 @@ class Daemon:
         child_end.close()
         self.workers.add(pid)
         self.spare = (pid, parent_end)
-        self.spare_ready = False
-        self.spare_paused = False
+        self.spare_state = "bare"
 
     def _in_worker(self, run: Callable[[], int]) -> NoReturn:
         """The forked side: run, log what broke the worker itself, never return."""
@@ -389,9 +419,9 @@ class Daemon:
         from portside import __version__
 
         age = time.time() - self.started
-        spare = "none"
-        if self.spare is not None:
-            spare = "ready" if self._spare_ready() else "rehearsing"
+        if self.spare_state == "rehearsing":
+            self._spare_usable()  # it may have said it is ready
+        spare = self.spare_state
         return (
             f"pid: {os.getpid()}\n"
             f"socket: {self.path}\n"
@@ -440,33 +470,36 @@ def _read_request(conn: socket.socket) -> bytes | None:
 
 
 def _spare(channel: socket.socket) -> int:
-    """Warm up, say so, then wait for a command from the daemon and run it."""
-    _warm_up()
-    channel.sendall(READY)
-    data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
-    if len(data) < 4 or len(fds) != 1:
-        for fd in fds:
-            os.close(fd)
-        return 0  # the daemon stopped
-    size = int.from_bytes(data[:4], "big")
-    payload = bytearray(data[4:])
-    while len(payload) < size:
-        chunk = channel.recv(min(65536, size - len(payload)))
-        if not chunk:
-            return 0
-        payload += chunk
-    channel.close()
-    return _work(socket.socket(fileno=fds[0]), Request(bytes(payload)))
+    """Wait for the daemon's word: rehearse (then say so) or run a command."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)  # replaced by the client's before a command runs
+    os.close(devnull)
+    while True:
+        data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
+        if data == REHEARSE and not fds:
+            # (A command follows only after READY: the two never share a read.)
+            _warm_up()
+            channel.sendall(READY)
+            continue
+        if data[:1] != COMMAND or len(data) < 5 or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            return 0  # the daemon stopped
+        size = int.from_bytes(data[1:5], "big")
+        payload = bytearray(data[5:])
+        while len(payload) < size:
+            chunk = channel.recv(min(65536, size - len(payload)))
+            if not chunk:
+                return 0
+            payload += chunk
+        channel.close()
+        return _work(socket.socket(fileno=fds[0]), Request(bytes(payload)))
 
 
 def _warm_up() -> None:
     """Take the copy-on-write faults of a command's first steps now, while nobody waits
-    (see :mod:`portside.rehearsal`). Output goes nowhere: the spare's descriptors are
-    replaced by the client's before its command runs."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
+    (see :mod:`portside.rehearsal`)."""
     from portside.rehearsal import rehearse
 
     rehearse()
