@@ -59,8 +59,9 @@ READY = b"R"  # spare -> daemon: rehearsed, waiting for a command
 COMMAND = b"C"  # daemon -> spare: a command (length, request; the client's socket attached)
 _POLL = 1.0  # how often an idle daemon wakes to reap workers and check its idle time
 _BUSY_POLL = 0.01  # how often it looks for the end of a running command
-# No command for this long and the spare rehearses: longer than the gap between
-# commands run back to back (a new process's start, ~15 ms), shorter than a person's.
+# No command for this long and a spare rehearses: longer than the gap between commands
+# run back to back (a new process's start, ~15 ms), so that a rehearsal does not take
+# the CPU such a command's client needs; shorter than a person's pause.
 _QUIET = 0.05
 
 # Imported before the first fork, so a worker starts with them loaded. What a command
@@ -167,6 +168,65 @@ def preload() -> None:
 # -- the server ---------------------------------------------------------------------
 
 
+class Spare:
+    """A worker forked ahead of a command, waiting on a socket pair for the daemon's word.
+
+    ``state``: ``bare`` (just forked), ``rehearsing``, ``paused`` (rehearsing, stopped
+    while a command runs) or ``ready`` (rehearsed)."""
+
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.state = "bare"
+
+    def rehearse(self) -> None:
+        self.channel.sendall(REHEARSE)
+        self.state = "rehearsing"
+
+    def pause(self, pause: bool) -> None:
+        """Stop (or resume) a rehearsal: it must not take CPU from a command (on two
+        cores: the command, its registry, a rehearsal)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGSTOP if pause else signal.SIGCONT)
+        self.state = "paused" if pause else "rehearsing"
+
+    def usable(self) -> bool | None:
+        """Whether it can take a command now; None when it died."""
+        if self.state in ("bare", "ready"):
+            return True
+        if self.state == "paused":
+            return False
+        try:
+            said = self.channel.recv(1, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False  # still rehearsing
+        except OSError:
+            said = b""
+        if said == READY:
+            self.state = "ready"
+            return True
+        return None
+
+    def hand(self, conn: socket.socket, payload: bytes) -> bool:
+        """Give it the command (the client's socket attached); False if it died."""
+        try:
+            frame = COMMAND + len(payload).to_bytes(4, "big") + payload
+            socket.send_fds(self.channel, [frame[:65536]], [conn.fileno()])
+            if len(frame) > 65536:
+                self.channel.sendall(frame[65536:])
+            return True
+        except OSError:
+            return False
+        finally:
+            self.channel.close()
+
+    def dismiss(self) -> None:
+        """Let it go: it reads end-of-file and exits (resumed first if stopped)."""
+        if self.state == "paused":
+            self.pause(False)
+        self.channel.close()
+
+
 class Daemon:
     """One listening socket, a loop of accept / check / fork."""
 
@@ -182,9 +242,10 @@ class Daemon:
         self.stopping: str | None = None
         self.code: dict[str, int] = {}
         self.listener: socket.socket | None = None
-        self.spare: tuple[int, socket.socket] | None = None
-        self.spare_state = "none"  # bare, rehearsing, paused, ready (see _dispatch)
-        self.quiet_since: float | None = None  # when the last command ended
+        # Two spares at most (see _dispatch): one bare, one rehearsing or rehearsed.
+        self.bare: Spare | None = None
+        self.rehearsed: Spare | None = None
+        self.quiet_since: float | None = None  # since when no command runs
 
     def serve(self) -> None:
         preload()
@@ -204,7 +265,7 @@ class Daemon:
                 if now - self.last_activity > self.idle:
                     self.stop(f"idle for {self.idle:.0f} s")
                     break
-                listener.settimeout(self._tend_spare(now))
+                listener.settimeout(self._tend_spares(now))
                 try:
                     conn, _ = listener.accept()
                 except TimeoutError:
@@ -216,10 +277,9 @@ class Daemon:
         finally:
             self._remove_socket()
             listener.close()
-            if self.spare is not None:
-                if self.spare_state == "paused":
-                    self._pause_spare(False)
-                self.spare[1].close()  # the spare reads end-of-file and exits
+            for spare in (self.bare, self.rehearsed):
+                if spare is not None:
+                    spare.dismiss()
             self.log.write(f"stopped: {self.stopping or 'error'}")
 
     def stop(self, why: str) -> None:
@@ -229,46 +289,37 @@ class Daemon:
         with contextlib.suppress(OSError):
             os.unlink(self.path)
 
-    def _running(self) -> int:
-        """Commands running now (workers other than the spare)."""
-        return len(self.workers) - (self.spare is not None)
+    def _spares(self) -> list[Spare]:
+        return [spare for spare in (self.bare, self.rehearsed) if spare is not None]
 
-    def _tend_spare(self, now: float) -> float:
-        """Move the spare along (see _dispatch); how long accept() may wait."""
+    def _running(self) -> int:
+        """Commands running now (workers other than the spares)."""
+        return len(self.workers) - len(self._spares())
+
+    def _tend_spares(self, now: float) -> float:
+        """Keep a bare spare, and after a quiet moment a rehearsed one (see _dispatch);
+        how long accept() may wait."""
         if self._running() > 0:
             self.quiet_since = None
-            return _BUSY_POLL  # look often for the end of the command: the spare waits
+            return _BUSY_POLL  # look often for the end of the command: the spares wait
         if self.quiet_since is None:
             self.quiet_since = now
-        if self.spare is None:
-            self._fork_spare()
-        if self.spare_state == "paused":
-            self._pause_spare(False)
-        if self.spare_state == "bare":
+        if self.rehearsed is not None and self.rehearsed.state == "paused":
+            self.rehearsed.pause(False)
+        wait = _POLL
+        if self.rehearsed is None and self.bare is not None:
             wait = self.quiet_since + _QUIET - now
-            if wait > 0:
-                return wait
-            assert self.spare is not None
-            try:
-                self.spare[1].sendall(REHEARSE)
-                self.spare_state = "rehearsing"
-            except OSError:
-                self._lose_spare()
-        return _POLL
-
-    def _pause_spare(self, pause: bool) -> None:
-        """Stop (or resume) a rehearsing spare: its rehearsal must not take CPU from a
-        command (three processes on two cores: the command, its registry, the spare)."""
-        assert self.spare is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.spare[0], signal.SIGSTOP if pause else signal.SIGCONT)
-        self.spare_state = "paused" if pause else "rehearsing"
-
-    def _lose_spare(self) -> None:
-        if self.spare is not None:
-            self.spare[1].close()
-        self.spare = None
-        self.spare_state = "none"
+            if wait <= 0:
+                spare, self.bare = self.bare, None
+                try:
+                    spare.rehearse()
+                    self.rehearsed = spare
+                except OSError:
+                    spare.dismiss()
+                wait = _POLL
+        if self.bare is None:
+            self.bare = self._fork_spare()
+        return wait
 
     def _reap(self) -> None:
         for pid in list(self.workers):
@@ -317,57 +368,36 @@ class Daemon:
     #
     # A forked worker's first steps are slow: Python writes to nearly every page it
     # touches (reference counts, allocator pools), and each first write to a page shared
-    # with the daemon copies it (~2,400 pages, ~10 ms, for a first `tags`). So the daemon
-    # keeps a *spare*: forked when no command runs, it rehearses a command
-    # (portside.rehearsal), says it is ready, and waits on a socket pair. A command that
-    # finds it ready is handed to it, fork and faults already paid. One that finds it
-    # still rehearsing (commands back to back) gets a worker forked for it, slower but
-    # never waiting, and the spare is paused (SIGSTOP) until no command runs: with the
-    # command, its registry and a rehearsal on two cores, a command took up to twice as
-    # long. Measured here, this beat both a spare rehearsing beside running commands and
-    # no spare at all.
+    # with the daemon copies it (~2,400 pages, ~13 ms, for a first `tags`), after the
+    # fork itself (~3 ms). So while no command runs the daemon keeps two spares, forked
+    # ahead and waiting on a socket pair: a bare one, fork paid; and, once no command
+    # came for 50 ms, one that rehearses a command (portside.rehearsal) and then says it
+    # is ready, fork and faults paid. A command goes to the rehearsed spare if it is
+    # ready, else to the bare one, else (commands at once) to a worker forked for it.
+    # While a command runs, a rehearsal in progress is stopped (SIGSTOP): beside the
+    # command, its client and its registry on two cores, a rehearsal made commands up
+    # to twice as slow, and rehearsing at once after each command slowed commands run
+    # back to back (47 ms instead of 38 for a cold `tags`).
 
     def _dispatch(self, conn: socket.socket, payload: bytes, request: Request) -> None:
-        handed = False
-        if self.spare is not None and self._spare_usable():
-            (_pid, channel), self.spare = self.spare, None
-            self.spare_state = "none"
-            try:
-                frame = COMMAND + len(payload).to_bytes(4, "big") + payload
-                socket.send_fds(channel, [frame[:65536]], [conn.fileno()])
-                if len(frame) > 65536:
-                    channel.sendall(frame[65536:])
-                handed = True
-            except OSError:
-                pass  # it died: fork one for this command
-            finally:
-                channel.close()
-        if not handed:
-            if self.spare_state == "rehearsing":
-                self._pause_spare(True)
+        for slot in ("rehearsed", "bare"):
+            spare: Spare | None = getattr(self, slot)
+            if spare is None:
+                continue
+            usable = spare.usable()
+            if usable is False:
+                continue
+            setattr(self, slot, None)
+            if usable is None:
+                spare.dismiss()  # it died
+            elif spare.hand(conn, payload):
+                break
+        else:
             self._fork(conn, request)
+        if self.rehearsed is not None and self.rehearsed.state == "rehearsing":
+            self.rehearsed.pause(True)
         self.served += 1
         self.last_activity = time.monotonic()  # only commands: a status poll is not use
-
-    def _spare_usable(self) -> bool:
-        """Bare (forked, not rehearsed) or ready: yes. Rehearsing: only if it just said
-        it is done."""
-        if self.spare_state in ("bare", "ready"):
-            return True
-        if self.spare_state == "paused":
-            return False
-        assert self.spare is not None
-        try:
-            said = self.spare[1].recv(1, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False  # still rehearsing
-        except OSError:
-            said = b""
-        if said == READY:
-            self.spare_state = "ready"
-            return True
-        self._lose_spare()  # it died
-        return False
 
     def _fork(self, conn: socket.socket, request: Request) -> None:
         pid = os.fork()
@@ -375,7 +405,7 @@ class Daemon:
             self._in_worker(lambda: _work(conn, request))
         self.workers.add(pid)
 
-    def _fork_spare(self) -> None:
+    def _fork_spare(self) -> Spare | None:
         parent_end, child_end = socket.socketpair()
         try:
             pid = os.fork()
@@ -383,22 +413,21 @@ class Daemon:
             parent_end.close()
             child_end.close()
             self.log.write(f"no spare worker: {exc.strerror}")
-            return
+            return None
         if pid == 0:
             parent_end.close()
             self._in_worker(lambda: _spare(child_end))
         child_end.close()
         self.workers.add(pid)
-        self.spare = (pid, parent_end)
-        self.spare_state = "bare"
+        return Spare(pid, parent_end)
 
     def _in_worker(self, run: Callable[[], int]) -> NoReturn:
         """The forked side: run, log what broke the worker itself, never return."""
         self.log.echo = False  # a worker's stderr becomes the client's
         if self.listener is not None:
             self.listener.close()
-        if self.spare is not None:
-            self.spare[1].close()
+        for spare in self._spares():
+            spare.channel.close()
         code = 1
         try:
             code = run()
@@ -419,17 +448,17 @@ class Daemon:
         from portside import __version__
 
         age = time.time() - self.started
-        if self.spare_state == "rehearsing":
-            self._spare_usable()  # it may have said it is ready
-        spare = self.spare_state
+        if self.rehearsed is not None:
+            self.rehearsed.usable()  # it may have said it is ready
+        spares = ", ".join(spare.state for spare in self._spares()) or "none"
         return (
             f"pid: {os.getpid()}\n"
             f"socket: {self.path}\n"
             f"version: {__version__}\n"
             f"running for: {age:.0f} s\n"
             f"commands served: {self.served}\n"
-            f"commands running: {len(self.workers) - (self.spare is not None)}\n"
-            f"spare worker: {spare}\n"
+            f"commands running: {self._running()}\n"
+            f"spare workers: {spares}\n"
             f"stops after: {self.idle:.0f} s idle\n"
             f"log: {self.log.path}\n"
         )
@@ -502,7 +531,8 @@ def _warm_up() -> None:
     (see :mod:`portside.rehearsal`)."""
     from portside.rehearsal import rehearse
 
-    rehearse()
+    with contextlib.suppress(Exception):  # a failed rehearsal leaves a slower spare, no more
+        rehearse()
 
 
 def _work(conn: socket.socket, request: Request) -> int:

@@ -1,20 +1,22 @@
-"""A dress rehearsal: run ``tags`` and ``inspect`` once against a registry of one image
-served from this process, so that a freshly forked daemon worker has walked every
-path a command walks before a real command arrives.
+"""A dress rehearsal: run ``portside tags`` once against a registry served from this
+process, so that a freshly forked daemon worker has walked the paths a command walks
+before a real command arrives.
 
 Why: a forked worker shares its memory with the daemon until it writes to it, and a
 Python program writes to almost everything it touches (reference counts, allocator
-pools). A worker's first command used to spend ~10 ms in those copy-on-write page
-faults; a rehearsal takes them while no one is waiting (:mod:`portside.daemon`).
+pools). A worker's first command spends ~13 ms in those copy-on-write page faults; a
+rehearsal takes them while no one is waiting (:mod:`portside.daemon`). ``tags`` walks
+the command line, the cache, the transport, httpx and asyncio: measured here, after it
+an ``inspect`` takes ~115 faults instead of ~2,250, and a rehearsal of ``inspect`` as
+well would double the rehearsal's time (~20 ms) for ~0.5 ms.
 
-The registry here is no test double: nothing is checked against it. It answers the
-handful of requests the two commands make, on a loopback port, and is gone after.
+The registry here is no test double: nothing is checked against it. It answers the two
+requests the command makes, on a loopback port, and is gone after.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -22,48 +24,11 @@ import socket
 import tempfile
 import threading
 
-from portside.registry.mediatypes import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
-
 REPOSITORY = "rehearsal"
 
 
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _routes() -> dict[str, tuple[str, bytes]]:
-    """Path -> (content type, body) for one multi-platform image and a tag list."""
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": "2025-01-01T00:00:00Z",
-            "config": {"Labels": {"org.opencontainers.image.version": "1.0"}},
-            "rootfs": {"type": "layers", "diff_ids": [_digest(b"layer")]},
-        }
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": _digest(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": _digest(b"layer"), "size": 5}],
-        }
-    ).encode()
-    index = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": _digest(manifest),
-                    "size": len(manifest),
-                    "platform": {"architecture": "amd64", "os": "linux"},
-                }
-            ],
-        }
-    ).encode()
+def _routes() -> dict[str, bytes]:
+    """Path -> JSON body: the version check and a tag list of 150 versions."""
     tags = [
         f"{major}.{minor}.{patch}{variant}"
         for major in range(3)
@@ -71,21 +36,13 @@ def _routes() -> dict[str, tuple[str, bytes]]:
         for patch in range(5)
         for variant in ("", "-slim", "-alpine3.20")
     ]
-    base = f"/v2/{REPOSITORY}"
     return {
-        "/v2/": ("application/json", b"{}"),
-        f"{base}/tags/list": (
-            "application/json",
-            json.dumps({"name": REPOSITORY, "tags": tags}).encode(),
-        ),
-        f"{base}/manifests/1.0.0": (OCI_INDEX, index),
-        f"{base}/manifests/{_digest(index)}": (OCI_INDEX, index),
-        f"{base}/manifests/{_digest(manifest)}": (OCI_MANIFEST, manifest),
-        f"{base}/blobs/{_digest(config)}": ("application/octet-stream", config),
+        "/v2/": b"{}",
+        f"/v2/{REPOSITORY}/tags/list": json.dumps({"name": REPOSITORY, "tags": tags}).encode(),
     }
 
 
-def _answer(conn: socket.socket, routes: dict[str, tuple[str, bytes]]) -> None:
+def _answer(conn: socket.socket, routes: dict[str, bytes]) -> None:
     """HTTP/1.1 with keep-alive, GET and HEAD, no request bodies: what the client sends."""
     buffer = b""
     with conn:
@@ -98,23 +55,20 @@ def _answer(conn: socket.socket, routes: dict[str, tuple[str, bytes]]) -> None:
             head, _, buffer = buffer.partition(b"\r\n\r\n")
             method, path, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             path = path.partition("?")[0]
-            found = routes.get(path)
-            if found is None:
-                status, media, body = "404 Not Found", "application/json", b'{"errors":[]}'
-            else:
-                status, (media, body) = "200 OK", found
+            body = routes.get(path)
+            status = "200 OK" if body is not None else "404 Not Found"
+            body = body if body is not None else b'{"errors":[]}'
             headers = [
                 f"HTTP/1.1 {status}",
-                f"Content-Type: {media}",
+                "Content-Type: application/json",
                 f"Content-Length: {len(body)}",
-                f"Docker-Content-Digest: {_digest(body)}",
                 "Docker-Distribution-API-Version: registry/2.0",
             ]
             response = ("\r\n".join(headers) + "\r\n\r\n").encode()
             conn.sendall(response if method == "HEAD" else response + body)
 
 
-def _serve(listener: socket.socket, routes: dict[str, tuple[str, bytes]]) -> None:
+def _serve(listener: socket.socket, routes: dict[str, bytes]) -> None:
     while True:
         try:
             conn, _ = listener.accept()
@@ -123,8 +77,9 @@ def _serve(listener: socket.socket, routes: dict[str, tuple[str, bytes]]) -> Non
         threading.Thread(target=_answer, args=(conn, routes), daemon=True).start()
 
 
-def rehearse() -> None:
-    """Run the rehearsal; output goes to /dev/null, the cache to a temporary directory."""
+def rehearse() -> int:
+    """Run the rehearsal (output to this process's stdout, the cache to a temporary
+    directory); the command's exit code."""
     from portside.cli import main
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -137,9 +92,7 @@ def rehearse() -> None:
     saved = os.environ.get("PORTSIDE_CACHE_DIR")
     os.environ["PORTSIDE_CACHE_DIR"] = cache
     try:
-        for argv in (["tags", f"{host}/{REPOSITORY}"], ["inspect", f"{host}/{REPOSITORY}:1.0.0"]):
-            with contextlib.suppress(Exception):
-                main(argv)
+        return main(["tags", f"{host}/{REPOSITORY}"])
     finally:
         if saved is None:
             os.environ.pop("PORTSIDE_CACHE_DIR", None)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from harness.ports import free_port
 from harness.proxy import FaultProxy
 from harness.registry import Registry, RegistryFactory
 from harness.skopeo import Skopeo
+from harness.terminal import run_in_pty
 from portside import cli
 from portside.versions import sort_tags
 
@@ -398,33 +397,11 @@ def test_closed_pipe_is_quiet(registry: Registry, run: Runner) -> None:
 
 
 def _run_in_pty(run: Runner, *args: str) -> str:
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "portside", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=subprocess.PIPE,
-        env=run.env({"TERM": "xterm-256color"}),
+    code, screen = run_in_pty(
+        [sys.executable, "-m", "portside", *args], run.env({"TERM": "xterm-256color"})
     )
-    os.close(follower)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    os.close(leader)
-    proc.wait(timeout=10)
-    assert proc.returncode == 0
-    return b"".join(chunks).decode("utf-8", "replace")
+    assert code == 0
+    return screen
 
 
 def test_terminal_tables_escape_hostile_text(plain_registry: Registry, run: Runner) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pty
-import select
 import shutil
 import signal
 import socket
@@ -30,6 +28,7 @@ import pytest
 from harness import seed
 from harness.images import build_artifact
 from harness.registry import Registry
+from harness.terminal import run_in_pty
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,20 +65,22 @@ class Portside:
         return env
 
     def run(
-        self,
-        *args: str,
-        daemon: str = "on",
-        cwd: Path | None = None,
-        timeout: float = 60,
-        **extra: str,
+        self, *args: str, daemon: str = "on", cwd: Path | None = None, **extra: str
     ) -> subprocess.CompletedProcess[str]:
+        """``python -m portside ARGS``."""
+        return self.python("-m", "portside", *args, daemon=daemon, cwd=cwd, **extra)
+
+    def python(
+        self, *args: str, daemon: str = "on", cwd: Path | None = None, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        """``python ARGS`` in this environment."""
         return subprocess.run(
-            [sys.executable, "-m", "portside", *args],
+            [sys.executable, *args],
             capture_output=True,
             text=True,
             env=self.env(daemon, **extra),
             cwd=cwd,
-            timeout=timeout,
+            timeout=60,
             check=False,
         )
 
@@ -151,7 +152,9 @@ def daemon(portside: Portside) -> Portside:
     started = portside.run("daemon", "start")
     assert started.returncode == 0, started.stderr
     assert started.stdout.startswith("portside daemon: started (pid: "), started.stdout
-    portside.wait_for(lambda: portside.status().get("spare worker") == "ready", "a spare is ready")
+    portside.wait_for(
+        lambda: "ready" in portside.status().get("spare workers", ""), "a spare is ready"
+    )
     return portside
 
 
@@ -218,80 +221,66 @@ def test_worker_works_in_the_callers_directory_and_environment(
     assert "@sha256:" in (project / "Dockerfile").read_text()
 
 
+class Private:
+    """A repository behind basic auth, and the CI-style variables that open it."""
+
+    def __init__(self, registry: Registry) -> None:
+        assert registry.username and registry.password
+        seed.push_image(registry, "team/app", build_artifact("b1"), ["1.0"], via="fs")
+        self.ref = registry.ref("team/app")
+        self.password = registry.password
+        self.secret = {
+            "PORTSIDE_REGISTRY": registry.host,
+            "PORTSIDE_USERNAME": registry.username,
+            "PORTSIDE_PASSWORD": registry.password,
+            "SOME_CLOUD_TOKEN": "tok-" + registry.password,
+        }
+
+
+@pytest.fixture
+def private(basic_registry: Registry) -> Private:
+    return Private(basic_registry)
+
+
 def test_environment_credentials_reach_the_worker_and_never_its_log(
-    portside: Portside, basic_registry: Registry
+    portside: Portside, private: Private
 ) -> None:
-    seed.push_image(basic_registry, "team/app", build_artifact("b1"), ["1.0"], via="fs")
-    assert basic_registry.username and basic_registry.password
-    secret = {
-        "PORTSIDE_REGISTRY": basic_registry.host,
-        "PORTSIDE_USERNAME": basic_registry.username,
-        "PORTSIDE_PASSWORD": basic_registry.password,
-    }
     started = portside.run("daemon", "start")  # started without the credentials
     assert started.returncode == 0, started.stderr
-    anonymous = portside.run("tags", basic_registry.ref("team/app"))
+    anonymous = portside.run("tags", private.ref)
     assert anonymous.returncode == 4, anonymous.stderr
-    with_them = portside.run("tags", basic_registry.ref("team/app"), **secret)
+    with_them = portside.run("tags", private.ref, **private.secret)
     assert with_them.returncode == 0, with_them.stderr
     assert with_them.stdout == "1.0\n"
     status = portside.run("daemon", "status").stdout
     for text in (portside.log(), status, with_them.stderr, anonymous.stderr):
-        assert basic_registry.password not in text
+        assert private.password not in text
     assert portside.served() == 2
 
 
 def test_a_daemon_started_by_a_command_with_credentials_does_not_keep_them(
-    portside: Portside, basic_registry: Registry
+    portside: Portside, private: Private
 ) -> None:
-    seed.push_image(basic_registry, "team/env", build_artifact("b2"), ["2.0"], via="fs")
-    assert basic_registry.username and basic_registry.password
-    secret = {
-        "PORTSIDE_REGISTRY": basic_registry.host,
-        "PORTSIDE_USERNAME": basic_registry.username,
-        "PORTSIDE_PASSWORD": basic_registry.password,
-        "SOME_CLOUD_TOKEN": "tok-" + basic_registry.password,
-    }
-    first = portside.run("tags", basic_registry.ref("team/env"), daemon="auto", **secret)
+    first = portside.run("tags", private.ref, daemon="auto", **private.secret)
     assert first.returncode == 0, first.stderr
     portside.wait_for(lambda: portside.status() != {}, "auto mode started a daemon")
     pid = portside.status()["pid"]
     environ = Path(f"/proc/{pid}/environ").read_bytes()
-    assert basic_registry.password.encode() not in environ
+    assert private.password.encode() not in environ
     assert b"PORTSIDE_USERNAME" not in environ
     assert b"PORTSIDE_RUNTIME_DIR=" in environ  # what it needs, it has
     # The next command brings its own.
-    second = portside.run("tags", basic_registry.ref("team/env"), daemon="auto", **secret)
-    assert second.stdout == "2.0\n"
+    second = portside.run("tags", private.ref, daemon="auto", **private.secret)
+    assert second.stdout == "1.0\n"
     assert portside.served() == 1
 
 
 def test_terminal_output_through_the_daemon(daemon: Portside, registry: Registry) -> None:
     def in_terminal(mode: str) -> str:
-        leader, follower = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "portside", "tags", registry.ref("library/python")],
-            stdin=subprocess.DEVNULL,
-            stdout=follower,
-            stderr=subprocess.PIPE,
-            env=daemon.env(mode, TERM="xterm-256color"),
-        )
-        os.close(follower)
-        chunks: list[bytes] = []
-        while True:
-            ready, _, _ = select.select([leader], [], [], 30)
-            if not ready:
-                break
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.close(leader)
-        assert proc.wait(timeout=30) == 0
-        return b"".join(chunks).decode("utf-8", "replace")
+        argv = [sys.executable, "-m", "portside", "tags", registry.ref("library/python")]
+        code, screen = run_in_pty(argv, daemon.env(mode, TERM="xterm-256color"))
+        assert code == 0
+        return screen
 
     served = daemon.served()
     through = in_terminal("on")
@@ -409,13 +398,8 @@ def test_runtime_directory_must_be_private(portside: Portside, registry: Registr
 
 def test_a_daemon_that_does_not_answer_is_passed_by(portside: Portside, registry: Registry) -> None:
     # Something listening at the daemon's socket that never says a word.
-    env = portside.env()
-    path = subprocess.run(
-        [sys.executable, "-c", "from portside import launcher; print(launcher.socket_path())"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    path = portside.python(
+        "-c", "from portside import launcher; print(launcher.socket_path())"
     ).stdout.strip()
     mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     mute.bind(path)
@@ -499,14 +483,7 @@ def test_what_only_this_process_can_honour_runs_in_process(
     repo = registry.ref("library/python")
     served = daemon.served()
     # Interpreter options apply to this interpreter: -X importtime must time real imports.
-    timed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "portside", "tags", repo],
-        capture_output=True,
-        text=True,
-        env=daemon.env("on"),
-        timeout=60,
-        check=False,
-    )
+    timed = daemon.python("-X", "importtime", "-m", "portside", "tags", repo)
     assert timed.returncode == 0, timed.stderr
     assert "portside.cli" in timed.stderr
     # A working directory that no longer exists: in-process, where the command says so.
@@ -517,14 +494,7 @@ def test_what_only_this_process_can_honour_runs_in_process(
         "sys.argv = ['portside', 'tags', sys.argv[2]]; "
         "runpy.run_module('portside', run_name='__main__')"
     )
-    orphan = subprocess.run(
-        [sys.executable, "-c", script, str(gone), repo],
-        capture_output=True,
-        text=True,
-        env=daemon.env("on"),
-        timeout=60,
-        check=False,
-    )
+    orphan = daemon.python("-c", script, str(gone), repo)
     assert orphan.returncode == 0, orphan.stderr
     assert orphan.stdout == timed.stdout
     # Neither went through the daemon; `build` never does.
@@ -532,3 +502,18 @@ def test_what_only_this_process_can_honour_runs_in_process(
     build = daemon.run("build", "--project", str(tmp_path / "no-project"))
     assert build.returncode != 0 and "Traceback" not in build.stderr
     assert daemon.served() == served
+
+
+def test_the_rehearsal_runs_a_real_tags_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from portside.rehearsal import rehearse
+
+    monkeypatch.setenv("PORTSIDE_CACHE_DIR", str(tmp_path / "mine"))
+    assert rehearse() == 0
+    out = capsys.readouterr()
+    tags = out.out.splitlines()
+    assert len(tags) == 450 and tags[:2] == ["2.9.4", "2.9.4-alpine3.20"], out.err
+    # Its cache was its own, and is gone; the caller's setting is back.
+    assert os.environ["PORTSIDE_CACHE_DIR"] == str(tmp_path / "mine")
+    assert not (tmp_path / "mine").exists()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 import textwrap
@@ -28,6 +26,7 @@ from harness.dockerconfig import write_docker_config
 from harness.proxy import FaultProxy
 from harness.registry import Registry, RegistryFactory
 from harness.skopeo import Skopeo, SkopeoError
+from harness.terminal import run_in_pty
 from portside import cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -137,37 +136,6 @@ def test_piped_progress_is_one_plain_line_per_step(
     assert report["ok"] and sorted(report["tags_moved"]) == [f"{dest}:1.0.0", f"{dest}:latest"]
 
 
-def _run_in_pty(argv: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
-    """Run ``argv`` with stdout and stderr on a pseudo-terminal; (exit code, output)."""
-    main_fd, child_fd = pty.openpty()
-    proc = subprocess.Popen(
-        argv, stdin=child_fd, stdout=child_fd, stderr=child_fd, env=env, close_fds=True
-    )
-    os.close(child_fd)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([main_fd], [], [], 0.5)
-            if ready:
-                try:
-                    data = os.read(main_fd, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(main_fd)
-    return code, b"".join(chunks).decode(errors="replace")
-
-
 def test_terminal_progress_shows_rich_bars(
     plain_registry: Registry, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -176,8 +144,10 @@ def test_terminal_progress_shows_rich_bars(
     dest = plain_registry.ref("team/tty")
     env = {**cli_env, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "40"}
     env.pop("NO_COLOR", None)
-    code, raw = _run_in_pty(
-        [sys.executable, "-c", RUNNER, "push", f"oci:{layout.root}", f"{dest}:1.0.0"], env
+    code, raw = run_in_pty(
+        [sys.executable, "-c", RUNNER, "push", f"oci:{layout.root}", f"{dest}:1.0.0"],
+        env,
+        stderr_too=True,
     )
     text = ANSI.sub("", raw)
     assert code == 0, text
