@@ -114,7 +114,9 @@ def _watched_files() -> Iterator[str]:
         for name in files:
             if name.endswith(".py"):
                 yield os.path.join(root, name)
-    for entry in sys.path:
+    # Installing or removing a distribution changes its directory. Not sys.path[0]: the
+    # daemon's working directory ("/", where it is started), which others change.
+    for entry in sys.path[1:]:
         if entry and os.path.isdir(entry):
             yield entry
     import ssl

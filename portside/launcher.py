@@ -403,15 +403,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = _usable_socket()
         if path is not None:
             code = run_in_daemon(arguments, path)
-            if code is not None:
-                # The worker did the command; this process has nothing to tear down,
-                # and the interpreter's orderly exit would cost ~3 ms.
+            if code is not None and argv is None:
+                # The worker did the command; this process (the program, not a caller's)
+                # has nothing to tear down, and the interpreter's orderly exit would
+                # cost ~3 ms.
                 for stream in (sys.stdout, sys.stderr):
                     try:  # noqa: SIM105
                         stream.flush()
                     except (OSError, ValueError):
                         pass
                 os._exit(code)
+            if code is not None:
+                return code
     from portside.cli import main as cli_main
 
     code = cli_main(arguments)
