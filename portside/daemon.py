@@ -682,6 +682,9 @@ def run_foreground(*, idle: float, echo: bool) -> int:
     signal.signal(signal.SIGHUP, on_signal)
     try:
         daemon.serve()
+    except OSError as exc:  # the socket could not be made: say so where one will look
+        log.write(f"could not serve: {exc.strerror or type(exc).__name__} ({path})")
+        return 2
     finally:
         os.close(lock)
     return 0

@@ -435,11 +435,25 @@ def _ensure_daemon() -> None:
         sys.stderr.write(f"portside: warning: the daemon is not used: {exc}\n")
 
 
+# Auto mode starts a daemon at most this often: one that fails to start (its log says
+# why) must not cost every later command a spawn.
+_RESPAWN_AFTER = 30.0
+
+
 def _start_quietly() -> None:
+    import time
+
     from portside.errors import PortsideError
 
     try:
-        prepare_runtime_dir()
+        marker = prepare_runtime_dir() + ".spawned"
+        try:
+            if time.time() - os.stat(marker).st_mtime < _RESPAWN_AFTER:
+                return
+        except FileNotFoundError:
+            pass
+        with open(marker, "w"):
+            pass  # its modification time is the record
         spawn_daemon()
     except (PortsideError, OSError):
         return  # a faster next command is a nicety, never a failure of this one

@@ -446,6 +446,27 @@ def test_auto_mode_starts_a_daemon_after_a_network_command(
     assert portside.served() == served + 1
 
 
+def test_a_daemon_that_cannot_start_is_not_retried_by_every_command(
+    portside: Portside, registry: Registry
+) -> None:
+    # A directory where its socket should go: binding fails.
+    socket_path = portside.python(
+        "-c", "from portside import launcher; print(launcher.socket_path())"
+    ).stdout.strip()
+    Path(socket_path).mkdir()
+    repo = registry.ref("library/python")
+    for i in range(3):  # cold each time: each needed the network
+        result = portside.run(
+            "tags", repo, daemon="auto", PORTSIDE_CACHE_DIR=f"{portside.base}/{i}"
+        )
+        assert result.returncode == 0, result.stderr
+    portside.wait_for(lambda: "could not serve" in portside.log(), "the daemon's log says why")
+    time.sleep(2)  # time for more attempts, were there any
+    assert portside.log().count("could not serve") == 1, portside.log()
+    assert f"could not serve: Is a directory ({socket_path})" in portside.log()
+    assert portside.status() == {}
+
+
 def test_status_stop_and_idle_exit(portside: Portside) -> None:
     assert portside.run("daemon", "status").returncode == 1
     assert portside.run("daemon", "stop").stdout == "portside daemon: not running\n"
