@@ -349,6 +349,25 @@ def test_a_killed_client_stops_its_worker(daemon: Portside, silent: SilentRegist
     assert "worker failed" not in daemon.log()
 
 
+def test_a_reader_that_goes_away_ends_the_worker_quietly(
+    daemon: Portside, registry: Registry
+) -> None:
+    # The reader closes the pipe before the command writes: exit 141, no noise, as
+    # in-process (tests/test_cli.py), though the writer is the daemon's worker.
+    script = (
+        f'"{sys.executable}" -m portside tags {registry.ref("library/python")} '
+        '| (exec 0<&-; sleep 1); echo "rc=${PIPESTATUS[0]}"'
+    )
+    served = daemon.served()
+    for mode in ("on", "off"):
+        result = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, env=daemon.env(mode)
+        )
+        assert result.stdout.splitlines() == ["rc=141"], (mode, result.stderr)
+        assert result.stderr == ""
+    assert daemon.served() == served + 1
+
+
 def test_concurrent_commands(daemon: Portside, registry: Registry) -> None:
     repo = registry.ref("library/python")
     expected = daemon.run("tags", repo, daemon="off").stdout
