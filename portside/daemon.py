@@ -54,6 +54,7 @@ from portside.launcher import (
 
 DEFAULT_IDLE = 900.0
 # On the socket pair between the daemon and its spare:
+WARMED = b"B"  # spare -> daemon: warmed up (portside.rehearsal.warm_up), may take a command
 REHEARSE = b"H"  # daemon -> spare: rehearse now (nobody is waiting)
 READY = b"R"  # spare -> daemon: rehearsed, waiting for a command
 COMMAND = b"C"  # daemon -> spare: a command (length, request; the client's socket attached)
@@ -173,13 +174,14 @@ def preload() -> None:
 class Spare:
     """A worker forked ahead of a command, waiting on a socket pair for the daemon's word.
 
-    ``state``: ``bare`` (just forked), ``rehearsing``, ``paused`` (rehearsing, stopped
-    while a command runs) or ``ready`` (rehearsed)."""
+    ``state``: ``warming`` (just forked, warming up), ``bare`` (warmed up),
+    ``rehearsing``, ``paused`` (rehearsing, stopped while a command runs) or ``ready``
+    (rehearsed)."""
 
     def __init__(self, pid: int, channel: socket.socket) -> None:
         self.pid = pid
         self.channel = channel
-        self.state = "bare"
+        self.state = "warming"
 
     def rehearse(self) -> None:
         self.channel.sendall(REHEARSE)
@@ -201,10 +203,13 @@ class Spare:
         try:
             said = self.channel.recv(1, socket.MSG_DONTWAIT)
         except BlockingIOError:
-            return False  # still rehearsing
+            return False  # still warming up or rehearsing
         except OSError:
             said = b""
-        if said == READY:
+        if said == WARMED and self.state == "warming":
+            self.state = "bare"
+            return True
+        if said == READY and self.state == "rehearsing":
             self.state = "ready"
             return True
         return None
@@ -309,7 +314,10 @@ class Daemon:
         if self.rehearsed is not None and self.rehearsed.state == "paused":
             self.rehearsed.pause(False)
         wait = _POLL
-        if self.rehearsed is None and self.bare is not None:
+        if self.bare is not None and self.bare.usable() is None:
+            self.bare.dismiss()  # it died
+            self.bare = None
+        if self.rehearsed is None and self.bare is not None and self.bare.state == "bare":
             wait = self.quiet_since + _QUIET - now
             if wait <= 0:
                 spare, self.bare = self.bare, None
@@ -372,14 +380,15 @@ class Daemon:
     # touches (reference counts, allocator pools), and each first write to a page shared
     # with the daemon copies it (~2,400 pages, ~13 ms, for a first `tags`), after the
     # fork itself (~3 ms). So while no command runs the daemon keeps two spares, forked
-    # ahead and waiting on a socket pair: a bare one, fork paid; and, once no command
-    # came for 50 ms, one that rehearses a command (portside.rehearsal) and then says it
-    # is ready, fork and faults paid. A command goes to the rehearsed spare if it is
-    # ready, else to the bare one, else (commands at once) to a worker forked for it.
-    # While a command runs, a rehearsal in progress is stopped (SIGSTOP): beside the
-    # command, its client and its registry on two cores, a rehearsal made commands up
-    # to twice as slow, and rehearsing at once after each command slowed commands run
-    # back to back (47 ms instead of 38 for a cold `tags`).
+    # ahead and waiting on a socket pair. Each first warms up (portside.rehearsal:
+    # ~6 ms, half the faults) and says so: a *bare* spare. Once no command came for
+    # 50 ms, one of them rehearses a whole command (~17 ms, nearly all the faults) and
+    # says it is ready. A command goes to the rehearsed spare if it is ready, else to the
+    # bare one, else (commands at once) to a worker forked for it. While a command runs,
+    # a rehearsal in progress is stopped (SIGSTOP): beside the command, its client and
+    # its registry on two cores, a rehearsal made commands up to twice as slow, and
+    # rehearsing at once after each command slowed commands run back to back (47 ms
+    # instead of 38 for a cold `tags`).
 
     def _dispatch(self, conn: socket.socket, payload: bytes, request: Request) -> None:
         for slot in ("rehearsed", "bare"):
@@ -501,16 +510,21 @@ def _read_request(conn: socket.socket) -> bytes | None:
 
 
 def _spare(channel: socket.socket) -> int:
-    """Wait for the daemon's word: rehearse (then say so) or run a command."""
+    """Warm up and say so; then wait for the daemon's word: rehearse (and say so) or
+    run a command."""
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)  # replaced by the client's before a command runs
     os.close(devnull)
+    from portside.rehearsal import rehearse, warm_up
+
+    _quietly(warm_up)
+    channel.sendall(WARMED)
     while True:
         data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
         if data == REHEARSE and not fds:
             # (A command follows only after READY: the two never share a read.)
-            _warm_up()
+            _quietly(rehearse)
             channel.sendall(READY)
             continue
         if data[:1] != COMMAND or len(data) < 5 or len(fds) != 1:
@@ -528,13 +542,10 @@ def _spare(channel: socket.socket) -> int:
         return _work(socket.socket(fileno=fds[0]), Request(bytes(payload)))
 
 
-def _warm_up() -> None:
-    """Take the copy-on-write faults of a command's first steps now, while nobody waits
-    (see :mod:`portside.rehearsal`)."""
-    from portside.rehearsal import rehearse
-
-    with contextlib.suppress(Exception):  # a failed rehearsal leaves a slower spare, no more
-        rehearse()
+def _quietly(step: Callable[[], object]) -> None:
+    """A spare's preparation: a failure leaves a slower spare, no more."""
+    with contextlib.suppress(Exception):
+        step()
 
 
 def _work(conn: socket.socket, request: Request) -> int:

@@ -12,6 +12,10 @@ well would double the rehearsal's time (~20 ms) for ~0.5 ms.
 
 The registry here is no test double: nothing is checked against it. It answers the two
 requests the command makes, on a loopback port, and is gone after.
+
+:func:`warm_up` is the short version, with no registry: ~6 ms that halve the faults
+(a fresh fork's first cold `tags` then takes ~1,250 instead of ~2,400), so that even
+a worker about to be used at once has taken some of them.
 """
 
 from __future__ import annotations
@@ -104,3 +108,24 @@ def rehearse() -> int:
         listener.close()
         server.join(timeout=1)
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def warm_up() -> None:
+    """The parts of a command that need no registry: the command line and the cache (a
+    cache miss offline), sorting tags, JSON, and a client made and closed."""
+    import asyncio
+
+    from portside import jsonscan
+    from portside.cli import main
+    from portside.registry.client import RegistryClient
+    from portside.versions import sort_tags
+
+    main(["tags", "--offline", f"warm-up.invalid/{REPOSITORY}"])
+    tags = json.loads(_routes()[f"/v2/{REPOSITORY}/tags/list"])["tags"]
+    jsonscan.loads(json.dumps(sort_tags(tags)).encode())
+
+    async def client() -> None:
+        async with RegistryClient():
+            await asyncio.sleep(0)
+
+    asyncio.run(client())

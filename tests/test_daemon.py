@@ -557,3 +557,14 @@ def test_the_rehearsal_runs_a_real_tags_command(
     # Its cache was its own, and is gone; the caller's setting is back.
     assert os.environ["PORTSIDE_CACHE_DIR"] == str(tmp_path / "mine")
     assert not (tmp_path / "mine").exists()
+
+
+def test_the_warm_up_needs_no_registry_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from portside.rehearsal import warm_up
+
+    monkeypatch.setenv("PORTSIDE_CACHE_DIR", str(tmp_path / "cache"))
+    warm_up()
+    assert "offline" in capsys.readouterr().err  # the cache miss it walks, reported
+    assert not (tmp_path / "cache").exists()
