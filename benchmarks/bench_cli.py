@@ -15,11 +15,13 @@ that machine noise hits every tool alike:
 - ``portside tags REPO`` and ``portside inspect REPO:TAG`` **in-process**
   (``PORTSIDE_DAEMON=off``: no daemon, how portside ran before it had one), each
   *cold* (an empty cache directory per run) and *warm* (a filled cache);
-- the same four **through the daemon** (``PORTSIDE_DAEMON=on``; the daemon is started
+- the same four **with the daemon on** (``PORTSIDE_DAEMON=on``; the daemon is started
   with ``portside daemon start`` and every command is run three times before the first
-  round), twice, because the daemon's timing depends on the spacing of commands (its
-  *spare* worker rehearses a command while no command runs, and a command that
-  arrives before it is ready gets a freshly forked worker, see :mod:`portside.daemon`):
+  round). A warm answer comes from the cache before any hop (the launcher asks the
+  cache first), so only the cold runs go to the daemon; twice, because the daemon's
+  timing depends on the spacing of commands (its spare workers rehearse a command
+  while no command runs, and a command that arrives before one is ready gets a worker
+  that is not, see :mod:`portside.daemon`):
 
   - *back to back*: each timed run comes right after an untimed run of the same
     command (a new empty cache for a cold one), as hyperfine or a loop in a script
@@ -52,8 +54,8 @@ on the way out, so it never uses the user's daemon nor leaves one behind.
 A command the daemon does not serve runs in-process, silently (a daemon whose code
 changed under it refuses the command and exits, and the next command starts another;
 one of another protocol refuses it). So ``portside daemon status`` is asked after every
-round: a round is kept only if the same daemon served exactly the daemon runs the round
-made (primers included); otherwise it is dropped and run again, and the report says how
+round: a round is kept only if the same daemon served exactly the cold daemon runs the
+round made (primers included); otherwise it is dropped and run again, and the report says how
 many were and what the daemon's log said. The header names the commit and whether
 ``portside/`` had uncommitted changes. The warm cache is filled again (untimed) between
 rounds every two minutes, well within its five-minute TTL.
@@ -352,8 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             for verb, target in targets.items():
                 for state in ("warm", "cold"):
+                    # Warm: answered from the cache by the launcher, before any hop.
                     commands[name(verb, "daemon back to back", state)] = Command(
-                        [*portside, verb, target], env_for("on", state), primed=True, daemon=True
+                        [*portside, verb, target],
+                        env_for("on", state),
+                        primed=True,
+                        daemon=state == "cold",
                     )
             for verb, target in targets.items():
                 commands[f"{VERBS[verb]}, spaced"] = Command(
@@ -361,7 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 for state in ("warm", "cold"):
                     commands[name(verb, "daemon spaced", state)] = Command(
-                        [*portside, verb, target], env_for("on", state), gap=args.gap, daemon=True
+                        [*portside, verb, target],
+                        env_for("on", state),
+                        gap=args.gap,
+                        daemon=state == "cold",
                     )
 
             daemon.start()

@@ -430,6 +430,31 @@ def _make_cached(args: Args) -> CachedRegistry:
     return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
 
 
+class _CacheCannotAnswer(BaseException):
+    """In :func:`answer_from_cache`: the answer needs the network. A BaseException, so
+    that it passes main's handlers (nothing has been written yet)."""
+
+
+_cache_only = False
+
+
+def answer_from_cache(argv: Sequence[str]) -> int | None:
+    """Run the command if the cache alone answers it (a plain ``tags``, ``inspect`` or
+    ``digest`` whose answer is cached and fresh), its exit code; else None, having
+    written nothing. The launcher asks this before handing a command to the daemon: a
+    warm answer here costs no hop between processes."""
+    global _cache_only
+    if _fast_parse(argv) is None:
+        return None  # help, errors, unusual spellings: the whole command line decides
+    _cache_only = True
+    try:
+        return main(argv)
+    except _CacheCannotAnswer:
+        return None
+    finally:
+        _cache_only = False
+
+
 def _run(
     cached: CachedRegistry,
     make: Callable[[], Coroutine[Any, Any, T]],
@@ -448,6 +473,8 @@ def _run(
             return cached.run_from_cache(make())
         except NeedsNetwork:
             pass
+    if _cache_only:
+        raise _CacheCannotAnswer
     import asyncio
 
     async def with_network() -> T:
