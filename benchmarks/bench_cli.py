@@ -17,8 +17,9 @@ that machine noise hits every tool alike:
   *cold* (an empty cache directory per run) and *warm* (a filled cache);
 - the same four **with the daemon on** (``PORTSIDE_DAEMON=on``; the daemon is started
   with ``portside daemon start`` and every command is run three times before the first
-  round). A warm answer comes from the cache before any hop (the launcher asks the
-  cache first), so only the cold runs go to the daemon; twice, because the daemon's
+  round). Cold runs go to the daemon; warm ones too when they follow another command
+  within 0.1 s, else the launcher answers them from the cache itself (see
+  :mod:`portside.launcher`); twice, because the daemon's
   timing depends on the spacing of commands (its spare workers rehearse a command
   while no command runs, and a command that arrives before one is ready gets a worker
   that is not, see :mod:`portside.daemon`):
@@ -54,7 +55,7 @@ on the way out, so it never uses the user's daemon nor leaves one behind.
 A command the daemon does not serve runs in-process, silently (a daemon whose code
 changed under it refuses the command and exits, and the next command starts another;
 one of another protocol refuses it). So ``portside daemon status`` is asked after every
-round: a round is kept only if the same daemon served exactly the cold daemon runs the
+round: a round is kept only if the same daemon served at least the cold daemon runs the
 round made (primers included); otherwise it is dropped and run again, and the report says how
 many were and what the daemon's log said. The header names the commit and whether
 ``portside/`` had uncommitted changes. The warm cache is filled again (untimed) between
@@ -389,7 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log, before = daemon.log(), daemon.served()
                 sample = {key: command.time() for key, command in commands.items()}
                 after = daemon.served()
-                if before and after and after == (before[0], before[1] + per_round):
+                # Warm runs may or may not reach the daemon (after a pause the launcher
+                # answers them from the cache itself); cold ones must all.
+                if before and after and before[0] == after[0] and after[1] >= before[1] + per_round:
                     for key, value in sample.items():
                         timings[key].append(value)
                     continue
@@ -400,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 elif before[0] != after[0]:
                     why = f"the daemon restarted (pid {before[0]}, then {after[0]})"
                 else:
-                    why = f"the daemon served {after[1] - before[1]} of {per_round} runs"
+                    served = after[1] - before[1]
+                    why = f"the daemon served {served} runs, fewer than the {per_round} cold ones"
                 dropped.append(f"{why}; its log: {news}")
             if not timings[FLOOR]:
                 raise SystemExit("every round dropped:\n" + "\n".join(dropped))

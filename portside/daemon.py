@@ -676,6 +676,9 @@ def run_foreground(*, idle: float, echo: bool) -> int:
     import fcntl
 
     path = launcher.prepare_runtime_dir()
+    # The record of when the last command started (launcher._after_a_pause).
+    with contextlib.suppress(OSError):
+        os.close(os.open(launcher.last_command_marker(), os.O_WRONLY | os.O_CREAT, 0o600))
     lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

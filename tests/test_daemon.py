@@ -29,6 +29,7 @@ from harness import seed
 from harness.images import build_artifact
 from harness.registry import Registry
 from harness.terminal import run_in_pty
+from portside.launcher import CACHE_VERBS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -115,6 +116,14 @@ class Portside:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting until {what}")
 
+    def pause(self) -> None:
+        """As if the last command was long ago (see launcher._after_a_pause)."""
+        os.utime(self.runtime / "last-command", (0, 0))
+
+    def in_a_row(self) -> None:
+        """As if another command had just started."""
+        os.utime(self.runtime / "last-command")
+
     def log(self) -> str:
         return "".join(p.read_text() for p in self.runtime.glob("*.log"))
 
@@ -186,19 +195,24 @@ def test_commands_through_the_daemon_answer_as_in_process(
     for i, args in enumerate(commands):
         inline_cache = str(tmp_path / f"inline-{i}")
         daemon_cache = str(tmp_path / f"daemon-{i}")
-        for state in ("cold", "warm"):
+        for state in ("cold", "warm", "warm after a pause"):
             served = daemon.served()
             in_process = daemon.run(*args, daemon="off", PORTSIDE_CACHE_DIR=inline_cache)
+            if state == "warm after a pause":
+                daemon.pause()
+            else:
+                daemon.in_a_row()
             through = daemon.run(*args, PORTSIDE_CACHE_DIR=daemon_cache)
             assert through.returncode in (0, 2, 3), (args, through.stderr)
             assert "Traceback" not in through.stderr
             _same(through, in_process)
             assert through.stdout or through.stderr, (args, state)
             if i < answered:
-                # A cold answer needs the registry: the daemon ran it. A warm tags,
-                # inspect or digest is answered from the cache before any hop.
-                from_cache = state == "warm" and args[0] in ("tags", "inspect", "digest")
-                assert daemon.served() == served + (0 if from_cache else 1), (args, state)
+                # The daemon runs what needs the registry, and commands in a row. After
+                # a pause a warm tags, inspect or digest is answered from the cache in
+                # the command's own process: no idle process to wake.
+                in_place = state == "warm after a pause" and args[0] in CACHE_VERBS
+                assert daemon.served() == served + (0 if in_place else 1), (args, state)
     # The worker honoured each command's own cache directory.
     assert any((tmp_path / "daemon-0").rglob("*.json"))
 
