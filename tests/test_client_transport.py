@@ -158,9 +158,10 @@ async def test_backoff_is_shared_per_host(
                 break
             await asyncio.sleep(0.01)
         failed_at = fault_proxy.log.matching("GET", TAGS)[0].when
-        started = time.monotonic()
         await client.get_manifest(ref(registry, "library/python", tag))  # another host
-        assert time.monotonic() - started < 0.8
+        # Answered while the paused host still waits out its Retry-After.
+        assert not first.done()
+        assert len(fault_proxy.log.matching("GET", TAGS)) == 1
         await client.get_manifest(ref(fault_proxy, "library/python", tag))
         assert await first
     manifest_at = fault_proxy.log.matching("GET", MANIFESTS)[0].when
