@@ -403,6 +403,23 @@ def test_concurrent_commands(daemon: Portside, registry: Registry) -> None:
 # -- when the daemon is not used ---------------------------------------------------------
 
 
+def test_after_commands_in_a_row_a_pause_finds_a_rehearsed_spare(
+    daemon: Portside, registry: Registry
+) -> None:
+    """Two commands in a row take both spares; the daemon forks another at once, hears
+    it finish warming up and has it rehearse, so a command after a pause of a person's
+    typing gets a rehearsed worker. (The daemon used to hear spares only when it woke
+    for something else, at most a second later.)"""
+    repo = registry.ref("library/python")
+    served = daemon.served()
+    for i in range(2):
+        assert daemon.run("tags", repo, PORTSIDE_CACHE_DIR=f"{daemon.base}/c{i}").returncode == 0
+    time.sleep(0.6)  # ~0.1 s of work for the daemon and its spares
+    spares = daemon.status()["spare workers"]
+    assert daemon.served() == served + 2
+    assert "ready" in spares.split(", "), spares
+
+
 def test_stale_code_makes_the_daemon_step_aside(portside: Portside, registry: Registry) -> None:
     extra = portside.base / "site"
     extra.mkdir()
