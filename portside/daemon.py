@@ -283,9 +283,9 @@ class Daemon:
                 # spare rehearsed: 60 ms instead of 40 for a cold `tags` after a pause.)
                 talking = [s.channel for s in self._spares() if s.state in _REPORTING]
                 readable, _, _ = select.select([listener, *talking], [], [], wait)
-                for spare in self._spares():
-                    if spare.channel in readable:
-                        self._heard(spare)
+                for reporting in self._spares():
+                    if reporting.channel in readable:
+                        self._heard(reporting)
                 if listener not in readable:
                     continue
                 try:
