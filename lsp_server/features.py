@@ -184,26 +184,24 @@ def completion_context(doc: Dockerfile, position: Position) -> CompletionContext
     slash = typed.rfind("/")
     at = typed.find("@", slash + 1)
     colon = typed.find(":", slash + 1)
-    if at >= 0:
+
+    def after(kind: ContextKind, sep: int, stop: int) -> CompletionContext:
+        """The tag or digest typed after the separator at ``sep``, up to ``stop``;
+        the image name is what precedes the separator."""
         return CompletionContext(
-            "digest",
-            typed[at + 1 :],
-            Range(Position(line, value_start + at + 1), Position(line, end)),
-            name=typed[:at],
+            kind,
+            typed[sep + 1 :],
+            Range(Position(line, value_start + sep + 1), Position(line, stop)),
+            name=typed[:sep],
             use=use,
             stage=stage,
         )
+
+    if at >= 0:
+        return after("digest", at, end)
     if colon >= 0:
         tag_end = value.find("@", colon)
-        stop = value_start + (tag_end if tag_end >= 0 else len(value))
-        return CompletionContext(
-            "tag",
-            typed[colon + 1 :],
-            Range(Position(line, value_start + colon + 1), Position(line, stop)),
-            name=typed[:colon],
-            use=use,
-            stage=stage,
-        )
+        return after("tag", colon, value_start + (tag_end if tag_end >= 0 else len(value)))
     name_end = len(value)
     for sep in (":", "@"):
         index = value.find(sep, len(typed))
