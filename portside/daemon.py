@@ -578,6 +578,10 @@ def _work(conn: socket.socket, request: Request) -> int:
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     conn.settimeout(ANSWER_TIMEOUT)
+    unmatched = _take_on_callers_limits(conn)
+    if unmatched is not None:
+        conn.sendall(REFUSED + f"cannot match the caller's {unmatched}".encode())
+        return 0  # the client runs the command itself, under its own limits
     conn.sendall(STARTED)
     # The go-ahead brings the client's standard streams (see launcher.run_in_daemon).
     go, fds, _flags, _addr = socket.recv_fds(conn, 1, 3)
@@ -627,6 +631,45 @@ def _work(conn: socket.socket, request: Request) -> int:
     with contextlib.suppress(OSError):
         conn.sendall(EXITED + bytes([code]))
     return code
+
+
+# Every limit `ulimit` sets (those this platform has): a command must hit the caller's
+# limits, not the daemon's, whichever process runs it.
+_LIMITS = (
+    "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
+    "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC",
+    "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
+)  # fmt: skip
+
+
+def _take_on_callers_limits(conn: socket.socket) -> str | None:
+    """Give this worker the resource limits and the nice value of the process at the
+    other end of ``conn`` (read with prlimit, allowed between processes of one user).
+    None when done; else the name of what could not be matched: a limit above this
+    worker's hard limit, a nice value below its own, need privileges it does not have.
+    (Its cgroup stays the daemon's: moving it needs write access to the caller's.)"""
+    import resource
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    caller = struct.unpack("3i", creds)[0]
+    for name in _LIMITS:
+        which = getattr(resource, name, None)
+        if which is None:
+            continue
+        try:
+            wanted = resource.prlimit(caller, which)
+            if resource.getrlimit(which) != wanted:
+                resource.setrlimit(which, wanted)
+        except (OSError, ValueError):
+            return name.removeprefix("RLIMIT_").lower() + " limit"
+    try:
+        nice = os.getpriority(os.PRIO_PROCESS, caller)
+        if os.getpriority(os.PRIO_PROCESS, 0) != nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError:
+        return "nice value"
+    return None
 
 
 def _become_streams(streams: Sequence[str]) -> None:

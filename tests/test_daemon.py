@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -358,6 +359,82 @@ def test_ctrl_c_reaches_the_worker(daemon: Portside, silent: SilentRegistry) -> 
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     daemon.wait_for(lambda: daemon.status()["commands running"] == "0", "the worker ended")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rpartition(")")[2].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _limits_and_nice(pid: int) -> tuple[str, int]:
+    """The "Max open files" line of /proc/PID/limits (soft, hard) and the nice value."""
+    limits = (Path("/proc") / str(pid) / "limits").read_text().splitlines()
+    files = next(line for line in limits if line.startswith("Max open files"))
+    stat = (Path("/proc") / str(pid) / "stat").read_text()
+    return " ".join(files.split()[3:5]), int(stat.rpartition(")")[2].split()[16])
+
+
+def test_the_worker_runs_under_the_callers_limits_and_nice_value(
+    daemon: Portside, silent: SilentRegistry
+) -> None:
+    # As `ulimit -n 200; nice -n 5 portside tags ...` in a shell.
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 300))
+        os.nice(5)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portside", "tags", f"{silent.host}/library/python"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=daemon.env("on"),
+        preexec_fn=limit,
+    )
+    try:
+        assert silent.connected.wait(30), "the worker never reached the registry"
+        assert daemon.status()["commands running"] == "1"
+        caller = _limits_and_nice(proc.pid)
+        assert caller[0] == "200 300"
+        workers = [_limits_and_nice(pid) for pid in _children(int(daemon.status()["pid"]))]
+        # The worker of this command has them; the spares keep the daemon's.
+        assert workers.count(caller) == 1, (caller, workers)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_caller_with_limits_the_daemon_cannot_grant_runs_in_process(
+    portside: Portside, silent: SilentRegistry
+) -> None:
+    # The daemon was started under a lower hard limit than the caller has: its worker
+    # cannot raise it, so the command runs in the caller's own process.
+    def lower_hard_limit() -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), min(hard, 256)))
+
+    started = subprocess.run(
+        [sys.executable, "-m", "portside", "daemon", "start"],
+        env=portside.env("on"),
+        preexec_fn=lower_hard_limit,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[1] > 256, "this test needs a higher limit"
+    proc = portside.popen("tags", f"{silent.host}/library/python", "--timeout", "60")
+    try:
+        assert silent.connected.wait(30), "the command never reached the registry"
+        assert portside.status()["commands running"] == "0"  # the caller runs it
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def test_a_killed_client_stops_its_worker(daemon: Portside, silent: SilentRegistry) -> None:
