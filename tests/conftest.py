@@ -183,6 +183,33 @@ def recorder() -> Iterator[Recorder]:
         rec.stop()
 
 
+# Where a client may find credentials (or be told where to find them), besides
+# DOCKER_CONFIG and HOME: unset by ``no_machine_credentials``.
+CREDENTIAL_ENV = (
+    "PORTSIDE_USERNAME",
+    "PORTSIDE_PASSWORD",
+    "PORTSIDE_REGISTRY",
+    "PORTSIDE_REGISTRY_AUTH",
+    "DOCKER_AUTH_CONFIG",
+    "REGISTRY_AUTH_FILE",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "PORTSIDE_CREDENTIAL_HELPER_TIMEOUT",
+)
+
+
+@pytest.fixture
+def no_machine_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No credentials from the machine the tests run on: HOME is a fresh, empty
+    ``tmp_path / "home"`` (returned) and none of ``CREDENTIAL_ENV`` is set."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in CREDENTIAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
 @pytest.fixture
 def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DockerConfig:
     """DOCKER_CONFIG set to a fresh directory; call it to write config.json, and use

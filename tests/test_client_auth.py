@@ -48,25 +48,8 @@ ProxyFactory = Callable[..., FaultProxy]
 
 
 @pytest.fixture(autouse=True)
-def isolated(
-    docker_config: DockerConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> DockerConfig:
+def isolated(docker_config: DockerConfig, no_machine_credentials: Path) -> DockerConfig:
     """No credentials from the machine: a fresh HOME and DOCKER_CONFIG, no env secrets."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in (
-        "PORTSIDE_USERNAME",
-        "PORTSIDE_PASSWORD",
-        "PORTSIDE_REGISTRY",
-        "PORTSIDE_REGISTRY_AUTH",
-        "DOCKER_AUTH_CONFIG",
-        "REGISTRY_AUTH_FILE",
-        "XDG_RUNTIME_DIR",
-        "XDG_CONFIG_HOME",
-        "PORTSIDE_CREDENTIAL_HELPER_TIMEOUT",
-    ):
-        monkeypatch.delenv(name, raising=False)
     return docker_config
 
 

@@ -60,30 +60,18 @@ def assert_no_secret(*things: object) -> None:
 class Env:
     """The test's world: HOME, DOCKER_CONFIG, a PATH of helper scripts, a call log."""
 
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+        """``home``: HOME, fresh, with no credential variables set (no_machine_credentials)."""
         self.tmp = tmp_path
-        self.home = tmp_path / "home"
+        self.home = home
         self.docker_dir = tmp_path / "docker"
         self.bin = tmp_path / "bin"
         self.log = tmp_path / "calls"
-        for directory in (self.home, self.bin, self.log):
+        for directory in (self.bin, self.log):
             directory.mkdir()
         self.monkeypatch = monkeypatch
-        monkeypatch.setenv("HOME", str(self.home))
         monkeypatch.setenv("DOCKER_CONFIG", str(self.docker_dir))
         monkeypatch.setenv("PATH", f"{self.bin}:/usr/bin:/bin")
-        for name in (
-            "PORTSIDE_USERNAME",
-            "PORTSIDE_PASSWORD",
-            "PORTSIDE_REGISTRY",
-            "PORTSIDE_REGISTRY_AUTH",
-            "DOCKER_AUTH_CONFIG",
-            "REGISTRY_AUTH_FILE",
-            "XDG_RUNTIME_DIR",
-            "XDG_CONFIG_HOME",
-            "PORTSIDE_CREDENTIAL_HELPER_TIMEOUT",
-        ):
-            monkeypatch.delenv(name, raising=False)
         monkeypatch.setattr(creds, "_warned_unscoped_env", False)
 
     @property
@@ -117,8 +105,8 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
-    return Env(tmp_path, monkeypatch)
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_machine_credentials: Path) -> Env:
+    return Env(tmp_path, monkeypatch, home=no_machine_credentials)
 
 
 @pytest.fixture
