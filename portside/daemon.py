@@ -14,9 +14,10 @@ Rules it keeps:
   (:func:`portside.launcher.private_problem`), and every peer's uid is checked again
   with ``SO_PEERCRED``.
 - **Never stale.** Before each command it compares the modification times of its own
-  code, of every directory on ``sys.path`` (installing or removing a plugin changes
-  one) and of the CA bundle with those it started with; on any change it refuses the
-  command (which then runs in-process) and exits, so the next one starts fresh code.
+  code, of installed plugins' source files, of every directory on ``sys.path``
+  (installing or removing a plugin changes one) and of the CA bundle with those it
+  started with; on any change it refuses the command (which then runs in-process) and
+  exits, so the next one starts fresh code.
 - **One per installation.** The socket name is derived from the interpreter, the
   package's location and its version; a lock file keeps two daemons from racing.
 - **Gone when idle**: after ``PORTSIDE_DAEMON_IDLE`` seconds (default 900) without a
@@ -122,12 +123,40 @@ def _watched_files() -> Iterator[str]:
     for entry in sys.path[1:]:
         if entry and os.path.isdir(entry):
             yield entry
+    yield from _plugin_sources()
     import ssl
 
     paths = ssl.get_default_verify_paths()
     for path in (paths.cafile, paths.capath):
         if path:
             yield path
+
+
+_PLUGIN_FILES_MAX = 2000  # per plugin package: a command pays a stat for each
+
+
+def _plugin_sources() -> Iterator[str]:
+    """The source files of installed plugins' top-level packages. An editable install
+    keeps them in the developer's tree, outside the directories watched above, and an
+    editor saving in place changes no directory's modification time."""
+    from portside.plugins import get_plugin_manager
+
+    for plugin, _dist in get_plugin_manager().list_plugin_distinfo():
+        name = getattr(plugin, "__name__", None) or type(plugin).__module__
+        top = sys.modules.get(name.partition(".")[0])
+        if top is None or getattr(top, "__file__", None) is None:
+            continue
+        if not hasattr(top, "__path__"):
+            yield str(top.__file__)  # a plain module
+            continue
+        count = 0
+        for directory in top.__path__:
+            for root, dirs, files in os.walk(directory):
+                dirs[:] = [d for d in dirs if d != "__pycache__"]
+                for file in files:
+                    if file.endswith(".py") and count < _PLUGIN_FILES_MAX:
+                        count += 1
+                        yield os.path.join(root, file)
 
 
 def snapshot() -> dict[str, int]:

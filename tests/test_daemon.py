@@ -520,6 +520,39 @@ def test_stale_code_makes_the_daemon_step_aside(portside: Portside, registry: Re
     assert "code changed" in portside.log()
 
 
+def test_editing_an_installed_plugin_makes_the_daemon_step_aside(
+    portside: Portside, registry: Registry
+) -> None:
+    # A plugin installed with its metadata (an entry point in the "portside" group) and
+    # its source elsewhere, as an editable install leaves it; then edited in place.
+    site, source = portside.base / "site", portside.base / "src"
+    package = source / "portside_example_plugin"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from portside_example_plugin import helpers\n")
+    helper = package / "helpers.py"
+    helper.write_text("GREETING = 'hello'\n")
+    info = site / "portside_example_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: portside-example-plugin\nVersion: 0.1\n"
+    )
+    (info / "entry_points.txt").write_text("[portside]\nexample = portside_example_plugin\n")
+    path = os.pathsep.join([str(ROOT), str(site), str(source)])
+    assert portside.run("daemon", "start", PYTHONPATH=path).returncode == 0
+    repo = registry.ref("library/python")
+    assert portside.run("tags", repo, PYTHONPATH=path).returncode == 0
+    assert portside.served(PYTHONPATH=path) == 1
+    time.sleep(0.05)  # a distinct modification time, on coarse clocks too
+    with helper.open("r+") as file:  # in place: no directory changes
+        file.write("GREETING = 'howdy'\n")
+    cold = str(portside.base / "cold-cache")
+    after = portside.run("tags", repo, PYTHONPATH=path, PORTSIDE_CACHE_DIR=cold)
+    assert after.returncode == 0, after.stderr  # answered in-process
+    portside.wait_for(lambda: portside.status(PYTHONPATH=path) == {}, "the stale daemon stopped")
+    assert "code changed" in portside.log()
+    assert "helpers.py" in portside.log()
+
+
 def test_runtime_directory_must_be_private(portside: Portside, registry: Registry) -> None:
     portside.runtime.chmod(0o755)
     start = portside.run("daemon", "start")
