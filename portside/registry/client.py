@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +67,13 @@ def _pull(ref: Reference) -> tuple[Scope, ...]:
 
 def _push(ref: Reference, *extra: Scope) -> tuple[Scope, ...]:
     return (Scope("repository", ref.repository, ("pull", "push")), *extra)
+
+
+def _raise_for_status(
+    response: Response, ref: Reference, *, what: str, ok: Sequence[int] = (200,)
+) -> None:
+    """:func:`raise_for_status` for a request about ``ref``'s repository."""
+    raise_for_status(response, registry=ref.registry, repository=ref.repository, what=what, ok=ok)
 
 
 def _digest_header(response: Response, ref: Reference) -> Digest | None:
@@ -208,9 +215,7 @@ class RegistryClient:
             )
             if page == 0 and etag and response.status == 304:
                 return TagListing(None, etag)
-            raise_for_status(
-                response, registry=ref.registry, repository=ref.repository, what="tag list"
-            )
+            _raise_for_status(response, ref, what="tag list")
             tags.extend(self._parse_tags(response, ref))
             next_url = _next_link(response)
             if next_url is None:
@@ -334,24 +339,27 @@ class RegistryClient:
 
     # -- manifests -------------------------------------------------------------------
 
+    async def _manifest_request(
+        self, ref: Reference, method: str, *, max_bytes: int | None = None
+    ) -> Response:
+        """``method`` (HEAD or GET) on ``ref``'s manifest, accepting every type we read."""
+        response = await self._request(
+            ref,
+            method,
+            f"/v2/{ref.repository}/manifests/{ref.identifier}",
+            scopes=_pull(ref),
+            headers={"Accept": mt.MANIFEST_ACCEPT},
+            max_bytes=max_bytes,
+        )
+        _raise_for_status(response, ref, what=f"manifest {ref.identifier}")
+        return response
+
     async def head_manifest(self, ref: Reference) -> Descriptor:
         """The descriptor a tag or digest points to now, without downloading the body.
 
         A registry that does not send ``Docker-Content-Digest`` on HEAD costs a GET.
         """
-        response = await self._request(
-            ref,
-            "HEAD",
-            f"/v2/{ref.repository}/manifests/{ref.identifier}",
-            scopes=_pull(ref),
-            headers={"Accept": mt.MANIFEST_ACCEPT},
-        )
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what=f"manifest {ref.identifier}",
-        )
+        response = await self._manifest_request(ref, "HEAD")
         digest = _digest_header(response, ref)
         media_type = (response.headers.get("content-type") or "").split(";")[0].strip()
         length = response.headers.get("content-length")
@@ -375,19 +383,8 @@ class RegistryClient:
 
     async def get_manifest(self, ref: Reference) -> Manifest:
         """The manifest or index a tag or digest names, its digest verified."""
-        response = await self._request(
-            ref,
-            "GET",
-            f"/v2/{ref.repository}/manifests/{ref.identifier}",
-            scopes=_pull(ref),
-            headers={"Accept": mt.MANIFEST_ACCEPT},
-            max_bytes=self.options.max_manifest_bytes,
-        )
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what=f"manifest {ref.identifier}",
+        response = await self._manifest_request(
+            ref, "GET", max_bytes=self.options.max_manifest_bytes
         )
         raw = response.content
         expected = ref.digest or _digest_header(response, ref)
@@ -459,13 +456,7 @@ class RegistryClient:
             headers={"Content-Type": media_type},
             content=raw,
         )
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what=f"manifest upload {identifier}",
-            ok=(200, 201, 202),
-        )
+        _raise_for_status(response, ref, what=f"manifest upload {identifier}", ok=(200, 201, 202))
         answered = _digest_header(response, ref)
         if answered is not None and answered != digest:
             raise errors.DigestMismatch(
@@ -490,13 +481,7 @@ class RegistryClient:
             f"/v2/{ref.repository}/manifests/{ref.identifier}",
             scopes=(Scope("repository", ref.repository, ("delete",)),),
         )
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what=f"delete {ref.identifier}",
-            ok=(200, 202),
-        )
+        _raise_for_status(response, ref, what=f"delete {ref.identifier}", ok=(200, 202))
 
     # -- blobs -----------------------------------------------------------------------
 
@@ -524,9 +509,7 @@ class RegistryClient:
             stream=True,
             max_bytes=max_bytes if max_bytes is not None else 1 << 62,
         )
-        raise_for_status(
-            response, registry=ref.registry, repository=ref.repository, what=f"blob {digest.short}"
-        )
+        _raise_for_status(response, ref, what=f"blob {digest.short}")
         assert response.stream is not None
         hasher = hashlib.new(digest.algorithm)
         total = 0
@@ -579,9 +562,7 @@ class RegistryClient:
         )
         if response.status == 404:
             return None
-        raise_for_status(
-            response, registry=ref.registry, repository=ref.repository, what=f"blob {digest.short}"
-        )
+        _raise_for_status(response, ref, what=f"blob {digest.short}")
         length = response.headers.get("content-length", "")
         return int(length) if length.isdigit() else 0
 
@@ -630,13 +611,7 @@ class RegistryClient:
                 headers={"Content-Type": "application/octet-stream"},
                 content=data,
             )
-            raise_for_status(
-                put,
-                registry=ref.registry,
-                repository=ref.repository,
-                what=f"blob upload {digest.short}",
-                ok=(201, 204),
-            )
+            _raise_for_status(put, ref, what=f"blob upload {digest.short}", ok=(201, 204))
         except BaseException:
             await self.cancel_upload(ref, location)
             raise
@@ -653,13 +628,7 @@ class RegistryClient:
             scopes=_push(ref),
             content=b"",
         )
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what="blob upload start",
-            ok=(202,),
-        )
+        _raise_for_status(response, ref, what="blob upload start", ok=(202,))
         minimum = response.headers.get("oci-chunk-min-length", "")
         return self._location(ref, response), int(minimum) if minimum.isdigit() else 0
 
@@ -724,13 +693,7 @@ class RegistryClient:
         if response.status == 202 and response.headers.get("location"):
             await self.cancel_upload(ref, self._location(ref, response))
             return False
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what=f"mount of blob {digest.short}",
-            ok=(201, 202),
-        )
+        _raise_for_status(response, ref, what=f"mount of blob {digest.short}", ok=(201, 202))
         return False
 
     async def upload_blob_file(
@@ -874,12 +837,8 @@ class RegistryClient:
                 if response.status == 202:
                     return self._location(ref, response), resumes
                 if response.status != 416 and response.status < 500:
-                    raise_for_status(
-                        response,
-                        registry=ref.registry,
-                        repository=ref.repository,
-                        what=f"blob chunk at {start + sent}",
-                        ok=(202,),
+                    _raise_for_status(
+                        response, ref, what=f"blob chunk at {start + sent}", ok=(202,)
                     )
             except (errors.RegistryUnreachable, errors.ServerError) as exc:
                 failure = exc
@@ -913,13 +872,7 @@ class RegistryClient:
         session, and a session that got exactly one byte is not a case worth the risk.
         """
         response = await self._upload_request(ref, "GET", location)
-        raise_for_status(
-            response,
-            registry=ref.registry,
-            repository=ref.repository,
-            what="upload status",
-            ok=(204,),
-        )
+        _raise_for_status(response, ref, what="upload status", ok=(204,))
         value = response.headers.get("range", "")
         start, _, end = value.partition("-")
         have = int(end) + 1 if end.isdigit() and start.strip() == "0" and end != "0" else 0
@@ -943,13 +896,7 @@ class RegistryClient:
             raise
         if put.status not in (201, 204) and await self.blob_exists(ref, digest) is not None:
             return  # a retried PUT whose first try succeeded: the session is gone, the blob is not
-        raise_for_status(
-            put,
-            registry=ref.registry,
-            repository=ref.repository,
-            what=f"blob upload {digest.short}",
-            ok=(201, 204),
-        )
+        _raise_for_status(put, ref, what=f"blob upload {digest.short}", ok=(201, 204))
 
     async def copy_blob(
         self,
@@ -1013,9 +960,7 @@ class RegistryClient:
                 entries = [e for e in entries if e.artifact_type == artifact_type]
             return entries
         if response.status not in (404, 400):
-            raise_for_status(
-                response, registry=ref.registry, repository=ref.repository, what="referrers"
-            )
+            _raise_for_status(response, ref, what="referrers")
         fallback = ref.with_tag(_referrers_tag(ref.digest))
         fallback = Reference(fallback.registry, fallback.repository, fallback.tag, None)
         try:
