@@ -733,29 +733,24 @@ class RegistryClient:
                         return
                     yield block
 
-        try:
+        async def upload(mount: str | None) -> UploadResult:
             return await self.upload_blob_chunks(
                 ref,
                 pieces(),
                 digest=digest,
                 size=size,
-                mount_from=mount_from,
+                mount_from=mount,
                 chunk_size=chunk,
                 progress=progress,
                 max_resumes=max_resumes,
             )
+
+        try:
+            return await upload(mount_from)
         except (errors.NotFound, errors.RegistryUnreachable, errors.ServerError):
             # The session could not be resumed (some registries invalidate it when an
             # answer is lost). A file can be read again: start one fresh session.
-            return await self.upload_blob_chunks(
-                ref,
-                pieces(),
-                digest=digest,
-                size=size,
-                chunk_size=chunk,
-                progress=progress,
-                max_resumes=max_resumes,
-            )
+            return await upload(None)
 
     async def upload_blob_chunks(
         self,
