@@ -53,6 +53,13 @@ def isolated(docker_config: DockerConfig, no_machine_credentials: Path) -> Docke
     return docker_config
 
 
+@pytest.fixture
+def issuer(token_registry: Registry) -> TokenIssuer:
+    """``token_registry``'s own token issuer, which records every token request."""
+    assert token_registry.token_issuer is not None
+    return token_registry.token_issuer
+
+
 def client(**options: Any) -> RegistryClient:
     return RegistryClient(dataclasses.replace(FAST, **options))
 
@@ -143,10 +150,12 @@ async def test_ping_plain_registry_is_anonymous(
     assert all(r.authorization is None for r in proxy.requests)
 
 
-async def test_ping_bearer_registry_runs_the_token_flow(token_registry: Registry) -> None:
+async def test_ping_bearer_registry_runs_the_token_flow(
+    token_registry: Registry, issuer: TokenIssuer
+) -> None:
     async with client() as c:
         await c.ping(token_registry.host)
-    [request] = token_registry.token_issuer.token_requests()  # type: ignore[union-attr]
+    [request] = issuer.token_requests()
     assert request.method == "GET"
     assert request.param("service") == "portside-test"
     assert request.params("scope") == []
@@ -223,11 +232,9 @@ def _variants(issuer: TokenIssuer) -> dict[str, list[tuple[str, str]]]:
     ],
 )
 async def test_challenges_are_parsed_exactly(
-    variant: str, token_registry: Registry, proxy_factory: ProxyFactory
+    variant: str, token_registry: Registry, issuer: TokenIssuer, proxy_factory: ProxyFactory
 ) -> None:
     seed_app(token_registry)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     proxy = proxy_factory(token_registry)
     proxy.set_headers("GET", r"/tags/list$", _variants(issuer)[variant], times=1)
     async with client() as c:
@@ -240,7 +247,10 @@ async def test_challenges_are_parsed_exactly(
 
 
 async def test_unknown_schemes_only_report_the_401(
-    token_registry: Registry, proxy_factory: ProxyFactory, isolated: DockerConfig
+    token_registry: Registry,
+    issuer: TokenIssuer,
+    proxy_factory: ProxyFactory,
+    isolated: DockerConfig,
 ) -> None:
     seed_app(token_registry)
     proxy = proxy_factory(token_registry)
@@ -256,7 +266,7 @@ async def test_unknown_schemes_only_report_the_401(
     assert caught.value.status == 401
     # Tried anonymously, once; nothing was sent anywhere.
     assert [r.authorization for r in after_probe(proxy)] == [None]
-    assert token_registry.token_issuer.token_requests() == []  # type: ignore[union-attr]
+    assert issuer.token_requests() == []
     assert_no_secret(caught.value, secrets_of(token_registry))
 
 
@@ -264,7 +274,7 @@ async def test_unknown_schemes_only_report_the_401(
 
 
 async def test_several_scopes_one_parameter_each(
-    token_registry: Registry, isolated: DockerConfig
+    token_registry: Registry, issuer: TokenIssuer, isolated: DockerConfig
 ) -> None:
     source = seed_app(token_registry, "library/src")
     login(isolated, token_registry.host, *token_registry.basic_auth)  # type: ignore[misc]
@@ -277,8 +287,6 @@ async def test_several_scopes_one_parameter_each(
             mount_from="library/src",
         )
     assert result.mounted
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     mount = [r for r in issuer.token_requests() if len(r.params("scope")) > 1]
     assert len(mount) == 1
     assert sorted(mount[0].params("scope")) == [
@@ -290,11 +298,9 @@ async def test_several_scopes_one_parameter_each(
 
 
 async def test_scope_with_host_and_port_is_not_split(
-    token_registry: Registry, proxy_factory: ProxyFactory
+    token_registry: Registry, issuer: TokenIssuer, proxy_factory: ProxyFactory
 ) -> None:
     seed_app(token_registry)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     proxy = proxy_factory(token_registry)
     mirrored = f"repository:{token_registry.host}/{REPO}:pull"
     proxy.set_headers(
@@ -314,11 +320,9 @@ async def test_scope_with_host_and_port_is_not_split(
 
 @pytest.mark.parametrize("shape", ["token", "access_token", "both"])
 async def test_token_response_fields(
-    shape: str, token_registry: Registry, proxy_factory: ProxyFactory
+    shape: str, token_registry: Registry, issuer: TokenIssuer, proxy_factory: ProxyFactory
 ) -> None:
     seed_app(token_registry)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     issuer.shape = shape  # type: ignore[assignment]
     proxy = proxy_factory(token_registry)
     async with client() as c:
@@ -340,10 +344,10 @@ async def test_token_response_fields(
     ],
 )
 async def test_bad_token_responses_are_clear_errors(
-    shape: str, error: type[Exception], text: str, token_registry: Registry
+    shape: str, error: type[Exception], text: str, token_registry: Registry, issuer: TokenIssuer
 ) -> None:
     seed_app(token_registry)
-    token_registry.token_issuer.shape = shape  # type: ignore[union-attr]
+    issuer.shape = shape  # type: ignore[assignment]
     started = time.monotonic()
     async with client() as c:
         with pytest.raises(error, match=text):
@@ -394,11 +398,10 @@ async def test_token_lifetime_and_renewal_before_expiry(
     reuse_at: float,
     renew_at: float,
     token_registry: Registry,
+    issuer: TokenIssuer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seed_app(token_registry)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     issuer.expires_in = expires_in
     issuer.issued_at_offset = issued_at_offset
     issuer.lifetime = 3600  # the JWT itself stays valid for the registry
@@ -416,25 +419,28 @@ async def test_token_lifetime_and_renewal_before_expiry(
         assert len(issuer.token_requests()) == 2
 
 
-async def test_cached_token_reused_across_operations(token_registry: Registry) -> None:
+async def test_cached_token_reused_across_operations(
+    token_registry: Registry, issuer: TokenIssuer
+) -> None:
     seed_app(token_registry)
     target = ref(token_registry.host)
     async with client() as c:
         await c.list_tags(target)
         await c.head_manifest(target)
         await c.get_manifest(target)
-    assert len(token_registry.token_issuer.token_requests()) == 1  # type: ignore[union-attr]
+    assert len(issuer.token_requests()) == 1
 
 
 # --- per-scope tokens, insufficient scope, grants below what was asked ---------------
 
 
 async def test_pull_token_is_never_used_for_a_push(
-    token_registry: Registry, proxy_factory: ProxyFactory, isolated: DockerConfig
+    token_registry: Registry,
+    issuer: TokenIssuer,
+    proxy_factory: ProxyFactory,
+    isolated: DockerConfig,
 ) -> None:
     seed_app(token_registry)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     proxy = proxy_factory(token_registry)
     login(isolated, proxy.host, *token_registry.basic_auth)  # type: ignore[misc]
     blob = b"portside auth layer " * 10
@@ -456,10 +462,11 @@ async def test_pull_token_is_never_used_for_a_push(
 
 
 async def test_insufficient_scope_on_push_reasks_once_with_wider_scope(
-    token_registry: Registry, proxy_factory: ProxyFactory, isolated: DockerConfig
+    token_registry: Registry,
+    issuer: TokenIssuer,
+    proxy_factory: ProxyFactory,
+    isolated: DockerConfig,
 ) -> None:
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     proxy = proxy_factory(token_registry)
     login(isolated, proxy.host, *token_registry.basic_auth)  # type: ignore[misc]
     pushes: list[str] = []
@@ -494,10 +501,8 @@ async def test_insufficient_scope_on_push_reasks_once_with_wider_scope(
 
 
 async def test_token_granting_less_than_asked_is_denied(
-    token_registry: Registry, isolated: DockerConfig
+    token_registry: Registry, issuer: TokenIssuer, isolated: DockerConfig
 ) -> None:
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     issuer.grant = grant_only({"pull"})
     login(isolated, token_registry.host, *token_registry.basic_auth)  # type: ignore[misc]
     async with client() as c:
@@ -531,9 +536,10 @@ async def test_wrong_password_names_the_source_never_the_password(
 
 async def test_anonymous_refused_by_token_server_is_unauthorized(
     token_registry: Registry,
+    issuer: TokenIssuer,
 ) -> None:
     seed_app(token_registry)
-    token_registry.token_issuer.anonymous = "reject"  # type: ignore[union-attr]
+    issuer.anonymous = "reject"
     async with client() as c:
         with pytest.raises(errors.Unauthorized, match=r"no anonymous access.*docker login"):
             await c.list_tags(ref(token_registry.host))
@@ -545,11 +551,13 @@ async def test_anonymous_refused_by_token_server_is_unauthorized(
 @pytest.mark.parametrize("source", ["identitytoken", "helper"])
 @pytest.mark.parametrize("post_enabled", [True, False])
 async def test_identity_token_uses_oauth2_refresh_grant(
-    source: str, post_enabled: bool, token_registry: Registry, isolated: DockerConfig
+    source: str,
+    post_enabled: bool,
+    token_registry: Registry,
+    issuer: TokenIssuer,
+    isolated: DockerConfig,
 ) -> None:
     seed_app(token_registry)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     issuer.post_enabled = post_enabled
     refresh = issuer.issue_refresh_token("portside")
     host = token_registry.host
@@ -585,14 +593,13 @@ async def test_identity_token_uses_oauth2_refresh_grant(
 
 async def test_refresh_token_goes_only_to_the_realm_that_issued_it(
     token_registry: Registry,
+    issuer: TokenIssuer,
     proxy_factory: ProxyFactory,
     recorder: Recorder,
     isolated: DockerConfig,
 ) -> None:
     for repo in (REPO, "library/two", "library/three"):
         seed_app(token_registry, repo)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     learned = issuer.issue_refresh_token("portside")
     issuer.extra_fields = {"refresh_token": learned}
     proxy = proxy_factory(token_registry)
@@ -625,12 +632,10 @@ async def test_refresh_token_goes_only_to_the_realm_that_issued_it(
 
 
 async def test_refused_learned_refresh_token_falls_back_to_the_password(
-    token_registry: Registry, isolated: DockerConfig
+    token_registry: Registry, issuer: TokenIssuer, isolated: DockerConfig
 ) -> None:
     for repo in (REPO, "library/two"):
         seed_app(token_registry, repo)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     issuer.extra_fields = {"refresh_token": "rt-the-issuer-will-not-honour"}
     login(isolated, token_registry.host, *token_registry.basic_auth)  # type: ignore[misc]
     async with client() as c:
@@ -644,13 +649,13 @@ async def test_refused_learned_refresh_token_falls_back_to_the_password(
 
 
 async def test_anonymous_sends_no_authorization_and_no_account(
-    token_registry: Registry, proxy_factory: ProxyFactory
+    token_registry: Registry, issuer: TokenIssuer, proxy_factory: ProxyFactory
 ) -> None:
     seed_app(token_registry)
     proxy = proxy_factory(token_registry)
     async with client() as c:
         assert await c.list_tags(ref(proxy.host)) == ["1.0"]
-    [request] = token_registry.token_issuer.token_requests()  # type: ignore[union-attr]
+    [request] = issuer.token_requests()
     assert request.authorization is None
     assert "account" not in request.query
     assert "account" not in request.target
@@ -731,13 +736,14 @@ async def test_credentials_go_only_to_their_exact_host(
 
 
 async def test_hostile_token_registry_never_gets_other_hosts_credentials(
-    token_registry: Registry, proxy_factory: ProxyFactory, isolated: DockerConfig
+    token_registry: Registry,
+    issuer: TokenIssuer,
+    proxy_factory: ProxyFactory,
+    isolated: DockerConfig,
 ) -> None:
     seed_app(token_registry)
     login(isolated, token_registry.host, *token_registry.basic_auth)  # type: ignore[misc]
     hostile = proxy_factory(token_registry)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     async with client() as c:
         await c.list_tags(ref(token_registry.host))
         before = len(issuer.token_requests())
@@ -765,6 +771,7 @@ async def test_realm_with_bad_scheme_or_shape_is_refused(
     realm: str,
     error: type[Exception],
     token_registry: Registry,
+    issuer: TokenIssuer,
     proxy_factory: ProxyFactory,
     isolated: DockerConfig,
 ) -> None:
@@ -778,7 +785,7 @@ async def test_realm_with_bad_scheme_or_shape_is_refused(
         with pytest.raises(error) as caught:
             await c.list_tags(ref(proxy.host))
     assert_no_secret(caught.value, secrets_of(token_registry))
-    assert token_registry.token_issuer.token_requests() == []  # type: ignore[union-attr]
+    assert issuer.token_requests() == []
 
 
 async def test_https_registry_plain_http_realm_is_refused(
@@ -949,6 +956,7 @@ async def test_token_registry_end_to_end_with_skopeo(
 
 async def test_token_post_redirected_elsewhere_keeps_the_refresh_token_home(
     token_registry: Registry,
+    issuer: TokenIssuer,
     proxy_factory: ProxyFactory,
     recorder: Recorder,
     isolated: DockerConfig,
@@ -956,8 +964,6 @@ async def test_token_post_redirected_elsewhere_keeps_the_refresh_token_home(
     """A realm that 307-redirects the OAuth2 POST to another origin gets refused: the
     body holds the refresh token, and a redirect must not carry it to another host."""
     seed_app(token_registry)
-    issuer = token_registry.token_issuer
-    assert issuer is not None
     refresh = issuer.issue_refresh_token("portside")
     realm_proxy = proxy_factory(issuer.realm.rsplit("/", 1)[0])
     realm_proxy.redirect("POST", r"/token", recorder.url, status=307)
