@@ -373,21 +373,15 @@ def _evaluate(expr: Expr, row: _Row, now: dt.datetime) -> bool | None:
     if isinstance(expr, Not):
         inner = _evaluate(expr.item, row, now)
         return None if inner is None else not inner
-    if isinstance(expr, And):
-        result: bool | None = True
-        for item in expr.items:
-            v = _evaluate(item, row, now)
-            if v is False:
-                return False
-            if v is None:
-                result = None
-        return result
-    assert isinstance(expr, Or)
-    result = False
+    assert isinstance(expr, (And, Or))
+    # One item equal to ``decisive`` settles the whole (False for And, True for Or);
+    # without one, an unknown item leaves the whole unknown.
+    decisive = isinstance(expr, Or)
+    result: bool | None = not decisive
     for item in expr.items:
         v = _evaluate(item, row, now)
-        if v is True:
-            return True
+        if v is decisive:
+            return decisive
         if v is None:
             result = None
     return result
