@@ -78,6 +78,22 @@ def cached_for(store: CacheStore, **kwargs: object) -> CachedRegistry:
     return CachedRegistry(store=store, **kwargs)  # type: ignore[arg-type]
 
 
+def publish_1_2(registry: Registry) -> None:
+    """The registry moves on: a new image of ``app/web``, tagged 1.2."""
+    seed.push_image(registry, "app/web", seed.build_image("web-3"), ["1.2"], via="fs")
+
+
+async def stale_cached_tags(
+    store: CacheStore, clock: Clock, ref: Reference, registry: Registry
+) -> None:
+    """Leave ``app/web``'s tag list in the cache stale and behind the registry: cached
+    as 1.0 and 1.1, then 1.2 published and an hour gone by."""
+    async with cached_for(store, clock=clock) as warmup:
+        await warmup.tags(ref)
+    publish_1_2(registry)
+    clock.now += 3600
+
+
 # -- the store ----------------------------------------------------------------------------
 
 
@@ -273,7 +289,7 @@ async def test_fresh_then_stale_refreshes_inline(
     ref = Reference.parse(f"{proxy.host}/app/web")
     async with cached_for(store, clock=clock, tags_ttl=60) as cached:
         assert sorted(await cached.tags(ref)) == ["1.0", "1.1"]
-        seed.push_image(app_registry, "app/web", seed.build_image("web-3"), ["1.2"], via="fs")
+        publish_1_2(app_registry)
         clock.now += 59
         assert sorted(await cached.tags(ref)) == ["1.0", "1.1"], "fresh: no refetch"
         assert count(proxy, "/tags/list") == 1
@@ -305,7 +321,7 @@ async def test_stale_tag_list_revalidates_with_etag(
         await cached.tags(ref)
         assert count(proxy, "/tags/list") == 2
         # Past the TTL, a registry answering 200 replaces the list (and its ETag).
-        seed.push_image(app_registry, "app/web", seed.build_image("web-3"), ["1.2"], via="fs")
+        publish_1_2(app_registry)
         clock.now += 2
         assert sorted(await cached.tags(ref)) == ["1.0", "1.1", "1.2"]
     assert store.get_entry(("tags", ref.registry, ref.repository)).etag is None  # type: ignore[union-attr]
@@ -317,10 +333,7 @@ async def test_stale_while_revalidate(
     proxy = proxy_factory(app_registry)
     clock = Clock()
     ref = Reference.parse(f"{proxy.host}/app/web")
-    async with cached_for(store, clock=clock) as warmup:
-        await warmup.tags(ref)
-    seed.push_image(app_registry, "app/web", seed.build_image("web-3"), ["1.2"], via="fs")
-    clock.now += 3600
+    await stale_cached_tags(store, clock, ref, app_registry)
     # Slow registry: the stale answer must not wait for it.
     proxy.delay("GET", r"/tags/list$", 1.0)
     async with cached_for(store, clock=clock, allow_stale=True) as cached:
@@ -617,10 +630,7 @@ async def test_background_refresh_survives_a_cancelled_joiner(
     proxy = proxy_factory(app_registry)
     clock = Clock()
     ref = Reference.parse(f"{proxy.host}/app/web")
-    async with cached_for(store, clock=clock) as warmup:
-        await warmup.tags(ref)
-    seed.push_image(app_registry, "app/web", seed.build_image("web-3"), ["1.2"], via="fs")
-    clock.now += 3600
+    await stale_cached_tags(store, clock, ref, app_registry)
     proxy.delay("GET", r"/tags/list$", 0.5, times=1)
     async with cached_for(store, clock=clock, allow_stale=True) as cached:
         assert sorted(await cached.tags(ref)) == ["1.0", "1.1"]  # stale; refresh spawned
