@@ -47,7 +47,7 @@ from portside.errors import ConfigError
 
 TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
 # v? numbers [u update] [pre-release word [number]] [_build]
 _VERSION = re.compile(
@@ -394,6 +394,20 @@ def _levels(allow_levels: Iterable[str]) -> frozenset[str]:
     return frozenset(allowed)
 
 
+def _other_versions(
+    current_tag: str, tags: Iterable[str], scheme: VersionScheme
+) -> Iterator[TagVersion]:
+    """The versions ``scheme`` reads in ``tags``, each tag once, ``current_tag`` left out."""
+    seen = {current_tag}
+    for tag in tags:
+        if tag in seen:
+            continue
+        seen.add(tag)
+        version = scheme.parse(tag)
+        if version is not None:
+            yield version
+
+
 def newer_in_line(
     current_tag: str,
     tags: Iterable[str],
@@ -411,19 +425,16 @@ def newer_in_line(
     if current is None:
         return []
     allowed = _levels(allow_levels)
-    found: dict[str, TagVersion] = {}
-    for tag in tags:
-        if tag == current_tag or tag in found:
-            continue
-        candidate = scheme.parse(tag)
-        if candidate is None or not scheme.is_compatible(current, candidate):
+    found: list[TagVersion] = []
+    for candidate in _other_versions(current_tag, tags, scheme):
+        if not scheme.is_compatible(current, candidate):
             continue
         if not scheme.offers_prerelease(current, candidate):
             continue
         level = scheme.update_level(current, candidate)
         if level is not None and level in allowed:
-            found[tag] = candidate
-    return _newest_first(current, found.values())
+            found.append(candidate)
+    return _newest_first(current, found)
 
 
 def newest_in_line(
@@ -448,18 +459,14 @@ def variant_updates(
     current = scheme.parse(current_tag)
     if current is None:
         return []
-    found: dict[str, TagVersion] = {}
-    for tag in tags:
-        if tag == current_tag or tag in found:
-            continue
-        candidate = scheme.parse(tag)
-        if candidate is not None and scheme.variant_update(current, candidate):
-            found[tag] = candidate
+    found = [
+        v for v in _other_versions(current_tag, tags, scheme) if scheme.variant_update(current, v)
+    ]
     # The smallest change first: the same version on the newest variant when the image
     # has it (3.12-slim-bookworm -> 3.12-slim-trixie; moving on to 3.13 is a separate
     # "stale" decision); otherwise newest variant, then newest version (a line stuck on
     # a variant that is no longer built: 1.2.3-alpine3.20 -> 1.2.4-alpine3.21).
-    ordered = sorted(found.values(), key=lambda v: v.tag)
+    ordered = sorted(found, key=lambda v: v.tag)
     ordered.sort(key=lambda v: (v.key == current.key, _variant_rank(v), v.key), reverse=True)
     return [v.tag for v in ordered]
 
