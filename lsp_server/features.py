@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -601,6 +601,25 @@ def references(
     return [lsp.Location(uri=uri, range=codec.range(r)) for r in out]
 
 
+def image_refs(images: Iterable[ImageUse]) -> Iterator[tuple[int, ImageUse, Reference]]:
+    """The registry images among ``images`` (no stages, no scratch): index, use, parsed
+    reference. One that does not parse is passed over; the diagnostics report it."""
+    for index, use in enumerate(images):
+        if not use.is_image or use.resolved is None:
+            continue
+        try:
+            ref = Reference.parse(use.resolved)
+        except errors.InvalidReference:
+            continue
+        yield index, use, ref
+
+
+def literal_image_names(doc: Dockerfile) -> set[str]:
+    """Familiar names of the images written out (no ARG in them): the workspace's
+    images that completion offers."""
+    return {ref.familiar_name for _, use, ref in image_refs(doc.images) if "$" not in use.text}
+
+
 def registry_page(ref: Reference) -> str | None:
     """The image's page on its registry's website, where there is a well-known one."""
     if ref.registry == "docker.io":
@@ -619,13 +638,7 @@ def registry_page(ref: Reference) -> str | None:
 
 def document_links(doc: Dockerfile, codec: Codec) -> list[lsp.DocumentLink]:
     out = []
-    for use in doc.images:
-        if not use.is_image or use.resolved is None:
-            continue
-        try:
-            ref = Reference.parse(use.resolved)
-        except errors.InvalidReference:
-            continue
+    for _, use, ref in image_refs(doc.images):
         target = registry_page(ref)
         if target:
             out.append(

@@ -340,15 +340,10 @@ def create_server() -> PortsideLanguageServer:
         if snap is None or snap.too_large or not server.settings.inlay_hints:
             return []
         infos = {}
-        for index, use in enumerate(snap.doc.images):
-            if use.is_image and use.resolved:
-                try:
-                    ref = Reference.parse(use.resolved)
-                except errors.InvalidReference:
-                    continue
-                info = server.cached_info(ref, server._platform(use))
-                if info is not None:
-                    infos[index] = info
+        for index, use, ref in features.image_refs(snap.doc.images):
+            info = server.cached_info(ref, server._platform(use))
+            if info is not None:
+                infos[index] = info
         published = server.published.get(snap.uri)
         findings = published.findings if published is not None else []
         return features.inlay_hints(

@@ -14,7 +14,6 @@ published for a document that is still open at the version they were computed fo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -271,10 +270,7 @@ class PortsideLanguageServer(LanguageServer):
         return Snapshot(uri, document.version, text, doc, Codec(doc.document, encoding), path)
 
     def _remember_images(self, doc: Dockerfile) -> None:
-        for use in doc.images:
-            if use.is_image and use.resolved and "$" not in use.text:
-                with contextlib.suppress(errors.InvalidReference):
-                    self.workspace_images.add(Reference.parse(use.resolved).familiar_name)
+        self.workspace_images |= features.literal_image_names(doc)
 
     def policy_config(self, path: Path | None) -> tuple[PolicyConfig, str | None]:
         start = path.parent if path is not None else self.root
@@ -486,13 +482,7 @@ class PortsideLanguageServer(LanguageServer):
     def _warm_infos(self, snap: Snapshot, registry: GatedRegistry) -> None:
         """Fetch what hover and inlay hints show for the document's images, quietly."""
         wanted = []
-        for use in snap.doc.images[:30]:
-            if not use.is_image or use.resolved is None:
-                continue
-            try:
-                ref = Reference.parse(use.resolved)
-            except errors.InvalidReference:
-                continue
+        for _, use, ref in features.image_refs(snap.doc.images[:30]):
             if not registry.permitted(ref.registry):
                 continue
             platform = self._platform(use)
@@ -758,10 +748,7 @@ class PortsideLanguageServer(LanguageServer):
                     continue
                 if len(text) > 500_000:
                     continue
-                for use in parse(text).images:
-                    if use.is_image and use.resolved and "$" not in use.text:
-                        with contextlib.suppress(errors.InvalidReference):
-                            names.add(Reference.parse(use.resolved).familiar_name)
+                names |= features.literal_image_names(parse(text))
             return names
 
         self.workspace_images |= await asyncio.to_thread(scan)
