@@ -65,7 +65,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,6 +75,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the harness: same registry setup as the tests
 
+from harness.project import make_project, write_pyproject  # noqa: E402
 from harness.registry import Registry  # noqa: E402
 from portside.build._proc import CONTAINERS_CONF  # noqa: E402  (what buildah needs here)
 from portside.registry.mediatypes import (  # noqa: E402
@@ -249,32 +249,10 @@ def make_base_image(root: Path) -> tuple[str, int]:
     return _finish_layout(root, [layer], {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]})
 
 
-def make_app(root: Path) -> Path:
-    """A tiny pure-Python project built with hatchling (as in tests/test_build_native.py)."""
-    (root / "hello").mkdir(parents=True)
-    (root / "hello" / "__init__.py").write_text('GREETING = "hello"\n')
-    (root / "hello" / "__main__.py").write_text("from hello import GREETING\nprint(GREETING)\n")
-    return root
-
-
 def write_app_config(root: Path, base: str, destination: str) -> None:
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [build-system]
-            requires = ["hatchling"]
-            build-backend = "hatchling.build"
-
-            [project]
-            name = "hello"
-            version = "1.0.0"
-
-            [tool.portside.image]
-            builder = "native"
-            base = "{base}"
-            destinations = ["{destination}"]
-            """
-        )
+    """The app's pyproject.toml: built natively from ``base``, pushed to ``destination``."""
+    write_pyproject(
+        root, "1.0.0", image={"builder": "native", "base": base, "destinations": [destination]}
     )
 
 
@@ -521,7 +499,7 @@ def bench_build(
         raise SystemExit("needs the Debian package buildah")
     base_layout = work / "base"
     make_base_image(base_layout)
-    app = make_app(work / "app")
+    app = make_project(work / "app", "1.0.0")  # the test suite's app
     dockerfile = work / "Dockerfile"
     timings: dict[str, list[float]] = {
         "portside build (native)": [],

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from harness.dockerconfig import write_docker_config
+from harness.project import make_project
 from harness.registry import Registry, RegistryFactory
 from harness.seed import build_index, push_image
 from harness.skopeo import Skopeo, SkopeoError
@@ -30,27 +31,6 @@ from portside.publish import load_image_config
 from portside.reference import Digest
 
 EPOCH = 1_700_000_000
-
-
-def make_project(root: Path, version: str = "1.4.2") -> Path:
-    """A tiny pure-Python project built with hatchling (already in the dev venv)."""
-    (root / "hello").mkdir(parents=True)
-    (root / "hello" / "__init__.py").write_text('GREETING = "hello"\n')
-    (root / "hello" / "__main__.py").write_text("from hello import GREETING\nprint(GREETING)\n")
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [build-system]
-            requires = ["hatchling"]
-            build-backend = "hatchling.build"
-
-            [project]
-            name = "hello"
-            version = "{version}"
-            """
-        )
-    )
-    return root
 
 
 @pytest.fixture

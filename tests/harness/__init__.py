@@ -15,4 +15,5 @@ Modules, one concept each:
 - ``skopeo``: the real skopeo, for cross-checks.
 - ``proxy``: a fault-injecting proxy in front of the registry, and a recording "other host".
 - ``dockerconfig``: DOCKER_CONFIG directories and credential helper scripts.
+- ``project``: a tiny pure-Python project (``hello``) to build images from.
 """
