@@ -663,7 +663,7 @@ def inlay_hints(
     for finding in findings:
         if finding.kind == "stale" and finding.suggestion:
             newest = finding.suggestion.rsplit(":", 1)[-1].split("@", 1)[0]
-            stale[(finding.range.start.line, finding.range.start.character)] = newest
+            stale[image_key(finding.range)] = newest
     out = []
     for index, use in enumerate(doc.images):
         if not use.is_image:
@@ -677,7 +677,7 @@ def inlay_hints(
         old = age(info.created) if info is not None else None
         if old:
             parts.append(old)
-        available = stale.get((use.range.start.line, use.range.start.character))
+        available = stale.get(image_key(use.range))
         if available:
             parts.append(f"{available} available")
         if parts:
@@ -700,6 +700,12 @@ _TITLES = {
     "unpinned": "Pin to digest ({})",
     "latest": "Pin to digest ({})",
 }
+
+
+def image_key(where: Range) -> tuple[int, int]:
+    """How an image is keyed in ``pin_edits`` and ``updates``: by where it starts, which
+    is where the findings about it start too."""
+    return (where.start.line, where.start.character)
 
 
 def _overlaps(a: Range, b: Range) -> bool:
@@ -743,7 +749,7 @@ def code_actions(
 
     diagnostics = {id(f): to_diagnostics([f], codec)[0] for f in here}
     for finding in here:
-        options = (updates or {}).get((finding.range.start.line, finding.range.start.character))
+        options = (updates or {}).get(image_key(finding.range))
         levels = ("variant",) if finding.kind == "variant-update" else ("patch", "minor", "major")
         chosen = [o for o in options or () if o.level in levels]
         if finding.kind in ("stale", "variant-update") and chosen:
@@ -779,7 +785,7 @@ def code_actions(
                 )
             )
         elif finding.kind in ("unpinned", "latest") and pin_edits:
-            pin = pin_edits.get((finding.range.start.line, finding.range.start.character))
+            pin = pin_edits.get(image_key(finding.range))
             if pin is not None:
                 where, new_text, suggestion = pin
                 out.append(

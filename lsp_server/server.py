@@ -106,6 +106,25 @@ class Published:
 _EMPTY = parse("")
 
 
+def _flagged_images(
+    doc: Dockerfile, findings: list[policy.Finding], kinds: tuple[str, ...]
+) -> list[tuple[tuple[int, int], ImageUse, Reference]]:
+    """The images a finding of one of ``kinds`` is about, with their key (see
+    :func:`features.image_key`) and parsed reference; one that does not parse is left
+    out (it has no fix to offer)."""
+    starts = {features.image_key(f.range) for f in findings if f.kind in kinds}
+    out = []
+    for use in doc.images:
+        key = features.image_key(use.range)
+        if key not in starts or use.resolved is None:
+            continue
+        try:
+            out.append((key, use, Reference.parse(use.resolved)))
+        except errors.InvalidReference:
+            continue
+    return out
+
+
 class PortsideLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__(
@@ -655,18 +674,9 @@ class PortsideLanguageServer(LanguageServer):
         from portside import policy
 
         out: dict[tuple[int, int], tuple[Range, str, str]] = {}
-        starts = {
-            (f.range.start.line, f.range.start.character)
-            for f in findings
-            if f.kind in ("unpinned", "latest")
-        }
-        for use in snap.doc.images:
-            key = (use.range.start.line, use.range.start.character)
-            if key not in starts or use.resolved is None:
-                continue
+        for key, use, ref in _flagged_images(snap.doc, findings, ("unpinned", "latest")):
+            tag = ref.tag or "latest"
             try:
-                ref = Reference.parse(use.resolved)
-                tag = ref.tag or "latest"
                 descriptor = await self.budget(self.registry.resolve(ref.with_tag(tag)), 0.5)
             except (errors.PortsideError, TimeoutError):
                 continue
@@ -688,22 +698,14 @@ class PortsideLanguageServer(LanguageServer):
         options (newest patch / minor / major, variant), from cached data only."""
         from portside import policy
 
-        wanted = {
-            (f.range.start.line, f.range.start.character)
-            for f in findings
-            if f.kind in ("stale", "variant-update")
-        }
-        if not wanted:
+        flagged = _flagged_images(snap.doc, findings, ("stale", "variant-update"))
+        if not flagged:
             return {}
         offline = self.registry.cache_only
         config, _ = self.policy_config(snap.path)
         out: dict[tuple[int, int], list[policy.UpdateOption]] = {}
-        for use in snap.doc.images:
-            key = (use.range.start.line, use.range.start.character)
-            if key not in wanted or use.resolved is None:
-                continue
+        for key, use, ref in flagged:
             try:
-                ref = Reference.parse(use.resolved)
                 tags = offline.run_from_cache(offline.tags(ref.repository_ref()))
             except (NeedsNetwork, errors.PortsideError):
                 continue
