@@ -11,20 +11,13 @@ from pathlib import Path
 import pytest
 
 from harness import data, seed
+from harness.cli import run_portside
 from harness.registry import Registry
 
 
 def portside(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PORTSIDE_CACHE_DIR": str(cache), "DOCKER_CONFIG": str(cache / "docker")}
-    return subprocess.run(
-        [sys.executable, "-m", "portside", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {"PORTSIDE_CACHE_DIR": str(cache), "DOCKER_CONFIG": str(cache / "docker")}
+    return run_portside(*args, cwd=cwd, env=env)
 
 
 @pytest.fixture

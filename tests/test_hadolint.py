@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import test_lsp_server as lsp_tests
 from lsprotocol import types as lsp
 from test_lsp_server import Session, has
 
+from harness.cli import run_portside
 from portside import hadolint, policy
 from portside.config import PolicyConfig, load_config
 from portside.dockerfile import Dockerfile, Position, Range, parse
@@ -235,17 +234,8 @@ def test_fail_on_accepts_plugin_kinds() -> None:
 
 
 def portside(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PORTSIDE_CACHE_DIR": str(cwd / ".cache")}
-    env.pop(hadolint.ENV, None)
-    return subprocess.run(
-        [sys.executable, "-m", "portside", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {"PORTSIDE_CACHE_DIR": str(cwd / ".cache")}
+    return run_portside(*args, cwd=cwd, env=env, unset=[hadolint.ENV])
 
 
 def test_portside_check_json_and_sarif_carry_hadolint_findings(tmp_path: Path) -> None:

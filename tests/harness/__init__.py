@@ -16,4 +16,5 @@ Modules, one concept each:
 - ``proxy``: a fault-injecting proxy in front of the registry, and a recording "other host".
 - ``dockerconfig``: DOCKER_CONFIG directories and credential helper scripts.
 - ``project``: a tiny pure-Python project (``hello``) to build images from.
+- ``cli``: ``python -m portside`` run as a user runs it (a subprocess).
 """
