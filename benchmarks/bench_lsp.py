@@ -158,22 +158,41 @@ async def diagnostics_latency(
     return out
 
 
+def servers_to_measure(peer: str | None) -> list[tuple[str, list[str]]]:
+    """(name, command) of Portside's server and, given its path, docker-langserver."""
+    servers = [("portside", [sys.executable, "-m", "lsp_server"])]
+    if peer:
+        servers.append(("docker-langserver", [peer, "--stdio"]))
+    return servers
+
+
+def server_env(cache: Path) -> dict[str, str]:
+    """The servers' environment: this checkout's portside, caching in ``cache``."""
+    return {**os.environ, "PORTSIDE_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+
+
+async def startup_times(
+    name: str, command: list[str], env: dict[str, str], root: Path, runs: int
+) -> list[float]:
+    """Start-up to ``initialized`` in ms, of ``runs`` fresh servers one after another."""
+    startups = []
+    for _ in range(runs):
+        server = Server(name, command, env)
+        startups.append(await server.start(root) * 1000)
+        await server.stop()
+    return startups
+
+
 async def startup_only(args: argparse.Namespace) -> None:
     """Only start-up to ``initialized`` (no registry needed): ``--startup-only``."""
     work = Path(tempfile.mkdtemp(prefix="bench-lsp-"))
     try:
-        peers: list[tuple[str, list[str]]] = [("portside", [sys.executable, "-m", "lsp_server"])]
-        if args.peer:
-            peers.append(("docker-langserver", [args.peer, "--stdio"]))
-        for name, command in peers:
-            env = {**os.environ, "PORTSIDE_CACHE_DIR": str(work / "cache"), "PYTHONPATH": str(ROOT)}
+        for name, command in servers_to_measure(args.peer):
             root = work / f"ws-{name}"
             root.mkdir()
-            startups = []
-            for _ in range(args.startups):
-                server = Server(name, command, env)
-                startups.append(await server.start(root) * 1000)
-                await server.stop()
+            startups = await startup_times(
+                name, command, server_env(work / "cache"), root, args.startups
+            )
             print(
                 f"{name}: start-up to initialized median of {args.startups}: "
                 f"{statistics.median(startups):.0f} ms "
@@ -198,23 +217,13 @@ async def bench(args: argparse.Namespace) -> None:
         line_text = f"FROM {host}/library/python:3.12-slim-bookworm"
         results: dict[str, dict[str, str]] = {}
 
-        peers: list[tuple[str, list[str]]] = [
-            ("portside", [sys.executable, "-m", "lsp_server"]),
-        ]
-        if args.peer:
-            peers.append(("docker-langserver", [args.peer, "--stdio"]))
-        for name, command in peers:
+        for name, command in servers_to_measure(args.peer):
             row: dict[str, str] = {}
             cache = work / f"cache-{name}"
-            env = {**os.environ, "PORTSIDE_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+            env = server_env(cache)
             root = work / f"ws-{name}"
             root.mkdir()
-            # start-up
-            startups = []
-            for _ in range(args.startups):
-                server = Server(name, command, env)
-                startups.append(await server.start(root) * 1000)
-                await server.stop()
+            startups = await startup_times(name, command, env, root, args.startups)
             row[f"start-up to initialized (ms, median of {args.startups})"] = (
                 f"{statistics.median(startups):.0f}"
             )
