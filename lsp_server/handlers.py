@@ -98,8 +98,8 @@ def create_server() -> PortsideLanguageServer:
 
     @_safe(_none)
     async def completion(params: lsp.CompletionParams) -> lsp.CompletionList | None:
-        snap = server.snapshot(params.text_document.uri)
-        if snap is None or snap.too_large:
+        snap = server.analysable(params.text_document.uri)
+        if snap is None:
             return None
         position = snap.codec.to_core(params.position)
         context = features.completion_context(snap.doc, position)
@@ -204,8 +204,8 @@ def create_server() -> PortsideLanguageServer:
 
     @_safe(_none)
     async def hover(params: lsp.HoverParams) -> lsp.Hover | None:
-        snap = server.snapshot(params.text_document.uri)
-        if snap is None or snap.too_large:
+        snap = server.analysable(params.text_document.uri)
+        if snap is None:
             return None
         position = snap.codec.to_core(params.position)
         use = snap.doc.image_at(position)
@@ -250,8 +250,8 @@ def create_server() -> PortsideLanguageServer:
 
     @_safe(_empty)
     async def code_action(params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
-        snap = server.snapshot(params.text_document.uri)
-        if snap is None or snap.too_large:
+        snap = server.analysable(params.text_document.uri)
+        if snap is None:
             return []
         published = server.published.get(snap.uri)
         if published is not None and published.version == snap.version:
@@ -307,15 +307,15 @@ def create_server() -> PortsideLanguageServer:
 
     @_safe(_empty)
     async def document_symbol(params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
-        snap = server.snapshot(params.text_document.uri)
-        if snap is None or snap.too_large:
+        snap = server.analysable(params.text_document.uri)
+        if snap is None:
             return []
         return features.document_symbols(snap.doc, snap.codec)
 
     @_safe(_empty)
     async def definition(params: lsp.DefinitionParams) -> list[lsp.Location]:
-        snap = server.snapshot(params.text_document.uri)
-        if snap is None or snap.too_large:
+        snap = server.analysable(params.text_document.uri)
+        if snap is None:
             return []
         return features.definition(
             snap.doc, snap.codec.to_core(params.position), snap.uri, snap.codec
@@ -323,8 +323,8 @@ def create_server() -> PortsideLanguageServer:
 
     @_safe(_empty)
     async def references(params: lsp.ReferenceParams) -> list[lsp.Location]:
-        snap = server.snapshot(params.text_document.uri)
-        if snap is None or snap.too_large:
+        snap = server.analysable(params.text_document.uri)
+        if snap is None:
             return []
         return features.references(
             snap.doc,
@@ -336,8 +336,8 @@ def create_server() -> PortsideLanguageServer:
 
     @_safe(_empty)
     async def inlay_hint(params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
-        snap = server.snapshot(params.text_document.uri)
-        if snap is None or snap.too_large or not server.settings.inlay_hints:
+        snap = server.analysable(params.text_document.uri)
+        if snap is None or not server.settings.inlay_hints:
             return []
         infos = {}
         for index, use, ref in features.image_refs(snap.doc.images):
@@ -352,8 +352,8 @@ def create_server() -> PortsideLanguageServer:
 
     @_safe(_empty)
     async def document_link(params: lsp.DocumentLinkParams) -> list[lsp.DocumentLink]:
-        snap = server.snapshot(params.text_document.uri)
-        if snap is None or snap.too_large or not server.settings.document_links:
+        snap = server.analysable(params.text_document.uri)
+        if snap is None or not server.settings.document_links:
             return []
         return features.document_links(snap.doc, snap.codec)
 

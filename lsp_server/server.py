@@ -288,6 +288,12 @@ class PortsideLanguageServer(LanguageServer):
             self._remember_images(doc)
         return Snapshot(uri, document.version, text, doc, Codec(doc.document, encoding), path)
 
+    def analysable(self, uri: str) -> Snapshot | None:
+        """The open document ``uri``; None when it is not open or is too large to analyse
+        (requests about it then answer empty, and its diagnostic says why)."""
+        snap = self.snapshot(uri)
+        return None if snap is None or snap.too_large else snap
+
     def _remember_images(self, doc: Dockerfile) -> None:
         self.workspace_images |= features.literal_image_names(doc)
 
@@ -537,8 +543,8 @@ class PortsideLanguageServer(LanguageServer):
     async def pin_all(self, uri: str) -> dict[str, Any]:
         from portside.pin import plan_pin
 
-        snap = self.snapshot(uri)
-        if snap is None or snap.too_large:
+        snap = self.analysable(uri)
+        if snap is None:
             return {"changed": 0, "problems": ["the document is not open"]}
         config, _ = self.policy_config(snap.path)
         plan = await plan_pin(
@@ -650,8 +656,8 @@ class PortsideLanguageServer(LanguageServer):
         counts: dict[str, int] = {}
         try:
             for uri in uris:
-                snap = self.snapshot(uri)
-                if snap is None or snap.too_large:
+                snap = self.analysable(uri)
+                if snap is None:
                     continue
                 config, _ = self.policy_config(snap.path)
                 findings = await policy.check_document(
