@@ -8,8 +8,8 @@ the server answers from what is already in the cache and never opens a connectio
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from portside.cache import CachedRegistry, CacheStore
 from portside.errors import CacheMiss
@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # the network stack (httpx) is imported on the first fetch, n
     from portside.reference import Digest
     from portside.registry.manifest import Descriptor, Manifest
     from portside.registry.transport import ClientOptions
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class GatedRegistry(CachedRegistry):
@@ -55,48 +58,39 @@ class GatedRegistry(CachedRegistry):
             return True
         return any(fnmatch.fnmatchcase(registry, pattern) for pattern in self.allow)
 
-    def _blocked(self, ref: Reference) -> CacheMiss:
-        return CacheMiss(
-            f"{ref.registry} is not contacted from an untrusted workspace",
-            hint="trust the workspace or add the registry to portside.trustedRegistries",
-        )
+    async def _gated(
+        self,
+        registry: str,
+        online: Callable[P, Awaitable[T]],
+        cached: Callable[P, Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``online`` for a permitted registry; for any other ``cached`` (the same call on
+        the cache alone), whose miss says the registry is not contacted."""
+        if self.permitted(registry):
+            return await online(*args, **kwargs)
+        try:
+            return await cached(*args, **kwargs)
+        except CacheMiss:
+            raise CacheMiss(
+                f"{registry} is not contacted from an untrusted workspace",
+                hint="trust the workspace or add the registry to portside.trustedRegistries",
+            ) from None
 
     async def tags(self, ref: Reference) -> list[str]:
-        if self.permitted(ref.registry):
-            return await super().tags(ref)
-        try:
-            return await self._offline.tags(ref)
-        except CacheMiss:
-            raise self._blocked(ref) from None
+        return await self._gated(ref.registry, super().tags, self._offline.tags, ref)
 
     async def catalog(self, registry: str) -> list[str]:
-        if self.permitted(registry):
-            return await super().catalog(registry)
-        try:
-            return await self._offline.catalog(registry)
-        except CacheMiss:
-            raise self._blocked(Reference(registry, "x/x", None, None)) from None
+        return await self._gated(registry, super().catalog, self._offline.catalog, registry)
 
     async def resolve(self, ref: Reference) -> Descriptor:
-        if self.permitted(ref.registry):
-            return await super().resolve(ref)
-        try:
-            return await self._offline.resolve(ref)
-        except CacheMiss:
-            raise self._blocked(ref) from None
+        return await self._gated(ref.registry, super().resolve, self._offline.resolve, ref)
 
     async def manifest(self, ref: Reference) -> Manifest:
-        if self.permitted(ref.registry):
-            return await super().manifest(ref)
-        try:
-            return await self._offline.manifest(ref)
-        except CacheMiss:
-            raise self._blocked(ref) from None
+        return await self._gated(ref.registry, super().manifest, self._offline.manifest, ref)
 
     async def blob(self, ref: Reference, digest: Digest, *, max_bytes: int | None = None) -> bytes:
-        if self.permitted(ref.registry):
-            return await super().blob(ref, digest, max_bytes=max_bytes)
-        try:
-            return await self._offline.blob(ref, digest, max_bytes=max_bytes)
-        except CacheMiss:
-            raise self._blocked(ref) from None
+        return await self._gated(
+            ref.registry, super().blob, self._offline.blob, ref, digest, max_bytes=max_bytes
+        )
