@@ -17,7 +17,7 @@ from lsprotocol import types as lsp
 
 from portside import errors, versions
 from portside.dockerfile import Arg, Dockerfile, ImageUse, Position, Range, Stage
-from portside.images import ImageInfo
+from portside.images import ImageInfo, human_size
 from portside.reference import Reference
 
 if TYPE_CHECKING:  # the policy rules load with the first document, not at start-up
@@ -426,15 +426,6 @@ def age(created: str | None, now: dt.datetime | None = None) -> str | None:
     return "less than an hour old"
 
 
-def size(value: int) -> str:
-    amount = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if amount < 1000 or unit == "GB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1000
-    return f"{value} B"
-
-
 def info_detail(info: ImageInfo) -> str:
     """One line for a completion item: digest, age, platforms."""
     parts = [f"{info.digest.short}…"]
@@ -471,7 +462,7 @@ def hover_markdown(
         if info.platforms:
             lines.append("- platforms: " + ", ".join(f"`{p}`" for p in info.platforms))
         lines.append(
-            f"- compressed size: {size(info.size)}"
+            f"- compressed size: {human_size(info.size)}"
             + (f" ({info.platform})" if info.platform else "")
         )
         for key in KEY_LABELS:

@@ -510,15 +510,6 @@ def clean(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"  # pragma: no cover - the loop always returns
-
-
 def _out() -> TextIO:
     return sys.stdout
 
@@ -604,12 +595,14 @@ def _print_inspect(info: ImageInfo, args: Args) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from portside.images import human_size
+
     table = Table(box=None, show_header=False)
     table.add_column(style="bold")
     table.add_column()
     for k, v in rows:
         if k == "size":
-            v = f"{_human_size(info.size)} ({info.size} bytes, compressed)"
+            v = f"{human_size(info.size)} ({info.size} bytes, compressed)"
         elif k == "platforms":
             v = ", ".join(str(p) for p in info.platforms)
         table.add_row(Text(k), Text(clean(v)))

@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
+def human_size(size: int) -> str:
+    """Bytes for people, in powers of 1000 as queries spell sizes: ``52.4 MB``."""
+    value = float(size)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
 class ImageInfo:
     """One image as ``portside inspect`` shows it.
 

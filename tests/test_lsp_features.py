@@ -101,7 +101,12 @@ def test_age_size_and_registry_pages() -> None:
     now = dt.datetime(2025, 1, 10, tzinfo=dt.timezone.utc)
     assert features.age("2025-01-07T00:00:00Z", now) == "3 days old"
     assert features.age("garbage", now) is None
-    assert features.size(52_400_000) == "52.4 MB"
+    from portside.images import human_size
+
+    sizes = [999, 1_000, 52_400_000, 999_949_999, 3_500_000_000, 12_000_000_000_000]
+    assert [human_size(n) for n in sizes] == [
+        "999 B", "1.0 kB", "52.4 MB", "999.9 MB", "3.5 GB", "12000.0 GB"
+    ]  # fmt: skip
     from portside.reference import Reference
 
     assert features.registry_page(Reference.parse("python:3")) == "https://hub.docker.com/_/python"
