@@ -217,33 +217,11 @@ class RegistryClient:
                 return TagListing(None, etag)
             _raise_for_status(response, ref, what="tag list")
             tags.extend(self._parse_tags(response, ref))
-            next_url = _next_link(response)
-            if next_url is None:
+            url = _next_page(response, base, seen, "tag list", ref.registry, ref.repository)
+            if url is None:
                 single = page == 0 and response.headers.get("etag")
                 return TagListing(tags, single or None)
-            target = response.url.join(next_url)
-            if origin(target) != origin(base):
-                raise errors.UnsafeResponse(
-                    "the tag list's next page is on another origin "
-                    f"({redact_url(str(target))}); refused",
-                    registry=ref.registry,
-                    repository=ref.repository,
-                )
-            key = str(target)
-            if key in seen:
-                raise errors.InvalidResponse(
-                    "the tag list's pages loop back on themselves",
-                    registry=ref.registry,
-                    repository=ref.repository,
-                )
-            seen.add(key)
-            url = target
-        raise errors.InvalidResponse(
-            f"the tag list has more than {self.options.max_pages} pages; stopped",
-            registry=ref.registry,
-            repository=ref.repository,
-            hint="a registry that never ends its pagination is broken or hostile",
-        )
+        raise _endless(self.options.max_pages, "tag list", ref.registry, ref.repository)
 
     async def catalog(self, registry: str, *, page_size: int | None = None) -> list[str]:
         """The repositories ``registry`` lists in ``GET /v2/_catalog`` (scope
@@ -270,7 +248,7 @@ class RegistryClient:
                     "GET",
                     "/v2/_catalog",
                     scopes=scopes,
-                    params=params if url is None else None,
+                    params=params,
                     url=url,
                     max_bytes=16 * 1024 * 1024,
                 )
@@ -291,27 +269,10 @@ class RegistryClient:
                     "the catalog's 'repositories' is not a list", registry=registry
                 )
             names.extend(n for n in page or [] if isinstance(n, str))
-            next_url = _next_link(response)
-            if next_url is None:
+            url = _next_page(response, base, seen, "catalog", registry, None)
+            if url is None:
                 return names
-            target = response.url.join(next_url)
-            if origin(target) != origin(base):
-                raise errors.UnsafeResponse(
-                    "the catalog's next page is on another origin "
-                    f"({redact_url(str(target))}); refused",
-                    registry=registry,
-                )
-            if str(target) in seen:
-                raise errors.InvalidResponse(
-                    "the catalog's pages loop back on themselves", registry=registry
-                )
-            seen.add(str(target))
-            url = target
-        raise errors.InvalidResponse(
-            f"the catalog has more than {self.options.max_pages} pages; stopped",
-            registry=registry,
-            hint="a registry that never ends its pagination is broken or hostile",
-        )
+        raise _endless(self.options.max_pages, "catalog", registry, None)
 
     def _parse_tags(self, response: Response, ref: Reference) -> list[str]:
         import json
@@ -1029,6 +990,46 @@ async def _rechunk(
 
 def _referrers_tag(digest: Digest) -> str:
     return f"{digest.algorithm}-{digest.hex}"[:128]
+
+
+def _next_page(
+    response: Response,
+    base: httpx.URL,
+    seen: set[str],
+    what: str,
+    registry: str,
+    repository: str | None,
+) -> httpx.URL | None:
+    """Where the page after ``response`` is (None: it was the last), once it is known
+    safe to follow: on the registry's own origin (no credentials for another host) and
+    not a page already fetched (a loop)."""
+    next_url = _next_link(response)
+    if next_url is None:
+        return None
+    target = response.url.join(next_url)
+    if origin(target) != origin(base):
+        raise errors.UnsafeResponse(
+            f"the {what}'s next page is on another origin ({redact_url(str(target))}); refused",
+            registry=registry,
+            repository=repository,
+        )
+    if str(target) in seen:
+        raise errors.InvalidResponse(
+            f"the {what}'s pages loop back on themselves",
+            registry=registry,
+            repository=repository,
+        )
+    seen.add(str(target))
+    return target
+
+
+def _endless(pages: int, what: str, registry: str, repository: str | None) -> errors.RegistryError:
+    return errors.InvalidResponse(
+        f"the {what} has more than {pages} pages; stopped",
+        registry=registry,
+        repository=repository,
+        hint="a registry that never ends its pagination is broken or hostile",
+    )
 
 
 def _next_link(response: Response) -> str | None:
