@@ -55,18 +55,11 @@ from portside.launcher import (
 )
 
 DEFAULT_IDLE = 900.0
-# On the socket pair between the daemon and its spare:
-WARMED = b"B"  # spare -> daemon: warmed up (portside.rehearsal.warm_up), may take a command
-REHEARSE = b"H"  # daemon -> spare: rehearse now (nobody is waiting)
-READY = b"R"  # spare -> daemon: rehearsed, waiting for a command
+# On the socket pair between the daemon and a spare:
+READY = b"R"  # spare -> daemon: prepared, waiting for a command
 COMMAND = b"C"  # daemon -> spare: a command (length, request; the client's socket attached)
 _POLL = 1.0  # how often an idle daemon wakes to reap workers and check its idle time
-_REPORTING = ("warming", "rehearsing")  # spare states that end with a word to the daemon
-_BUSY_POLL = 0.01  # how often it looks for the end of a running command
-# No command for this long and a spare rehearses: longer than the gap between commands
-# run back to back (a new process's start, ~15 ms), so that a rehearsal does not take
-# the CPU such a command's client needs; shorter than a person's pause.
-_QUIET = 0.05
+SPARES = 2  # spares kept: two commands at once (or in a quick pair) both find one
 
 # Imported before the first fork, so a worker starts with them loaded. What a command
 # imports on first use and is not listed here is imported by each worker (correct,
@@ -203,44 +196,39 @@ def preload() -> None:
 
 
 class Spare:
-    """A worker forked ahead of a command, waiting on a socket pair for the daemon's word.
+    """A worker forked ahead of a command: it prepares (warms up and rehearses, see
+    :func:`_spare`), says so, and waits on a socket pair for a command.
 
-    ``state``: ``warming`` (just forked, warming up), ``bare`` (warmed up),
-    ``rehearsing``, ``paused`` (rehearsing, stopped while a command runs) or ``ready``
-    (rehearsed)."""
+    ``state``: ``preparing``, ``paused`` (preparing, stopped while a command runs) or
+    ``ready``."""
 
     def __init__(self, pid: int, channel: socket.socket) -> None:
         self.pid = pid
         self.channel = channel
-        self.state = "warming"
-
-    def rehearse(self) -> None:
-        self.channel.sendall(REHEARSE)
-        self.state = "rehearsing"
+        self.state = "preparing"
 
     def pause(self, pause: bool) -> None:
-        """Stop (or resume) a rehearsal: it must not take CPU from a command (on two
-        cores: the command, its registry, a rehearsal)."""
+        """Stop (or resume) its preparation: it must not take CPU from a command (on two
+        cores: the command, its registry, a preparing spare)."""
+        if self.state != ("preparing" if pause else "paused"):
+            return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGSTOP if pause else signal.SIGCONT)
-        self.state = "paused" if pause else "rehearsing"
+        self.state = "paused" if pause else "preparing"
 
     def usable(self) -> bool | None:
         """Whether it can take a command now; None when it died."""
-        if self.state in ("bare", "ready"):
+        if self.state == "ready":
             return True
         if self.state == "paused":
             return False
         try:
             said = self.channel.recv(1, socket.MSG_DONTWAIT)
         except BlockingIOError:
-            return False  # still warming up or rehearsing
+            return False  # still preparing
         except OSError:
             said = b""
-        if said == WARMED and self.state == "warming":
-            self.state = "bare"
-            return True
-        if said == READY and self.state == "rehearsing":
+        if said == READY:
             self.state = "ready"
             return True
         return None
@@ -260,8 +248,7 @@ class Spare:
 
     def dismiss(self) -> None:
         """Let it go: it reads end-of-file and exits (resumed first if stopped)."""
-        if self.state == "paused":
-            self.pause(False)
+        self.pause(False)
         self.channel.close()
 
 
@@ -280,10 +267,11 @@ class Daemon:
         self.stopping: str | None = None
         self.code: dict[str, int] = {}
         self.listener: socket.socket | None = None
-        # Two spares at most (see _dispatch): one bare, one rehearsing or rehearsed.
-        self.bare: Spare | None = None
-        self.rehearsed: Spare | None = None
-        self.quiet_since: float | None = None  # since when no command runs
+        self.spares: list[Spare] = []  # see _dispatch
+        # Signals' wake-up pipe (signal.set_wakeup_fd): the loop sleeps in select().
+        self.woken, self.wake_up = socket.socketpair()
+        for end in (self.woken, self.wake_up):
+            end.setblocking(False)
 
     def serve(self) -> None:
         preload()
@@ -293,6 +281,9 @@ class Daemon:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.setblocking(False)  # select() says when to accept
         self.listener = listener
+        woken = self.woken
+        signal.set_wakeup_fd(self.wake_up.fileno())
+        signal.signal(signal.SIGCHLD, _child_ended)
         try:
             listener.bind(self.path)
             os.chmod(self.path, 0o600)
@@ -304,17 +295,18 @@ class Daemon:
                 if now - self.last_activity > self.idle:
                     self.stop(f"idle for {self.idle:.0f} s")
                     break
-                wait = self._tend_spares(now)
-                # A spare that is warming up or rehearsing says when it is done: wake
-                # for that too, not only for a client. (Waiting on the listener alone,
-                # a spare forked just after a command stayed "warming" to the daemon
-                # until the next poll, 1 s later, and a command in that second found no
-                # spare rehearsed: 60 ms instead of 40 for a cold `tags` after a pause.)
-                talking = [s.channel for s in self._spares() if s.state in _REPORTING]
-                readable, _, _ = select.select([listener, *talking], [], [], wait)
-                for reporting in self._spares():
-                    if reporting.channel in readable:
-                        self._heard(reporting)
+                self._tend_spares()
+                # Wake for a client, for a spare that says it is prepared and for a
+                # worker's end (SIGCHLD, through the wake-up pipe): spares prepare only
+                # while no command runs, and must resume as soon as none does.
+                preparing = [s.channel for s in self.spares if s.state == "preparing"]
+                readable, _, _ = select.select([listener, woken, *preparing], [], [], _POLL)
+                if woken in readable:
+                    with contextlib.suppress(BlockingIOError):
+                        woken.recv(4096)
+                for spare in list(self.spares):
+                    if spare.channel in readable and spare.usable() is None:
+                        self._drop(spare)  # it died
                 if listener not in readable:
                     continue
                 try:
@@ -327,9 +319,9 @@ class Daemon:
         finally:
             self._remove_socket()
             listener.close()
-            for spare in (self.bare, self.rehearsed):
-                if spare is not None:
-                    spare.dismiss()
+            for spare in self.spares:
+                spare.dismiss()
+            signal.set_wakeup_fd(-1)
             self.log.write(f"stopped: {self.stopping or 'error'}")
 
     def stop(self, why: str) -> None:
@@ -339,50 +331,25 @@ class Daemon:
         with contextlib.suppress(OSError):
             os.unlink(self.path)
 
-    def _spares(self) -> list[Spare]:
-        return [spare for spare in (self.bare, self.rehearsed) if spare is not None]
-
     def _running(self) -> int:
         """Commands running now (workers other than the spares)."""
-        return len(self.workers) - len(self._spares())
+        return len(self.workers) - len(self.spares)
 
-    def _tend_spares(self, now: float) -> float:
-        """Keep a bare spare, and after a quiet moment a rehearsed one (see _dispatch);
-        how long accept() may wait."""
-        if self._running() > 0:
-            self.quiet_since = None
-            return _BUSY_POLL  # look often for the end of the command: the spares wait
-        if self.quiet_since is None:
-            self.quiet_since = now
-        if self.rehearsed is not None and self.rehearsed.state == "paused":
-            self.rehearsed.pause(False)
-        wait = _POLL
-        if self.bare is not None and self.bare.usable() is None:
-            self.bare.dismiss()  # it died
-            self.bare = None
-        if self.rehearsed is None and self.bare is not None and self.bare.state == "bare":
-            wait = self.quiet_since + _QUIET - now
-            if wait <= 0:
-                spare, self.bare = self.bare, None
-                try:
-                    spare.rehearse()
-                    self.rehearsed = spare
-                except OSError:
-                    spare.dismiss()
-                wait = _POLL
-        if self.bare is None:
-            self.bare = self._fork_spare()
-        return wait
+    def _tend_spares(self) -> None:
+        """Keep ``SPARES`` spares: fork one as soon as one is taken or died; let them
+        prepare while no command runs (see _dispatch)."""
+        while len(self.spares) < SPARES:
+            spare = self._fork_spare()
+            if spare is None:
+                break  # out of processes or memory: commands fork their own
+            self.spares.append(spare)
+        idle = self._running() == 0
+        for spare in self.spares:
+            spare.pause(not idle)
 
-    def _heard(self, spare: Spare) -> None:
-        """A spare's channel is readable: take its word (warmed up, rehearsed) or, if it
-        died, let it go; the word must be read, or select() would return at once again."""
-        if spare.usable() is None:
-            spare.dismiss()
-            if spare is self.bare:
-                self.bare = None
-            else:
-                self.rehearsed = None
+    def _drop(self, spare: Spare) -> None:
+        spare.dismiss()
+        self.spares.remove(spare)
 
     def _reap(self) -> None:
         for pid in list(self.workers):
@@ -432,34 +399,31 @@ class Daemon:
     # A forked worker's first steps are slow: Python writes to nearly every page it
     # touches (reference counts, allocator pools), and each first write to a page shared
     # with the daemon copies it (~2,400 pages, ~13 ms, for a first `tags`), after the
-    # fork itself (~3 ms). So while no command runs the daemon keeps two spares, forked
-    # ahead and waiting on a socket pair. Each first warms up (portside.rehearsal:
-    # ~6 ms, half the faults) and says so: a *bare* spare. Once no command came for
-    # 50 ms, one of them rehearses a whole command (~17 ms, nearly all the faults) and
-    # says it is ready. A command goes to the rehearsed spare if it is ready, else to the
-    # bare one, else (commands at once) to a worker forked for it. While a command runs,
-    # a rehearsal in progress is stopped (SIGSTOP): beside the command, its client and
-    # its registry on two cores, a rehearsal made commands up to twice as slow, and
-    # rehearsing at once after each command slowed commands run back to back (47 ms
-    # instead of 38 for a cold `tags`).
+    # fork itself (~3 ms). So the daemon keeps two spares, forked ahead and waiting on a
+    # socket pair, that have paid for that already: each warms up and rehearses a whole
+    # `tags` command against a registry of its own (portside.rehearsal, ~25 ms, ~250
+    # faults left for a cold `tags`), then says it is ready. A command goes to a ready
+    # spare, else (commands faster than spares prepare) to a worker forked for it. The
+    # replacement is forked at once but prepares only while no command runs (SIGSTOP
+    # until then; the end of a command wakes the daemon through SIGCHLD): on two cores
+    # a preparing spare beside a command, its client and its registry slowed the command.
+    # With two spares in turn, commands run back to back still find one prepared.
+    # Measured with hyperfine, cold `tags` back to back: 38 ms, against 47-51 ms when a
+    # replacement was forked once the command ended, only warmed up before the next came
+    # and rehearsed after 50 ms without commands; after 0.3 s pauses the same (46-48 ms).
 
     def _dispatch(self, conn: socket.socket, payload: bytes, request: Request) -> None:
-        for slot in ("rehearsed", "bare"):
-            spare: Spare | None = getattr(self, slot)
-            if spare is None:
-                continue
+        for spare in list(self.spares):
             usable = spare.usable()
             if usable is False:
                 continue
-            setattr(self, slot, None)
+            self.spares.remove(spare)
             if usable is None:
                 spare.dismiss()  # it died
             elif spare.hand(conn, payload):
                 break
         else:
             self._fork(conn, request)
-        if self.rehearsed is not None and self.rehearsed.state == "rehearsing":
-            self.rehearsed.pause(True)
         self.served += 1
         self.last_activity = time.monotonic()  # only commands: a status poll is not use
 
@@ -470,6 +434,7 @@ class Daemon:
         self.workers.add(pid)
 
     def _fork_spare(self) -> Spare | None:
+        """A new spare (it prepares in its own time), or None if none can be forked."""
         parent_end, child_end = socket.socketpair()
         try:
             pid = os.fork()
@@ -488,9 +453,13 @@ class Daemon:
     def _in_worker(self, run: Callable[[], int]) -> NoReturn:
         """The forked side: run, log what broke the worker itself, never return."""
         self.log.echo = False  # a worker's stderr becomes the client's
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.woken.close()
+        self.wake_up.close()
         if self.listener is not None:
             self.listener.close()
-        for spare in self._spares():
+        for spare in self.spares:
             spare.channel.close()
         code = 1
         try:
@@ -512,9 +481,9 @@ class Daemon:
         from portside import __version__
 
         age = time.time() - self.started
-        if self.rehearsed is not None:
-            self.rehearsed.usable()  # it may have said it is ready
-        spares = ", ".join(spare.state for spare in self._spares()) or "none"
+        for spare in self.spares:
+            spare.usable()  # it may have said it is ready
+        spares = ", ".join(spare.state for spare in self.spares) or "none"
         return (
             f"pid: {os.getpid()}\n"
             f"socket: {self.path}\n"
@@ -526,6 +495,10 @@ class Daemon:
             f"stops after: {self.idle:.0f} s idle\n"
             f"log: {self.log.path}\n"
         )
+
+
+def _child_ended(signum: int, frame: object) -> None:
+    """SIGCHLD: nothing to do here; the signal's byte on the wake-up pipe wakes the loop."""
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -563,8 +536,7 @@ def _read_request(conn: socket.socket) -> bytes | None:
 
 
 def _spare(channel: socket.socket) -> int:
-    """Warm up and say so; then wait for the daemon's word: rehearse (and say so) or
-    run a command."""
+    """Prepare (warm up, rehearse) and say so; then wait for a command and run it."""
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)  # replaced by the client's before a command runs
@@ -572,27 +544,22 @@ def _spare(channel: socket.socket) -> int:
     from portside.rehearsal import rehearse, warm_up
 
     _quietly(warm_up)
-    channel.sendall(WARMED)
-    while True:
-        data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
-        if data == REHEARSE and not fds:
-            # (A command follows only after READY: the two never share a read.)
-            _quietly(rehearse)
-            channel.sendall(READY)
-            continue
-        if data[:1] != COMMAND or len(data) < 5 or len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            return 0  # the daemon stopped
-        size = int.from_bytes(data[1:5], "big")
-        payload = bytearray(data[5:])
-        while len(payload) < size:
-            chunk = channel.recv(min(65536, size - len(payload)))
-            if not chunk:
-                return 0
-            payload += chunk
-        channel.close()
-        return _work(socket.socket(fileno=fds[0]), Request(bytes(payload)))
+    _quietly(rehearse)
+    channel.sendall(READY)
+    data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
+    if data[:1] != COMMAND or len(data) < 5 or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        return 0  # the daemon stopped
+    size = int.from_bytes(data[1:5], "big")
+    payload = bytearray(data[5:])
+    while len(payload) < size:
+        chunk = channel.recv(min(65536, size - len(payload)))
+        if not chunk:
+            return 0
+        payload += chunk
+    channel.close()
+    return _work(socket.socket(fileno=fds[0]), Request(bytes(payload)))
 
 
 def _quietly(step: Callable[[], object]) -> None:

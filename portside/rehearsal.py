@@ -1,6 +1,7 @@
 """A dress rehearsal: run ``portside tags`` once against a registry served from this
 process, so that a freshly forked daemon worker has walked the paths a command walks
-before a real command arrives.
+before a real command arrives (a daemon's spare runs :func:`warm_up` and
+:func:`rehearse`, then waits for a command).
 
 Why: a forked worker shares its memory with the daemon until it writes to it, and a
 Python program writes to almost everything it touches (reference counts, allocator
@@ -13,10 +14,8 @@ well would double the rehearsal's time (~20 ms) for ~0.5 ms.
 The registry here is no test double: nothing is checked against it. It answers the two
 requests the command makes, on a loopback port, and is gone after.
 
-:func:`warm_up` is the short version, with no registry: ~6 ms that halve the faults
-(a fresh fork's first cold `tags` then takes ~1,250 instead of ~2,400), so that even
-a worker about to be used at once has taken some of them.
-"""
+:func:`warm_up` comes first: the parts of a command that need no registry (~6 ms),
+which a rehearsal of ``tags`` alone would leave cold."""
 
 from __future__ import annotations
 

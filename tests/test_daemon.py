@@ -480,21 +480,42 @@ def test_concurrent_commands(daemon: Portside, registry: Registry) -> None:
 # -- when the daemon is not used ---------------------------------------------------------
 
 
-def test_after_commands_in_a_row_a_pause_finds_a_rehearsed_spare(
+def test_after_commands_in_a_row_a_pause_finds_prepared_spares(
     daemon: Portside, registry: Registry
 ) -> None:
-    """Two commands in a row take both spares; the daemon forks another at once, hears
-    it finish warming up and has it rehearse, so a command after a pause of a person's
-    typing gets a rehearsed worker. (The daemon used to hear spares only when it woke
-    for something else, at most a second later.)"""
+    """Two commands in a row take both spares; the daemon forks their replacements at
+    once and they prepare (warm up, rehearse) on their own, so that a command after a
+    person's pause gets a prepared worker."""
     repo = registry.ref("library/python")
     served = daemon.served()
     for i in range(2):
         assert daemon.run("tags", repo, PORTSIDE_CACHE_DIR=f"{daemon.base}/c{i}").returncode == 0
-    time.sleep(0.6)  # ~0.1 s of work for the daemon and its spares
-    spares = daemon.status()["spare workers"]
+    time.sleep(0.6)  # ~0.05 s of work for each spare
     assert daemon.served() == served + 2
-    assert "ready" in spares.split(", "), spares
+    assert daemon.status()["spare workers"] == "ready, ready"
+
+
+def test_spares_prepare_only_while_no_command_runs(
+    daemon: Portside, silent: SilentRegistry
+) -> None:
+    """The spare forked to replace the one a command took is stopped until the command
+    ends: on a small machine its preparation would slow the command down."""
+    proc = daemon.popen("tags", f"{silent.host}/library/python", "--timeout", "60")
+    try:
+        assert silent.connected.wait(30), "the worker never reached the registry"
+        assert daemon.status()["spare workers"] == "ready, paused"
+        stopped = [
+            pid
+            for pid in _children(int(daemon.status()["pid"]))
+            if (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0] == "T"
+        ]
+        assert len(stopped) == 1, stopped
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    daemon.wait_for(
+        lambda: daemon.status()["spare workers"] == "ready, ready", "the spare prepared"
+    )
 
 
 def test_stale_code_makes_the_daemon_step_aside(portside: Portside, registry: Registry) -> None:
