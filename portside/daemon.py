@@ -333,7 +333,7 @@ class Daemon:
 
     def _running(self) -> int:
         """Commands running now (workers other than the spares)."""
-        return len(self.workers) - len(self.spares)
+        return len(self.workers - {spare.pid for spare in self.spares})
 
     def _tend_spares(self) -> None:
         """Keep ``SPARES`` spares: fork one as soon as one is taken or died; let them
@@ -359,6 +359,11 @@ class Daemon:
                 done = pid
             if done:
                 self.workers.discard(pid)
+                for spare in [s for s in self.spares if s.pid == pid]:
+                    # A spare that died (killed, out of memory): forget it, without a
+                    # signal to a pid that may be another process's by now.
+                    spare.channel.close()
+                    self.spares.remove(spare)
 
     # -- one connection ------------------------------------------------------------
 

@@ -518,6 +518,23 @@ def test_spares_prepare_only_while_no_command_runs(
     )
 
 
+def test_a_spare_that_dies_is_replaced(daemon: Portside, registry: Registry) -> None:
+    daemon.wait_for(lambda: daemon.status()["spare workers"] == "ready, ready", "spares ready")
+    pid = int(daemon.status()["pid"])
+    victim = min(_children(pid))
+    os.kill(victim, signal.SIGKILL)  # as the kernel's OOM killer would
+    daemon.wait_for(
+        lambda: victim not in _children(pid) and len(_children(pid)) == 2,
+        "a replacement was forked",
+    )
+    daemon.wait_for(lambda: daemon.status()["spare workers"] == "ready, ready", "it prepared")
+    assert daemon.status()["commands running"] == "0"
+    served = daemon.served()
+    result = daemon.run("tags", registry.ref("library/python"))
+    assert result.returncode == 0, result.stderr
+    assert daemon.served() == served + 1
+
+
 def test_stale_code_makes_the_daemon_step_aside(portside: Portside, registry: Registry) -> None:
     extra = portside.base / "site"
     extra.mkdir()
