@@ -81,6 +81,7 @@ PRELOAD = (
     "portside.registry.credentials",
     "portside.registry.manifest",
     "portside.plugins",
+    "ctypes",
     "httpx",
     "anyio",
     "anyio._backends._asyncio",
@@ -255,8 +256,9 @@ class Spare:
 class Daemon:
     """One listening socket, a loop of accept / check / fork."""
 
-    def __init__(self, path: str, *, idle: float, log: Log) -> None:
+    def __init__(self, path: str, *, idle: float, log: Log, lock: int = -1) -> None:
         self.path = path
+        self.lock = lock  # the lock file's descriptor: a worker must not hold the lock
         self.idle = idle
         self.log = log
         self.ident = launcher.identity()
@@ -267,6 +269,7 @@ class Daemon:
         self.stopping: str | None = None
         self.code: dict[str, int] = {}
         self.listener: socket.socket | None = None
+        self.pid = os.getpid()
         self.spares: list[Spare] = []  # see _dispatch
         # Signals' wake-up pipe (signal.set_wakeup_fd): the loop sleeps in select().
         self.woken, self.wake_up = socket.socketpair()
@@ -336,14 +339,14 @@ class Daemon:
         return len(self.workers - {spare.pid for spare in self.spares})
 
     def _tend_spares(self) -> None:
-        """Keep ``SPARES`` spares: fork one as soon as one is taken or died; let them
-        prepare while no command runs (see _dispatch)."""
-        while len(self.spares) < SPARES:
+        """Keep ``SPARES`` spares, preparing only while no command runs (see _dispatch):
+        fork replacements then, and stop those still preparing when one starts."""
+        idle = self._running() == 0
+        while idle and len(self.spares) < SPARES:
             spare = self._fork_spare()
             if spare is None:
                 break  # out of processes or memory: commands fork their own
             self.spares.append(spare)
-        idle = self._running() == 0
         for spare in self.spares:
             spare.pause(not idle)
 
@@ -408,14 +411,14 @@ class Daemon:
     # socket pair, that have paid for that already: each warms up and rehearses a whole
     # `tags` command against a registry of its own (portside.rehearsal, ~25 ms, ~250
     # faults left for a cold `tags`), then says it is ready. A command goes to a ready
-    # spare, else (commands faster than spares prepare) to a worker forked for it. The
-    # replacement is forked at once but prepares only while no command runs (SIGSTOP
-    # until then; the end of a command wakes the daemon through SIGCHLD): on two cores
-    # a preparing spare beside a command, its client and its registry slowed the command.
-    # With two spares in turn, commands run back to back still find one prepared.
-    # Measured with hyperfine, cold `tags` back to back: 38 ms, against 47-51 ms when a
-    # replacement was forked once the command ended, only warmed up before the next came
-    # and rehearsed after 50 ms without commands; after 0.3 s pauses the same (46-48 ms).
+    # spare, else (commands faster than spares prepare) to a worker forked for it.
+    # Spares prepare only while no command runs: replacements are forked when the
+    # command ends (SIGCHLD wakes the daemon), and one still preparing when a command
+    # starts is stopped (SIGSTOP) until none runs; on two cores a preparing spare beside
+    # a command, its client and its registry slowed the command. With two spares in
+    # turn, commands run back to back still find one prepared. Measured with hyperfine,
+    # cold `tags` back to back: 38-44 ms, against 47-51 ms when the replacement only
+    # warmed up before the next command came and rehearsed after 50 ms without commands.
 
     def _dispatch(self, conn: socket.socket, payload: bytes, request: Request) -> None:
         for spare in list(self.spares):
@@ -449,6 +452,12 @@ class Daemon:
             self.log.write(f"no spare worker: {exc.strerror}")
             return None
         if pid == 0:
+            # First, before anything the daemon could stop it in: die with the daemon.
+            # A daemon that is killed must not leave spares behind, waiting or stopped,
+            # holding its descriptors.
+            _die_with_parent(True)
+            if os.getppid() != self.pid:
+                os._exit(0)  # it died already
             parent_end.close()
             self._in_worker(lambda: _spare(child_end))
         child_end.close()
@@ -462,6 +471,8 @@ class Daemon:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.woken.close()
         self.wake_up.close()
+        if self.lock >= 0:
+            os.close(self.lock)  # else a long command keeps the next daemon from starting
         if self.listener is not None:
             self.listener.close()
         for spare in self.spares:
@@ -573,8 +584,18 @@ def _quietly(step: Callable[[], object]) -> None:
         step()
 
 
+def _die_with_parent(die: bool) -> None:
+    """Linux's PR_SET_PDEATHSIG: SIGKILL this process when its parent (the daemon) dies,
+    or (``die=False``) no longer. ctypes is imported by the daemon (:func:`preload`)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL if die else 0, 0, 0, 0)
+
+
 def _work(conn: socket.socket, request: Request) -> int:
     """Become the client's command, run it, report its exit code."""
+    _die_with_parent(False)  # a command runs to its end, whatever becomes of the daemon
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -754,7 +775,7 @@ def run_foreground(*, idle: float, echo: bool) -> int:
         os.close(lock)
         return 1  # another daemon of this installation has it
     log = Log(path + ".log", echo=echo)
-    daemon = Daemon(path, idle=idle, log=log)
+    daemon = Daemon(path, idle=idle, log=log, lock=lock)
 
     def on_signal(signum: int, frame: object) -> None:
         daemon.stop(f"signal {signal.Signals(signum).name}")

@@ -498,23 +498,20 @@ def test_after_commands_in_a_row_a_pause_finds_prepared_spares(
 def test_spares_prepare_only_while_no_command_runs(
     daemon: Portside, silent: SilentRegistry
 ) -> None:
-    """The spare forked to replace the one a command took is stopped until the command
-    ends: on a small machine its preparation would slow the command down."""
+    """The spare a command took is replaced once no command runs: on a small machine a
+    spare's preparation beside a command would slow the command down."""
+    daemon.wait_for(lambda: daemon.status()["spare workers"] == "ready, ready", "spares ready")
     proc = daemon.popen("tags", f"{silent.host}/library/python", "--timeout", "60")
     try:
         assert silent.connected.wait(30), "the worker never reached the registry"
-        assert daemon.status()["spare workers"] == "ready, paused"
-        stopped = [
-            pid
-            for pid in _children(int(daemon.status()["pid"]))
-            if (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0] == "T"
-        ]
-        assert len(stopped) == 1, stopped
+        time.sleep(0.3)  # what a replacement would take to prepare
+        assert daemon.status()["spare workers"] == "ready"
+        assert len(_children(int(daemon.status()["pid"]))) == 2  # the worker, the spare
     finally:
         proc.kill()
         proc.wait(timeout=10)
     daemon.wait_for(
-        lambda: daemon.status()["spare workers"] == "ready, ready", "the spare prepared"
+        lambda: daemon.status()["spare workers"] == "ready, ready", "a replacement prepared"
     )
 
 
@@ -533,6 +530,36 @@ def test_a_spare_that_dies_is_replaced(daemon: Portside, registry: Registry) -> 
     result = daemon.run("tags", registry.ref("library/python"))
     assert result.returncode == 0, result.stderr
     assert daemon.served() == served + 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_a_killed_daemon_leaves_no_spare_and_no_lock_behind(
+    daemon: Portside, silent: SilentRegistry
+) -> None:
+    proc = daemon.popen("tags", f"{silent.host}/library/python", "--timeout", "60")
+    try:
+        assert silent.connected.wait(30), "the worker never reached the registry"
+        pid = int(daemon.status()["pid"])
+        children = _children(pid)  # the command's worker and the spare it left
+        assert len(children) == 2, children
+        os.kill(pid, signal.SIGKILL)
+        # The spare dies with the daemon; the command's worker goes on.
+        daemon.wait_for(lambda: sum(_alive(child) for child in children) == 1, "the spare is gone")
+        # Nor does the worker keep the next daemon from starting.
+        started = daemon.run("daemon", "start")
+        assert started.returncode == 0, started.stderr
+        assert "started" in started.stdout
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    daemon.wait_for(lambda: not any(_alive(child) for child in children), "the worker ended")
 
 
 def test_stale_code_makes_the_daemon_step_aside(portside: Portside, registry: Registry) -> None:
