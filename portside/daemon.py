@@ -561,8 +561,11 @@ def _spare(channel: socket.socket) -> int:
 
     _quietly(warm_up)
     _quietly(rehearse)
-    channel.sendall(READY)
-    data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
+    try:
+        channel.sendall(READY)
+        data, fds, _flags, _addr = socket.recv_fds(channel, 65536, 1)
+    except OSError:
+        return 0  # the daemon let it go while it prepared
     if data[:1] != COMMAND or len(data) < 5 or len(fds) != 1:
         for fd in fds:
             os.close(fd)
