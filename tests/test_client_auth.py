@@ -431,6 +431,63 @@ async def test_cached_token_reused_across_operations(
     assert len(issuer.token_requests()) == 1
 
 
+async def test_token_cache_is_per_registry_even_with_the_same_realm_and_service(
+    token_registry: Registry,
+    issuer: TokenIssuer,
+    proxy_factory: ProxyFactory,
+    isolated: DockerConfig,
+) -> None:
+    """Two registries (two proxies, two ports) whose challenges name the very same realm,
+    service and scope: the token obtained for A, with A's credentials, is never sent to
+    B; B gets its own (anonymous) token request."""
+    seed_app(token_registry)
+    registry_a = proxy_factory(token_registry)
+    registry_b = proxy_factory(token_registry)
+    login(isolated, registry_a.host, *token_registry.basic_auth)  # type: ignore[misc]
+    # The premise: both challenge with one realm, one service, one scope.
+    challenges = {
+        httpx.get(f"{proxy.url}/v2/{REPO}/tags/list").headers["WWW-Authenticate"]
+        for proxy in (registry_a, registry_b)
+    }
+    assert challenges == {challenge(issuer, f',scope="repository:{REPO}:pull"')}
+    registry_a.log.clear()
+    registry_b.log.clear()
+
+    def subjects(tokens: set[str]) -> set[str | None]:
+        return {issuer.issued_by_jwt(t).subject for t in tokens}  # type: ignore[union-attr]
+
+    async with client() as c:
+        # B is met first, so its challenge is known when A's token is in the cache:
+        # B's next request is authorised straight from the cache, no 401 round trip.
+        await c.ping(registry_b.host)
+        assert await c.list_tags(ref(registry_a.host)) == ["1.0"]
+        [_ping_b, for_a] = issuer.token_requests()
+        assert basic_of(for_a) == token_registry.basic_auth
+        tokens_a = {t for t in map(bearer_of, registry_a.requests) if t}
+        assert tokens_a, "registry A was sent a bearer token"
+        assert subjects(tokens_a) == {token_registry.username}
+
+        assert await c.list_tags(ref(registry_b.host)) == ["1.0"]
+        sent_to_b = {t for t in map(bearer_of, registry_b.requests) if t}
+        assert not tokens_a & sent_to_b, "registry A's token reached registry B"
+        # A token request of B's own after A's, anonymous: B has no credentials.
+        [_, _, for_b] = issuer.token_requests()
+        assert for_b.authorization is None
+        assert for_b.param("account") is None
+        assert for_b.params("scope") == [f"repository:{REPO}:pull"]
+
+        # Each token stays cached for its own registry: no more token requests.
+        assert await c.list_tags(ref(registry_a.host)) == ["1.0"]
+        assert await c.list_tags(ref(registry_b.host)) == ["1.0"]
+    assert len(issuer.token_requests()) == 3
+    sent_to_b = {t for t in map(bearer_of, registry_b.requests) if t}
+    assert not tokens_a & sent_to_b, "registry A's token reached registry B"
+    assert sent_to_b, "registry B was sent its own token"
+    assert subjects(sent_to_b) == {None}
+    assert all(basic_of(r) is None for r in registry_b.requests)
+    assert {t for t in map(bearer_of, registry_a.requests) if t} == tokens_a
+
+
 # --- per-scope tokens, insufficient scope, grants below what was asked ---------------
 
 
@@ -735,7 +792,9 @@ async def test_credentials_go_only_to_their_exact_host(
     assert recorder.authorization_headers() == []
 
 
+@pytest.mark.parametrize("hostile_met_first", [False, True])
 async def test_hostile_token_registry_never_gets_other_hosts_credentials(
+    hostile_met_first: bool,
     token_registry: Registry,
     issuer: TokenIssuer,
     proxy_factory: ProxyFactory,
@@ -743,15 +802,27 @@ async def test_hostile_token_registry_never_gets_other_hosts_credentials(
 ) -> None:
     seed_app(token_registry)
     login(isolated, token_registry.host, *token_registry.basic_auth)  # type: ignore[misc]
+    # In front of the same registry: its challenge names the same realm and service.
     hostile = proxy_factory(token_registry)
     async with client() as c:
+        if hostile_met_first:  # its challenge is known while the other token is cached
+            await c.ping(hostile.host)
         await c.list_tags(ref(token_registry.host))
         before = len(issuer.token_requests())
         await c.list_tags(ref(hostile.host))  # anonymous pull is allowed
+    assert issuer.token_requests()[before:], "the hostile host got no token of its own"
     for request in issuer.token_requests()[before:]:
         assert request.authorization is None
         assert request.param("account") is None
     assert all(basic_of(r) is None for r in hostile.requests)
+    # Bearer tokens did reach it, but only anonymous ones: none obtained with the
+    # other host's credentials.
+    bearers = {t for t in map(bearer_of, hostile.requests) if t}
+    assert bearers
+    for token in bearers:
+        issued = issuer.issued_by_jwt(token)
+        assert issued is not None
+        assert issued.subject is None
 
 
 # --- realms --------------------------------------------------------------------------
