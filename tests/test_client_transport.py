@@ -464,13 +464,20 @@ async def test_warning_299_is_shown_once_and_not_acted_on(
 
 class PagingProxy(FaultProxy):
     """distribution 2.8 ignores ``n`` on tag lists; this proxy pages the real list as the
-    spec says (``n``, ``last``, lexical order) with a relative or absolute ``Link``.
+    spec says (``n``, ``last``, lexical order) with a ``Link`` that is an absolute path
+    (``relative``), an absolute URL (``absolute``), or a relative reference to resolve
+    against the request URL (``path-relative``: ``list?...``, ``dot-segments``:
+    ``../tags/list?...``, ``query-only``: ``?...``).
     """
 
     link = "relative"
 
     def handle(self, handler: RecordingHandler, request: RecordedRequest) -> None:
-        if not (request.method == "GET" and request.path.endswith("/tags/list")):
+        if not (
+            request.method == "GET"
+            and request.path.startswith("/v2/")
+            and request.path.endswith("/tags/list")
+        ):
             super().handle(handler, request)
             return
         assert self.upstream is not None
@@ -484,9 +491,13 @@ class PagingProxy(FaultProxy):
         headers = []
         if more:
             query = urlencode({"n": n, "last": page[-1]})
-            target = f"{request.path}?{query}"
-            if self.link == "absolute":
-                target = self.url + target
+            target = {
+                "relative": f"{request.path}?{query}",
+                "absolute": f"{self.url}{request.path}?{query}",
+                "path-relative": f"list?{query}",
+                "dot-segments": f"../tags/list?{query}",
+                "query-only": f"?{query}",
+            }[self.link]
             headers.append(("Link", f'<{target}>; rel="next"'))
         body = json.dumps({"name": answer.json()["name"], "tags": page}).encode()
         handler.send_simple(200, body, headers)
@@ -519,6 +530,28 @@ async def test_pagination_follows_links_like_skopeo(
     assert len(expected) == 2100
     assert tags == sorted(expected)
     assert sorted(tags) == sorted(registry.seeded[MANY].tags)
+
+
+@pytest.mark.parametrize("link", ["path-relative", "dot-segments", "query-only"])
+async def test_pagination_resolves_relative_links_against_the_request_url(
+    paging_proxy: PagingProxy, registry: Registry, link: str
+) -> None:
+    """RFC 3986: ``list?n=..``, ``../tags/list?n=..`` and ``?n=..`` are relative to
+    ``/v2/REPO/tags/list?...``, the URL that was asked, not to the registry's root (which
+    would ask ``/list``, ``/tags/list`` or ``/?n=..`` and get no tags)."""
+    paging_proxy.link = link
+    async with RegistryClient(opts()) as client:
+        tags = await client.list_tags(ref(paging_proxy, MANY), page_size=250)
+    pages = math.ceil(2100 / 250)
+    asked = [r for r in paging_proxy.requests if r.path != "/v2/"]
+    assert [r.path for r in asked] == [f"/v2/{MANY}/tags/list"] * pages
+    assert [r.param("n") for r in asked] == ["250"] * pages
+    assert [r.param("last") for r in asked] == [None] + [tags[i * 250 - 1] for i in range(1, 9)]
+    assert len(tags) == len(set(tags)) == 2100
+    # The whole list, as one unpaginated request and skopeo (the second client) see it.
+    unpaginated = httpx.get(f"{registry.url}/v2/{MANY}/tags/list", timeout=10).json()["tags"]
+    assert tags == sorted(unpaginated)
+    assert tags == sorted(Skopeo.for_registry(registry).list_tags(f"{registry.host}/{MANY}"))
 
 
 @pytest.mark.parametrize("where", ["other-host", "other-scheme"])
