@@ -7,6 +7,7 @@ header belongs to one origin and is dropped the moment a redirect leaves it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import json
 import logging
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from portside import errors
-from portside.redact import redact_url
+from portside.redact import redact_text, redact_url
 from portside.reference import is_loopback_host
 from portside.registry.ratelimit import RateLimit, classify_429, parse_rate_limit, parse_retry_after
 
@@ -85,6 +86,26 @@ class Response:
     async def aclose(self) -> None:
         if self.stream is not None:
             await self.stream.aclose()
+
+
+def _scrub_echo(body: bytes, headers: Mapping[str, str] | None) -> bytes:
+    """An error body with the credentials we sent masked: a registry or proxy that
+    echoes the ``Authorization`` header must not put them into an error message."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "authorization"), "")
+    scheme, _, credentials = value.strip().partition(" ")
+    credentials = credentials.strip()
+    if not body or not credentials:
+        return body
+    secrets = [credentials]
+    if scheme.lower() == "basic":
+        try:
+            _user, _, password = base64.b64decode(credentials).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            password = ""
+        secrets.append(password)
+    text = body.decode("utf-8", "replace")
+    scrubbed = redact_text(text, secrets)
+    return body if scrubbed == text else scrubbed.encode()
 
 
 def origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -458,6 +479,7 @@ class Transport:
                 )
             except _BodyBroken:
                 body = b""
+            body = _scrub_echo(body, headers)
             delay_hint = parse_retry_after(response.headers.get("retry-after"))
             # A Retry-After beyond the cap is honoured by not asking again now:
             # retrying earlier than the registry said only hammers it.
@@ -492,6 +514,8 @@ class Transport:
             registry=registry,
             deadline=deadline,
         )
+        if not 200 <= response.status_code < 300:
+            body = _scrub_echo(body, headers)
         return Response(response.status_code, response.headers, response.url, body)
 
     async def _send_following_redirects(
