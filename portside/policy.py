@@ -252,6 +252,13 @@ def replace_piece(use: ImageUse, old: str, new: str) -> Edit | None:
     Literally in the reference as written when it is there once, else in the default
     of the one ``ARG`` it came from (the fix edits the ARG, not the FROM line).
     """
+    if old and "${" not in use.text and use.text.endswith(old):
+        # A literal reference ends with its tag and digest, so a tail after ":" or "@"
+        # is that, even where the same text is also part of the host
+        # (127.0.0.1:5000/app:1).
+        head = use.text[: -len(old)]
+        if head.endswith((":", "@")):
+            return Edit(use.range, head + new)
     if old and use.text.count(old) == 1 and "${" not in _around(use.text, old):
         return Edit(use.range, use.text.replace(old, new))
     holders = [s for s in use.substitutions if s.default is not None and old in s.default]

@@ -46,6 +46,19 @@ async def test_pin_keeps_every_other_byte(registry: Registry, tmp_path: Path) ->
     assert again.changes == [] and not again.changed
 
 
+async def test_pin_a_short_tag_that_is_also_part_of_the_host(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    # "1" also stands in "127.0.0.1" (and maybe the port): only the tag is rewritten.
+    host = plain_registry.host
+    pushed = seed.push_image(plain_registry, "app/one", seed.build_image("one-1"), ["1"])
+    text = f"FROM {host}/app/one:1\n"
+    plan = await pin(text, tmp_path)
+    assert plan.problems == []
+    assert plan.new_text == f"FROM {host}/app/one:1@{pushed.digest}\n"
+    assert Skopeo.for_registry(plain_registry).digest(f"{host}/app/one:1") == str(pushed.digest)
+
+
 async def test_pin_edits_the_arg_default(registry: Registry, tmp_path: Path) -> None:
     host = registry.host
     # FROM lines only see ARGs declared before the first FROM.
