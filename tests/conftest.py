@@ -17,7 +17,7 @@ import pytest
 
 from harness import data, seed
 from harness.catalog import seed_session_registry
-from harness.dockerconfig import DockerConfig
+from harness.dockerconfig import CREDENTIAL_ENV, DockerConfig
 from harness.proxy import FaultProxy, Recorder
 from harness.registry import Registry, RegistryFactory, kill_all_registries
 from harness.tls import TLSBundle, make_tls_bundle
@@ -181,21 +181,6 @@ def recorder() -> Iterator[Recorder]:
         yield rec
     finally:
         rec.stop()
-
-
-# Where a client may find credentials (or be told where to find them), besides
-# DOCKER_CONFIG and HOME: unset by ``no_machine_credentials``.
-CREDENTIAL_ENV = (
-    "PORTSIDE_USERNAME",
-    "PORTSIDE_PASSWORD",
-    "PORTSIDE_REGISTRY",
-    "PORTSIDE_REGISTRY_AUTH",
-    "DOCKER_AUTH_CONFIG",
-    "REGISTRY_AUTH_FILE",
-    "XDG_RUNTIME_DIR",
-    "XDG_CONFIG_HOME",
-    "PORTSIDE_CREDENTIAL_HELPER_TIMEOUT",
-)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ import pytest
 
 from harness import seed
 from harness.cli import run_portside
-from harness.dockerconfig import DockerConfig
+from harness.dockerconfig import CREDENTIAL_ENV, DockerConfig
 from harness.images import build_image
 from harness.proxy import FaultProxy, FaultRule
 from harness.registry import Registry
@@ -45,18 +45,7 @@ FAST = ClientOptions(max_retries=1, backoff_base=0.01, backoff_cap=0.05, timeout
 ProxyFactory = Callable[..., FaultProxy]
 
 # Where credentials or their settings could come from besides what a test sets.
-UNSET = (
-    "PORTSIDE_USERNAME",
-    "PORTSIDE_PASSWORD",
-    "PORTSIDE_REGISTRY",
-    "PORTSIDE_REGISTRY_AUTH",
-    "DOCKER_AUTH_CONFIG",
-    "REGISTRY_AUTH_FILE",
-    "XDG_RUNTIME_DIR",
-    "XDG_CONFIG_HOME",
-    "PORTSIDE_DEBUG",
-    "PORTSIDE_INSECURE_REGISTRIES",
-)
+UNSET = (*CREDENTIAL_ENV, "PORTSIDE_DEBUG", "PORTSIDE_INSECURE_REGISTRIES")
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+# Where a client may find credentials (or be told where to find them), besides
+# DOCKER_CONFIG and HOME: what a test unsets so that the machine's never count.
+CREDENTIAL_ENV = (
+    "PORTSIDE_USERNAME",
+    "PORTSIDE_PASSWORD",
+    "PORTSIDE_REGISTRY",
+    "PORTSIDE_REGISTRY_AUTH",
+    "DOCKER_AUTH_CONFIG",
+    "REGISTRY_AUTH_FILE",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "PORTSIDE_CREDENTIAL_HELPER_TIMEOUT",
+)
+
 HelperBehaviour = Literal["ok", "not_found", "crash", "hang", "garbage"]
 # A helper told to hang sleeps this long: far past any sane client timeout, yet bounded
 # so an orphan never outlives the test session by much.
