@@ -490,9 +490,10 @@ def test_after_commands_in_a_row_a_pause_finds_prepared_spares(
     served = daemon.served()
     for i in range(2):
         assert daemon.run("tags", repo, PORTSIDE_CACHE_DIR=f"{daemon.base}/c{i}").returncode == 0
-    time.sleep(0.6)  # ~0.05 s of work for each spare
     assert daemon.served() == served + 2
-    assert daemon.status()["spare workers"] == "ready, ready"
+    daemon.wait_for(
+        lambda: daemon.status()["spare workers"] == "ready, ready", "both spares prepared"
+    )
 
 
 def test_spares_prepare_only_while_no_command_runs(
