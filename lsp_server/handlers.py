@@ -89,6 +89,7 @@ def create_server() -> PortsideLanguageServer:
 
     def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
+        server.learn_saved(uri)
         if uri.endswith(("pyproject.toml", "portside.toml")):
             server.apply_settings()
             for open_uri in list(server.workspace.text_documents):

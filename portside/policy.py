@@ -416,18 +416,19 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
             ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
         return "missing"
 
-    try:
-        if ref.digest is not None:
-            # The pin first: a digest that does not exist is the news, not a rebuilt tag
-            # (tag-moved) nor an update offered from it.
+    if ref.digest is not None:
+        # The pin first: a digest that does not exist is the news, not a rebuilt tag
+        # (tag-moved) nor an update offered from it.
+        try:
             await cached.manifest(Reference(ref.registry, ref.repository, None, ref.digest))
-    except errors.NotFound:
-        if not item.silenced("not-found"):
-            ctx.add(use, "not-found", f"digest {ref.digest.short}… does not exist in {ref.name}")
-        return "missing"
-    except (errors.RegistryError, errors.CredentialError, errors.CacheMiss) as exc:
-        _unreachable(ctx, item, exc)
-        return "unreachable"
+        except errors.NotFound:
+            if not item.silenced("not-found"):
+                what = f"digest {ref.digest.short}…"
+                ctx.add(use, "not-found", f"{what} does not exist in {ref.name}")
+            return "missing"
+        except (errors.RegistryError, errors.CredentialError, errors.CacheMiss) as exc:
+            _unreachable(ctx, item, exc)
+            return "unreachable"
 
     if ref.tag is not None and ref.tag != "latest":
         scheme = versions.scheme_for(

@@ -213,7 +213,8 @@ async def test_local_then_remote_diagnostics(
         "COPY --from=build /a /b\n"
     )
     uri = session.open(text)
-    found = await session.diagnostics(uri, has("stale"))
+    # Each image's answer is shown as it lands: wait for both registry findings.
+    found = await session.diagnostics(uri, lambda d: has("stale")(d) and has("not-found")(d))
     assert {(0, "unpinned"), (0, "stale"), (1, "latest"), (2, "not-found")} <= kinds(found)
     by = {str(d.code): d for d in found}
     assert by["not-found"].severity == lsp.DiagnosticSeverity.Error
