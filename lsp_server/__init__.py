@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.enable()
 
 
+def _quiet_unknown_methods(record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    return not ("unknown method" in message and record.levelno <= logging.WARNING)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     import gc
 
@@ -52,6 +57,9 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     logging.getLogger("portside").setLevel(args.log_level.upper())
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    # A request or notification the server does not offer is answered as the protocol
+    # says (MethodNotFound, or ignored); editors file every stderr line as an error.
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_quiet_unknown_methods)
 
     from .handlers import create_server
 

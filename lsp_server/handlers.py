@@ -58,12 +58,14 @@ def create_server() -> PortsideLanguageServer:
             features_log(f"workspace/configuration failed: {type(exc).__name__}")
             return
         server.client_config = answer[0] if answer else None
+        server.client_config_source = "workspace/configuration"
         server.apply_settings()
 
     async def did_change_configuration(params: lsp.DidChangeConfigurationParams) -> None:
         settings = params.settings
         if isinstance(settings, dict) and isinstance(settings.get("portside"), dict):
             server.client_config = settings["portside"]
+            server.client_config_source = "workspace/didChangeConfiguration"
             server.apply_settings()
         else:
             await pull_configuration()
@@ -210,9 +212,16 @@ def create_server() -> PortsideLanguageServer:
             return None
         position = snap.codec.to_core(params.position)
         use = snap.doc.image_at(position)
+        where_core = use.range if use is not None else None
         if use is None:
-            return None
-        where = snap.codec.range(use.range)
+            # An ARG default a FROM uses as its image (or part of it): that image.
+            found = features.image_of_default(snap.doc, position)
+            if found is None:
+                return None
+            use, arg = found
+            where_core = arg.default_range
+        assert where_core is not None
+        where = snap.codec.range(where_core)
         if use.is_stage_reference and use.stage_reference is not None:
             text = features.stage_hover(snap.doc.stages[use.stage_reference])
         elif use.is_scratch:
@@ -265,11 +274,7 @@ def create_server() -> PortsideLanguageServer:
                 snap.doc, file=snap.uri, text=snap.text, config=config
             )
         window = snap.codec.core_range(params.range)
-        nearby = [
-            f
-            for f in findings
-            if f.range.start.line <= window.end.line and f.range.end.line >= window.start.line
-        ]
+        nearby = features.findings_at(snap.doc, findings, window)
         pins = await server.pin_edits(snap, nearby)
         return features.code_actions(
             snap.doc,

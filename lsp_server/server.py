@@ -153,6 +153,7 @@ class PortsideLanguageServer(LanguageServer):
         self.settings = Settings()
         self.init_options: object = None
         self.client_config: object = None
+        self.client_config_source = "workspace/configuration"
         self.setting_problems: list[str] = []
         self.store = CacheStore()
         self._registry: GatedRegistry | None = None
@@ -221,11 +222,24 @@ class PortsideLanguageServer(LanguageServer):
     def apply_settings(self) -> None:
         problems: list[str] = []
         old = self.settings
-        self.settings = resolve_settings(self.init_options, self.client_config, self.root, problems)
-        for problem in problems:
-            if problem not in self.setting_problems:
-                log.warning("%s", problem)
+        self.settings = resolve_settings(
+            self.init_options,
+            self.client_config,
+            self.root,
+            problems,
+            client_source=self.client_config_source,
+        )
+        new = [p for p in problems if p not in self.setting_problems]
         self.setting_problems = problems
+        if new:
+            # Said once to the user (stderr is where editors file errors, not notes).
+            log.info("settings: %s", "; ".join(new))
+            self.window_show_message(
+                lsp.ShowMessageParams(
+                    type=lsp.MessageType.Warning,
+                    message="portside settings: " + "; ".join(new)[:900],
+                )
+            )
         logging.getLogger("portside").setLevel(
             self.settings.log_level.upper()
             if self.settings.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -900,4 +914,11 @@ class PortsideLanguageServer(LanguageServer):
         self.workspace_images |= await asyncio.to_thread(scan)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
+        from pygls.exceptions import JsonRpcMethodNotFound
+
+        if isinstance(error, JsonRpcMethodNotFound):
+            # A request this server does not offer: answered with MethodNotFound, as
+            # the protocol says; not an error of the server's.
+            log.debug("unsupported request: %s", _describe(error))
+            return
         log.error("server error: %s", _describe(error))
