@@ -263,16 +263,7 @@ def create_server() -> PortsideLanguageServer:
         snap = server.analysable(params.text_document.uri)
         if snap is None:
             return []
-        published = server.published.get(snap.uri)
-        if published is not None and published.version == snap.version:
-            findings = published.findings
-        else:
-            from portside import policy
-
-            config, _ = server.policy_config(snap.path)
-            findings, _ = policy.local_findings(
-                snap.doc, file=snap.uri, text=snap.text, config=config
-            )
+        findings = server.findings_now(snap.uri)
         window = snap.codec.core_range(params.range)
         nearby = features.findings_at(snap.doc, findings, window)
         pins = await server.pin_edits(snap, nearby)

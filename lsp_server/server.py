@@ -425,7 +425,7 @@ class PortsideLanguageServer(LanguageServer):
             findings += carry.carry_line_findings(plugin[1], plugin[0], snap.doc.document.lines)
         return self.publish(snap, policy.sort_findings(findings), analysis.extra)
 
-    def analyse(self, uri: str) -> Analysis | None:
+    def analyse(self, uri: str, *, register: bool = True) -> Analysis | None:
         """The open document's current version analysed locally, with the registry's
         last answers carried over from the version before (shown until fresh ones land).
         """
@@ -463,8 +463,27 @@ class PortsideLanguageServer(LanguageServer):
                     kept = [f for f in check.findings if not item.silenced(f.kind)]
                     checks[key] = dataclasses.replace(check, findings=kept)
         analysis = Analysis(snap, extra, local, items, checks, file, config)
-        self.analyses[uri] = analysis
+        if register:
+            self.analyses[uri] = analysis
         return analysis
+
+    def findings_now(self, uri: str) -> list[policy.Finding]:
+        """Everything known about the document's current version, at once: what was
+        published for it, or (an edit not yet analysed) its local findings with the last
+        registry and plugin answers carried over, as the next publish will show."""
+        from portside import policy
+
+        snap = self.analysable(uri)
+        published = self.published.get(uri)
+        if snap is None or (published is not None and published.version == snap.version):
+            return published.findings if published is not None else []
+        analysis = self.analyse(uri, register=False)
+        if analysis is None:
+            return []
+        findings = list(analysis.local)
+        for check in analysis.checks.values():
+            findings += check.findings
+        return policy.sort_findings(findings)
 
     async def _diagnose(self, uri: str, delay: float) -> None:
         if delay > 0:
