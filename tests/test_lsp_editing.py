@@ -11,11 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import test_lsp_server
 from lsprotocol import types as lsp
-from test_lsp_server import PROFILES, Session, has, start, started  # noqa: F401 (fixtures)
+from test_lsp_server import PROFILES, Session, has
 
 from harness.proxy import FaultProxy
 from harness.registry import Registry
+
+# The stdio session fixtures of tests/test_lsp_server.py, shared.
+start = test_lsp_server.start
+started = test_lsp_server.started
 
 
 def record(session: Session) -> list[lsp.PublishDiagnosticsParams]:
@@ -257,6 +262,3 @@ async def test_arg_default_used_as_an_image_has_hover_completion_and_fixes(
     assert isinstance(change, lsp.TextDocumentEdit)
     assert change.edits[0].range.start.line == 1  # the fix edits the ARG line
 
-
-def _codes(found: Sequence[lsp.Diagnostic]) -> set[tuple[int, str]]:
-    return {(d.range.start.line, str(d.code)) for d in found}

@@ -9,11 +9,17 @@ import asyncio
 from typing import Any
 
 import pytest
+import test_lsp_server
 from lsprotocol import types as lsp
-from test_lsp_server import PROFILES, has, start, started  # noqa: F401 (fixtures)
+from pygls.exceptions import JsonRpcMethodNotFound
+from test_lsp_server import PROFILES, has
 
 from harness import seed
 from harness.registry import Registry
+
+# The stdio session fixtures of tests/test_lsp_server.py, shared.
+start = test_lsp_server.start
+started = test_lsp_server.started
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -123,9 +129,9 @@ async def test_unsupported_requests_are_method_not_found_and_not_logged_as_error
         ),
     ):
         future = protocol.send_request(method, params)
-        with pytest.raises(Exception) as failed:
+        with pytest.raises(JsonRpcMethodNotFound) as failed:
             await asyncio.wait_for(asyncio.wrap_future(future), 10)
-        assert getattr(failed.value, "code", None) == -32601  # MethodNotFound
+        assert failed.value.code == -32601
     protocol.notify("$/somethingNew", {"value": 1})
     # The server still answers, and said nothing on stderr about any of it.
     symbols = await session.client.text_document_document_symbol_async(
