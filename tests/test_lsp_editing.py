@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -261,4 +260,3 @@ async def test_arg_default_used_as_an_image_has_hover_completion_and_fixes(
     change = update.edit.document_changes[0]
     assert isinstance(change, lsp.TextDocumentEdit)
     assert change.edits[0].range.start.line == 1  # the fix edits the ARG line
-
