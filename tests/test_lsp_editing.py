@@ -6,7 +6,10 @@ an ``ARG`` default that is an image line like its ``FROM``."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -260,3 +263,68 @@ async def test_arg_default_used_as_an_image_has_hover_completion_and_fixes(
     change = update.edit.document_changes[0]
     assert isinstance(change, lsp.TextDocumentEdit)
     assert change.edits[0].range.start.line == 1  # the fix edits the ARG line
+
+
+# -- 5. hadolint follows, never in the way --------------------------------------------
+
+
+def slow_hadolint(folder: Path, seconds: float) -> tuple[Path, Path]:
+    """The real hadolint behind a script that takes ``seconds`` longer and logs when each
+    run starts and ends (to count how many run at once)."""
+    real = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    log = folder / "hadolint-runs.log"
+    script = folder / "hadolint"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "start $(date +%s.%N)" >> "{log}"\n'
+        f"sleep {seconds}\n"
+        f'"{real}" "$@"\n'
+        "rc=$?\n"
+        f'echo "end $(date +%s.%N)" >> "{log}"\n'
+        "exit $rc\n"
+    )
+    script.chmod(0o755)
+    return script, log
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_hadolint_findings_are_carried_and_runs_never_pile_up(
+    started: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, profile: str
+) -> None:
+    script, log = slow_hadolint(tmp_path, 0.4)
+    monkeypatch.setenv("PORTSIDE_HADOLINT", str(script))
+    session = await started(profile, init={"debounceMs": 5, "remoteChecks": False})
+    body = "FROM alpine:3.21\nRUN apt-get update && apt-get install -y curl\n"
+    uri = session.open(body)
+    await session.diagnostics(uri, lambda d: any(str(x.code).startswith("hadolint/") for x in d))
+    published = record(session)
+    texts = {}
+    comment = "# typed quickly"
+    for n in range(1, len(comment) + 1):
+        text = comment[:n] + "\n" + body
+        session.change(uri, text)
+        texts[session.versions[uri]] = text
+        await asyncio.sleep(0.02)
+    last = session.versions[uri]
+    for _ in range(500):
+        if any(p.version == last for p in published if p.uri == uri):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(2)  # the runs started while typing end
+    mine = [p for p in published if p.uri == uri and p.version in texts]
+    assert mine
+    for params in mine:
+        # Local findings and hadolint's (moved one line down) in every publish.
+        codes = {(d.range.start.line, str(d.code)) for d in params.diagnostics}
+        assert (1, "unpinned") in codes, (params.version, codes)
+        assert any(line == 2 and code.startswith("hadolint/") for line, code in codes), codes
+    # One hadolint at a time, however fast the edits came.
+    running = most = 0
+    events = sorted(
+        (float(stamp), kind) for kind, stamp in (x.split() for x in log.read_text().splitlines())
+    )
+    for _, kind in events:
+        running += 1 if kind == "start" else -1
+        most = max(most, running)
+    assert most == 1, events
+    assert len([k for _, k in events if k == "start"]) < len(comment)  # not one per edit
