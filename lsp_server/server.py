@@ -110,6 +110,8 @@ class Analysis:
     config: PolicyConfig
 
 
+# Seconds a document stays unchanged before plugins (hadolint) run on it.
+PLUGIN_QUIET = 0.3
 # Added to the note of a registry that could not be reached by portside.checkNow.
 _CACHED_NOTE = "; showing what the last check found"
 
@@ -542,9 +544,16 @@ class PortsideLanguageServer(LanguageServer):
             ]
             return dataclasses.replace(old, findings=old.findings + notes)
 
+        # The same image written the same way (a base used by many stages) is asked
+        # about once; its answer is moved to the other places.
+        groups: dict[tuple[Any, ...], list[policy.Judged]] = {}
+        for item in analysis.items.values():
+            use = item.use
+            same = (use.text, use.resolved, use.platform_resolved, item.ignore)
+            groups.setdefault(same, []).append(item)
         # Spawned, not awaited directly: an edit cancels the waiting, not the checks
         # (their fetches land in the cache for the next version).
-        tasks = {self.spawn(one(item)): key for key, item in analysis.items.items()}
+        tasks = {self.spawn(one(items[0])): items for items in groups.values()}
         pending: set[asyncio.Future[Any]] = set(tasks)
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -553,7 +562,11 @@ class PortsideLanguageServer(LanguageServer):
                 if task.cancelled() or task.exception() is not None:
                     continue
                 check: policy.ImageCheck = task.result()
-                analysis.checks[tasks[task]] = check
+                first, *others = tasks[task]
+                analysis.checks[carry.use_key(first.use)] = check
+                for item in others:
+                    moved = carry.move_check(check, first.use, item.use)
+                    analysis.checks[carry.use_key(item.use)] = moved
                 if check.status == "known" and "$" not in check.use.text:
                     learned.append(check.ref.familiar_name)
             self.learn(learned)
@@ -609,6 +622,11 @@ class PortsideLanguageServer(LanguageServer):
             analysis = self.analyses.get(uri)
             if analysis is None or analysis.snap.too_large:
                 return
+            # Plugins run when typing pauses: a process per keystroke would compete with
+            # the editor for the CPU, and their last findings stay shown meanwhile.
+            await asyncio.sleep(PLUGIN_QUIET)
+            if self.analyses.get(uri) is not analysis:
+                continue
             snap = analysis.snap
             found = await policy.plugin_findings_async(
                 snap.doc, file=analysis.file, text=snap.text, config=analysis.config
