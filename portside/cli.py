@@ -390,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OS/ARCH[/VARIANT]",
         help="print the digest of this platform's image instead of the index's",
     )
+    from portside.cli_retention import add_verbs as add_retention_verbs
+
+    add_retention_verbs(verb)
     return parser
 
 
@@ -848,7 +851,21 @@ def _cmd_publish(args: Args, cached: CachedRegistry) -> int:
     return 0
 
 
+def _cmd_prune(args: Args, cached: CachedRegistry) -> int:
+    from portside.cli_retention import run_prune
+
+    return run_prune(args, _client_options(args))
+
+
+def _cmd_usage(args: Args, cached: CachedRegistry) -> int:
+    from portside.cli_retention import run_usage
+
+    return run_usage(args, _client_options(args))
+
+
 _COMMANDS = {
+    "prune": _cmd_prune,
+    "usage": _cmd_usage,
     "build": _cmd_build,
     "push": _cmd_push,
     "publish": _cmd_publish,
