@@ -341,7 +341,7 @@ def test_an_interrupted_apply_stops_between_deletions_and_the_next_run_finishes(
             "--project",
             str(folder),
             "--apply",
-        ],  # fmt: skip
+        ],
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
