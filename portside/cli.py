@@ -393,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     from portside.cli_retention import add_verbs as add_retention_verbs
 
     add_retention_verbs(verb)
+    from portside.cli_lifecycle import add_verbs as add_lifecycle_verbs
+
+    add_lifecycle_verbs(verb)
     return parser
 
 
@@ -863,7 +866,21 @@ def _cmd_usage(args: Args, cached: CachedRegistry) -> int:
     return run_usage(args, _client_options(args))
 
 
+def _cmd_retire(args: Args, cached: CachedRegistry) -> int:
+    from portside.cli_lifecycle import run_retire
+
+    return run_retire(args, _client_options(args))
+
+
+def _cmd_pull_back(args: Args, cached: CachedRegistry) -> int:
+    from portside.cli_lifecycle import run_pull_back
+
+    return run_pull_back(args, _client_options(args))
+
+
 _COMMANDS = {
+    "retire": _cmd_retire,
+    "pull-back": _cmd_pull_back,
     "prune": _cmd_prune,
     "usage": _cmd_usage,
     "build": _cmd_build,
