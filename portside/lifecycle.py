@@ -356,6 +356,8 @@ async def plan_pull_back(
         ]
         return max(keys) if keys else None
 
+    own_keys = [v.key for t, v in versions.items() if v is not None and by_tag[t] == target]
+    ours_newest = max(own_keys) if own_keys else None
     moves = []
     for tag in ours:
         version = versions[tag]
@@ -371,10 +373,7 @@ async def plan_pull_back(
                     continue
                 if top_key is not None and other_version.key >= top_key:
                     continue
-            elif any(
-                v is not None and by_tag[t] == target and v.key <= other_version.key
-                for t, v in versions.items()
-            ):
+            elif ours_newest is None or other_version.key >= ours_newest:
                 continue  # "latest" and other names: only releases older than ours
             candidates.append((other_version.key, other))
         candidates.sort(reverse=True)
