@@ -63,6 +63,7 @@ _KEYS = {
     "keep-newest-per-line",
     "keep-within",
     "delete-prereleases-older-than",
+    "delete-end-of-life-after",
     "protect",
     "dev-tags",
 }
@@ -76,6 +77,7 @@ class RetentionPolicy:
     keep_newest_per_line: int | None = None
     keep_within: dt.timedelta | None = None
     delete_prereleases_older_than: dt.timedelta | None = None
+    delete_end_of_life_after: dt.timedelta | None = None  # grace after the end-of-life date
     protect: tuple[str, ...] = ()  # tag globs never deleted
     dev_tags: tuple[str, ...] = DEFAULT_DEV_TAGS
     source: str = ""
@@ -146,6 +148,7 @@ def parse_policies(entries: Any, *, source: str) -> tuple[RetentionPolicy, ...]:
             raise ConfigError(f"{where}.keep-newest-per-line must be a whole number >= 1")
         within = entry.get("keep-within")
         pre = entry.get("delete-prereleases-older-than")
+        eol = entry.get("delete-end-of-life-after")
         policy = RetentionPolicy(
             match=entry["match"],
             keep_newest_per_line=newest,
@@ -153,16 +156,21 @@ def parse_policies(entries: Any, *, source: str) -> tuple[RetentionPolicy, ...]:
             delete_prereleases_older_than=_duration(pre, f"{where}.delete-prereleases-older-than")
             if pre is not None
             else None,
+            delete_end_of_life_after=_duration(eol, f"{where}.delete-end-of-life-after")
+            if eol is not None
+            else None,
             protect=_globs(entry["protect"], f"{where}.protect") if "protect" in entry else (),
             dev_tags=_globs(entry["dev-tags"], f"{where}.dev-tags")
             if "dev-tags" in entry
             else DEFAULT_DEV_TAGS,
             source=where,
         )
-        if not policy.has_keep_rules and policy.delete_prereleases_older_than is None:
+        deletes = (policy.delete_prereleases_older_than, policy.delete_end_of_life_after)
+        if not policy.has_keep_rules and all(rule is None for rule in deletes):
             raise ConfigError(
                 f"{where} has no rule",
-                hint="add keep-newest-per-line, keep-within or delete-prereleases-older-than",
+                hint="add keep-newest-per-line, keep-within, delete-prereleases-older-than "
+                "or delete-end-of-life-after",
             )
         policies.append(policy)
     return tuple(policies)
@@ -194,6 +202,7 @@ class ImageRecord:
     children: tuple[Digest, ...] = ()  # an index's platform manifests
     referrers: tuple[Descriptor, ...] = ()  # artifacts attached to it, deleted with it
     referrer_tags: dict[str, Digest] = field(default_factory=dict)  # tag schema fallback
+    end_of_life: dt.datetime | None = None  # read only when a rule needs it
     delete: bool = False
     rule: str = ""
 
@@ -509,6 +518,13 @@ def _verdict(
         if age <= policy.keep_within:
             return False, f"created within {_duration_text(policy.keep_within)} (keep-within)"
     limit = policy.delete_prereleases_older_than
+    grace = policy.delete_end_of_life_after
+    if grace is not None and image.end_of_life is not None and now - image.end_of_life > grace:
+        day = image.end_of_life.date().isoformat()
+        return True, (
+            f"end of life since {day}, more than {_duration_text(grace)} ago "
+            "(delete-end-of-life-after)"
+        )
     development = all(is_dev_build(tag, parsed[tag], policy.dev_tags) for tag in image.tags)
     if limit is not None and development and age is not None and age > limit:
         return True, (
@@ -532,6 +548,8 @@ async def make_plan(
 ) -> Plan:
     """Read the repository, decide, and find the referrers of what is to be deleted."""
     images = await read_repository(client, repository, concurrency=concurrency)
+    if policy.delete_end_of_life_after is not None:
+        await _read_end_of_life(client, repository, images, concurrency)
     decide(images, policy, scheme, now=now or dt.datetime.now(dt.timezone.utc), pinned=pinned)
     reader = RepositoryReader(client, repository, concurrency=concurrency)
     doomed = [image for image in images if image.delete]
@@ -539,6 +557,24 @@ async def make_plan(
     for image, referrers in zip(doomed, found, strict=True):
         image.referrers = referrers
     return Plan(repository, policy, images)
+
+
+async def _read_end_of_life(
+    client: Any, repository: Reference, images: Sequence[ImageRecord], concurrency: int
+) -> None:
+    from portside.lifecycle import ClientSource, read_lifecycle
+
+    source = ClientSource(client)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(image: ImageRecord) -> None:
+        async with limit:
+            manifest = await source.manifest(repository.with_digest(image.digest))
+            status = await read_lifecycle(source, repository, [manifest])
+        if status.end_of_life is not None:
+            image.end_of_life = status.end_of_life.date
+
+    await asyncio.gather(*(one(image) for image in images))
 
 
 # -- applying ---------------------------------------------------------------------------

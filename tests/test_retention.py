@@ -416,3 +416,28 @@ def test_prune_without_a_matching_policy_is_a_configuration_error(
     result = prune(httpd, folder)
     assert result.returncode == 2
     assert "no [[tool.portside.retention]] table matches" in result.stderr
+
+
+def test_end_of_life_images_go_after_the_grace_period(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    _push_aged(plain_registry, "acme/app", {"1.0.0": 400, "1.1.0": 300, "1.2.0": 200})
+    host = plain_registry.host
+    long_ago = (NOW - dt.timedelta(days=60)).date().isoformat()
+    lately = (NOW - dt.timedelta(days=5)).date().isoformat()
+    for tag, date in (("1.0.0", long_ago), ("1.1.0", lately)):
+        retired = run_portside("retire", f"{host}/acme/app:{tag}", "--date", date, cwd=tmp_path)
+        assert retired.returncode == 0, retired.stderr
+    folder = project(
+        tmp_path, '[[retention]]\nmatch = "*/acme/app"\ndelete-end-of-life-after = "30d"\n'
+    )
+    result = prune(plain_registry, folder, "--apply", "--json", repo="acme/app")
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)
+    deleted = [i for i in report["images"] if i["action"] == "delete"]
+    assert [i["tags"] for i in deleted] == [["1.0.0"]]
+    assert "delete-end-of-life-after" in deleted[0]["rule"]
+    remaining = tags_of(plain_registry, "acme/app")
+    # The retired image went with its lifecycle artifact and that artifact's fallback tag.
+    assert [t for t in remaining if not t.startswith("sha256-")] == ["1.1.0", "1.2.0"]
+    assert len([t for t in remaining if t.startswith("sha256-")]) == 1
