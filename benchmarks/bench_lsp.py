@@ -311,9 +311,12 @@ async def bench(args: argparse.Namespace) -> None:
         for name, command, hadolint in runs:
             label = f"{name} (hadolint on)" if hadolint else name
             row: dict[str, str] = {}
-            cache = work / f"cache-{label}"
+            # Plain folder names: a URI with spaces or parentheses may come back from a
+            # server spelled another way, and its publishes would not be recognised.
+            slug = f"{name}-hadolint" if hadolint else name
+            cache = work / f"cache-{slug}"
             env = server_env(cache, hadolint=hadolint)
-            root = work / f"ws-{label}"
+            root = work / f"ws-{slug}"
             root.mkdir()
             median = statistics.median(startups[name])
             row[f"start-up to initialized (ms, median of {args.startups})"] = f"{median:.0f}" + (

@@ -580,7 +580,10 @@ class PortsideLanguageServer(LanguageServer):
             return
         self.workspace_images.update(names)
         fresh = list(dict.fromkeys(names))
-        if self.recent_images[: len(fresh)] != fresh:
+        # Rewritten only for a name not near the top already: documents are re-checked
+        # on every edit, and their images need not be reordered each time.
+        head = self.recent_images[: max(len(fresh), 10)]
+        if any(name not in head for name in fresh):
             self._recent = self.store.remember_images(fresh)
 
     def learn_saved(self, uri: str) -> None:
