@@ -248,6 +248,28 @@ async def interleaved_startups(
     return times
 
 
+def own_imports(runs: int) -> list[float]:
+    """What the server's own modules add to the floor's imports, in ms, by
+    ``python -X importtime``: the floor (pygls, lsprotocol) first, then
+    ``lsp_server.handlers`` (everything ``initialize`` runs on), whose cumulative time
+    counts only what the floor did not already import."""
+    code = "import pygls.lsp.server, lsprotocol.types; import lsp_server.handlers"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for line in done.stderr.splitlines():
+            if line.rstrip().endswith("| lsp_server.handlers"):
+                out.append(int(line.split("|")[1]) / 1000)
+    return out
+
+
 def print_startups(times: dict[str, list[float]]) -> None:
     floor = statistics.median(times["pygls floor"])
     for name, values in times.items():
@@ -259,8 +281,17 @@ def print_startups(times: dict[str, list[float]]) -> None:
         )
 
 
+def print_own_imports(runs: int) -> None:
+    values = own_imports(runs)
+    print(
+        f"portside's own imports on top of the floor (-X importtime, {len(values)} runs): "
+        f"min {min(values):.0f} ms, median {statistics.median(values):.0f} ms"
+    )
+
+
 async def startup_only(args: argparse.Namespace) -> None:
     """Only start-up to ``initialized`` (no registry needed): ``--startup-only``."""
+    compile_checkout()
     work = Path(tempfile.mkdtemp(prefix="bench-lsp-"))
     try:
         root = work / "ws"
@@ -269,6 +300,7 @@ async def startup_only(args: argparse.Namespace) -> None:
         print_startups(
             await interleaved_startups(servers, server_env(work / "cache"), root, args.startups)
         )
+        print_own_imports(args.startups)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -305,6 +337,7 @@ async def bench(args: argparse.Namespace) -> None:
             startup_servers(peer), server_env(work / "cache-startup"), startup_root, args.startups
         )
         print_startups(startups)
+        print_own_imports(args.startups)
         floor = statistics.median(startups["pygls floor"])
         runs = [(n, c, False) for n, c in servers_to_measure(peer)]
         runs.insert(1, ("portside", [sys.executable, "-m", "lsp_server"], True))

@@ -23,14 +23,10 @@ from portside.reference import Reference
 if TYPE_CHECKING:  # the policy rules load with the first document, not at start-up
     from portside.policy import Finding, UpdateOption
 
+from .commands import COMMAND_PIN_ALL
 from .positions import Codec
 
 SOURCE = "portside"
-COMMAND_PIN_ALL = "portside.pinAll"
-COMMAND_CHECK_NOW = "portside.checkNow"
-COMMAND_PUBLISH_DRY_RUN = "portside.publishDryRun"
-COMMAND_PUBLISH = "portside.publish"
-COMMAND_BUILD = "portside.build"
 
 SEVERITY = {
     "error": lsp.DiagnosticSeverity.Error,

@@ -4,15 +4,24 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
-from portside import errors, versions
+from portside import errors
 from portside.reference import Reference
 
-from . import features
+from . import commands
+from .lazy import lazy
 from .server import PortsideLanguageServer, _safe
+
+if TYPE_CHECKING:
+    from portside import versions
+
+    from . import features
+else:  # loaded with the first request that needs them, not for initialize
+    versions = lazy("portside.versions")
+    features = lazy("lsp_server.features")
 
 
 def _none() -> None:
@@ -388,9 +397,9 @@ def create_server() -> PortsideLanguageServer:
     feature(lsp.TEXT_DOCUMENT_DOCUMENT_LINK, lsp.DocumentLinkOptions(resolve_provider=False))(
         document_link
     )
-    server.command(features.COMMAND_PIN_ALL)(pin_all_command)
-    server.command(features.COMMAND_CHECK_NOW)(check_now_command)
-    server.command(features.COMMAND_PUBLISH_DRY_RUN)(publish_dry_run_command)
-    server.command(features.COMMAND_PUBLISH)(publish_command)
-    server.command(features.COMMAND_BUILD)(build_command)
+    server.command(commands.COMMAND_PIN_ALL)(pin_all_command)
+    server.command(commands.COMMAND_CHECK_NOW)(check_now_command)
+    server.command(commands.COMMAND_PUBLISH_DRY_RUN)(publish_dry_run_command)
+    server.command(commands.COMMAND_PUBLISH)(publish_command)
+    server.command(commands.COMMAND_BUILD)(build_command)
     return server

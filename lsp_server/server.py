@@ -28,14 +28,31 @@ from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from portside import errors, images
+from portside import errors
 from portside.cache import CachedRegistry, CacheStore, NeedsNetwork
 from portside.config import PolicyConfig, find_config_file, load_config
-from portside.dockerfile import Dockerfile, ImageUse, Position, Range, parse
-from portside.images import ImageInfo
-from portside.redact import redact_url
 from portside.reference import Digest, Reference
-from portside.registry.manifest import Platform
+
+from .gate import GatedRegistry
+from .lazy import lazy
+from .settings import Settings, resolve_settings
+
+if TYPE_CHECKING:
+    from portside import dockerfile, images, redact
+    from portside.dockerfile import Dockerfile, ImageUse, Range
+    from portside.images import ImageInfo
+    from portside.registry import manifest
+    from portside.registry.manifest import Platform
+
+    from . import carry, features, positions
+else:  # start-up: loaded with the first document (see lazy)
+    dockerfile = lazy("portside.dockerfile")
+    images = lazy("portside.images")
+    redact = lazy("portside.redact")
+    manifest = lazy("portside.registry.manifest")
+    carry = lazy("lsp_server.carry")
+    features = lazy("lsp_server.features")
+    positions = lazy("lsp_server.positions")
 
 if TYPE_CHECKING:
     # Start-up budget: the first ``initialize`` needs none of these. The policy rules
@@ -44,10 +61,6 @@ if TYPE_CHECKING:
     from portside import policy
     from portside.registry.transport import ClientOptions
 
-from . import carry, features
-from .gate import GatedRegistry
-from .positions import Codec
-from .settings import Settings, resolve_settings
 
 __version__ = "0.1.0"
 log = logging.getLogger("portside.lsp")
@@ -59,7 +72,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, errors.PortsideError):
         return exc.message
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {redact_url(text)[:200]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {redact.redact_url(text)[:200]}" if text else type(exc).__name__
 
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
@@ -91,7 +104,7 @@ class Snapshot:
     version: int | None
     text: str
     doc: Dockerfile
-    codec: Codec
+    codec: positions.Codec
     path: Path | None
     too_large: bool = False
 
@@ -123,7 +136,14 @@ class Published:
     diagnostics: list[lsp.Diagnostic] = field(default_factory=list)
 
 
-_EMPTY = parse("")
+_EMPTY: list[Dockerfile] = []
+
+
+def _empty() -> Dockerfile:
+    """The model of an empty document (what a too large one is analysed as)."""
+    if not _EMPTY:
+        _EMPTY.append(dockerfile.parse(""))
+    return _EMPTY[0]
 
 
 def _flagged_images(
@@ -315,15 +335,23 @@ class PortsideLanguageServer(LanguageServer):
         path = Path(path_text) if path_text else None
         if len(text) > self.settings.max_document_bytes:
             return Snapshot(
-                uri, document.version, text, _EMPTY, Codec(_EMPTY.document, encoding), path, True
+                uri,
+                document.version,
+                text,
+                _empty(),
+                positions.Codec(_empty().document, encoding),
+                path,
+                True,
             )
         cached = self._parsed.get(uri)
         if cached is not None and cached[0] == text:
             doc = cached[1]
         else:
-            doc = parse(text)
+            doc = dockerfile.parse(text)
             self._parsed[uri] = (text, doc)
-        return Snapshot(uri, document.version, text, doc, Codec(doc.document, encoding), path)
+        return Snapshot(
+            uri, document.version, text, doc, positions.Codec(doc.document, encoding), path
+        )
 
     def analysable(self, uri: str) -> Snapshot | None:
         """The open document ``uri``; None when it is not open or is too large to analyse
@@ -663,7 +691,7 @@ class PortsideLanguageServer(LanguageServer):
         if not use.platform_resolved or "$" in use.platform_resolved:
             return None
         try:
-            return Platform.parse(use.platform_resolved)
+            return manifest.Platform.parse(use.platform_resolved)
         except errors.PortsideError:
             return None
 
@@ -757,7 +785,7 @@ class PortsideLanguageServer(LanguageServer):
             )
         if plan.changed and plan.new_text is not None:
             lines = snap.doc.document.lines
-            end = snap.codec.position(Position(len(lines) - 1, len(lines[-1])))
+            end = snap.codec.position(dockerfile.Position(len(lines) - 1, len(lines[-1])))
             edit = lsp.WorkspaceEdit(
                 document_changes=[
                     lsp.TextDocumentEdit(
@@ -811,7 +839,7 @@ class PortsideLanguageServer(LanguageServer):
         plan: list[str] = []
 
         def progress(step: str, message: str) -> None:
-            line = redact_url(f"[{step}] {message}")
+            line = redact.redact_url(f"[{step}] {message}")
             plan.append(line)
             self.window_log_message(
                 lsp.LogMessageParams(type=lsp.MessageType.Info, message=f"portside {title}: {line}")
@@ -948,7 +976,7 @@ class PortsideLanguageServer(LanguageServer):
                     continue
                 if len(text) > 500_000:
                     continue
-                names |= features.literal_image_names(parse(text))
+                names |= features.literal_image_names(dockerfile.parse(text))
             return names
 
         self.workspace_images |= await asyncio.to_thread(scan)
