@@ -70,3 +70,27 @@ def test_the_server_starts_from_a_plain_install(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("portside-lsp ")
+
+
+def test_a_broken_install_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # An environment where lsprotocol cannot be imported (a broken install).
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Missing:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('lsprotocol', 'pygls'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Missing())\n"
+    )
+    env = {**os.environ, "PORTSIDE_DAEMON": "off", "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "portside", "lsp"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "reinstall portside" in done.stderr and "lsprotocol" in done.stderr
