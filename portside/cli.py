@@ -423,11 +423,18 @@ def _make_cached(args: Args) -> CachedRegistry:
         from portside.registry.client import RegistryClient
         from portside.registry.transport import ClientOptions
 
+        # The cache's credential store: a helper runs once for reading and fetching.
+        credentials = cached.credentials
         if timeout is None:
-            return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file))
-        return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file, timeout=timeout))
+            options = ClientOptions(insecure=insecure, ca_file=ca_file)
+        else:
+            options = ClientOptions(insecure=insecure, ca_file=ca_file, timeout=timeout)
+        return RegistryClient(options, credentials=credentials)
 
-    return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
+    cached = CachedRegistry(
+        client_factory=client_factory, offline=args.offline, refresh=args.refresh
+    )
+    return cached
 
 
 class _CacheCannotAnswer(BaseException):
@@ -614,9 +621,15 @@ def _print_inspect(info: ImageInfo, args: Args) -> None:
 # -- verbs ---------------------------------------------------------------------------
 
 
+def _newest_first(tags: list[str]) -> list[str]:
+    from portside.versions import sort_tags  # only when the cache has no ranking yet
+
+    return sort_tags(tags)
+
+
 def _cmd_tags(args: Args, cached: CachedRegistry) -> int:
     ref = _parse_ref(args.ref)
-    ordered = _run(cached, lambda: cached.tags_newest_first(ref))
+    ordered = _run(cached, lambda: cached.tags_derived(ref, "newest-first", _newest_first))
     if args.limit is not None:
         ordered = ordered[: args.limit]
     _print_tags(ordered, args)
