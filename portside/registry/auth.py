@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import httpx
 
 from portside import errors
+from portside.contract import CredentialSource
 from portside.redact import redact_text
 from portside.reference import canonical_registry
 from portside.registry.challenge import Challenge, Scope, merge_scopes, parse_challenges, pick
-from portside.registry.credentials import TOKEN_USERNAME, Credential, CredentialStore
+from portside.registry.credentials import TOKEN_USERNAME, Credential
 from portside.registry.transport import (
     ERROR_BODY_LIMIT,
     Response,
@@ -152,7 +153,7 @@ def _basic(username: str, password: str) -> str:
 class Authenticator:
     """Adds credentials to requests for one client; answers 401s once per request."""
 
-    def __init__(self, transport: Transport, credentials: CredentialStore | None) -> None:
+    def __init__(self, transport: Transport, credentials: CredentialSource | None) -> None:
         self._transport = transport
         self._credentials = credentials
         self._challenges: dict[str, Challenge | None] = {}

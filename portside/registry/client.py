@@ -16,6 +16,7 @@ from types import TracebackType
 import httpx
 
 from portside import errors
+from portside.contract import CredentialSource
 from portside.redact import redact_url
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
@@ -97,7 +98,7 @@ class RegistryClient:
         self,
         options: ClientOptions | None = None,
         *,
-        credentials: CredentialStore | None = None,
+        credentials: CredentialSource | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.options = options or ClientOptions()

@@ -50,10 +50,10 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portside.contract import Credential as Credential
 from portside.errors import CredentialError, PortsideError
 from portside.plugins import hookimpl
 from portside.reference import DOCKER_HUB, DOCKER_HUB_LEGACY_KEY, canonical_registry
@@ -84,55 +84,8 @@ _warned_unscoped_env = False
 
 # --- the credential ----------------------------------------------------------
 
-
-@dataclass(frozen=True, repr=False)
-class Credential:
-    """What to authenticate to one registry with.
-
-    - ``username`` + ``password``: basic auth, or the token server's basic auth.
-    - ``identity_token``: an OAuth2 refresh token (docker's ``identitytoken``, or a
-      helper answering with the user name ``<token>``), exchanged at the token realm.
-    - ``registry_token``: a bearer token to send as is.
-
-    ``source`` says where it came from, for messages; it never holds a secret.
-    ``repr()`` and ``str()`` never show the password or the tokens.
-    """
-
-    username: str | None = None
-    password: str | None = None
-    identity_token: str | None = None
-    registry_token: str | None = None
-    source: str = "unknown source"
-
-    def __repr__(self) -> str:
-        parts = [f"username={self.username!r}"]
-        for name in ("password", "identity_token", "registry_token"):
-            if getattr(self, name):
-                parts.append(f"{name}=<set>")
-        parts.append(f"source={self.source!r}")
-        return f"Credential({', '.join(parts)})"
-
-    def __str__(self) -> str:
-        who = f" for user {self.username!r}" if self.username else ""
-        return f"{self.kind}{who} from {self.source}"
-
-    @property
-    def kind(self) -> str:
-        """``registry token``, ``identity token``, ``password`` or ``username only``."""
-        if self.registry_token:
-            return "registry token"
-        if self.identity_token:
-            return "identity token"
-        if self.password:
-            return "password"
-        return "username only"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The secret values, for :func:`portside.redact.redact_text`."""
-        values = (self.password, self.identity_token, self.registry_token)
-        return tuple(value for value in values if value)
-
+# Credential is a type of the plugin contract: it lives in portside.contract (below
+# the plugin manager) and is re-exported here, where it has always been importable.
 
 # --- config files ------------------------------------------------------------
 
