@@ -5,16 +5,31 @@ Two kinds of things are kept, under :func:`default_cache_dir`:
 - **Immutable**, addressed by digest: manifests, indexes and config blobs. Kept for
   good and verified on the way in *and* on the way out: a file whose bytes do not hash
   to its name (a torn write, a disk error, someone editing it) is a miss, never served.
-  Content is shared between repositories and registries: the digest names the bytes.
-- **Mutable**, addressed by (registry, repository, name): a repository's tag list and
-  what a tag points to. Each entry carries its fetch time (and the registry's ETag, when
-  one is known); it is *fresh* for a TTL, then *stale*.
+  The bytes are stored once, whichever repository they came from; the right to be
+  answered them is not shared (see below).
+- **Mutable**, addressed by (registry, scope, repository, name): a repository's tag
+  list and what a tag points to. Each entry carries its fetch time (and the registry's
+  ETag, when one is known); it is *fresh* for a TTL, then *stale*.
 
-Layout (``v1`` is the format; a change of format gets a new directory, never a migration)::
+Who is answered what. Every mutable entry's key carries a credential *scope*:
+:data:`ANONYMOUS` when the request that fetched it sent no credential (the registry
+gave it to anybody), else an HMAC of the credential that was sent, under a random
+per-user key kept in the cache (:meth:`CacheStore.secret_key`); the credential itself
+is never stored. A caller is answered from anonymous entries and from those of its own
+credential's scope only, so a wrong password or none misses and asks the registry.
+Anonymous entries are looked at first: a public image's warm answer needs no
+credential lookup (credential helpers are processes). A digest is answered for a
+repository only after a ``has-manifest`` / ``has-blob`` mark says that repository
+(in a scope the caller may read) was seen to have it. Offline and stale answers follow
+the same rule. The directory and its files must be the user's and writable by nobody
+else (:mod:`portside.private`), otherwise the cache is bypassed with one warning.
 
-    <root>/v1/manifests/<algorithm>/<hex>   media type, "\\n", the exact manifest bytes
-    <root>/v1/blobs/<algorithm>/<hex>       the exact blob bytes
-    <root>/v1/<kind>/<escaped key>.json     {"key": [...], "fetched_at": ..., "value": ...}
+Layout (``v2`` is the format; a change of format gets a new directory, never a migration)::
+
+    <root>/v2/secret-key                    32 random bytes, mode 0600
+    <root>/v2/manifests/<algorithm>/<hex>   media type, "\\n", the exact manifest bytes
+    <root>/v2/blobs/<algorithm>/<hex>       the exact blob bytes
+    <root>/v2/<kind>/<escaped key>.json     {"key": [...], "fetched_at": ..., "value": ...}
 
 An entry file is one JSON object written by ``json.dumps`` (ASCII, no spaces): ``key``
 is the whole key (kind first) and must equal the key it is read for, ``fetched_at``

@@ -37,6 +37,8 @@ def directory_problem(path: str) -> str | None:
     rules. The parent must not let others swap the directory: writable by others is
     refused unless it is sticky (as ``/tmp`` is).
     """
+    if not hasattr(os, "geteuid"):
+        return None  # no POSIX owners to check (Windows): the user's profile protects it
     uid = os.geteuid()
     try:
         st = os.lstat(path)
@@ -88,6 +90,8 @@ def file_problem(fd: int) -> str | None:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
+    if not hasattr(os, "geteuid"):
+        return None
     if st.st_uid != os.geteuid():
         return f"owned by {_owner(st.st_uid)}"
     if st.st_mode & _WRITABLE_BY_OTHERS:
@@ -102,7 +106,8 @@ def read_file(path: str) -> bytes | None:
     exists but is not ours to trust. A symbolic link is never followed.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
     except OSError as exc:
         import errno
 

@@ -385,3 +385,28 @@ def test_a_planted_tag_digest_entry_is_not_pinned(
     assert result.returncode == 0, result.stderr
     assert dockerfile.read_text() == f"FROM {ref}@{real.digest}\n"
     assert Skopeo.for_registry(reg).digest(ref) == real.digest
+
+
+def test_a_symlinked_or_world_writable_file_in_the_cache_is_not_served(
+    registry: Registry, portside: Portside, tmp_path: Path
+) -> None:
+    ref = registry.ref("library/alpine")
+    honest = portside("tags", ref)
+    assert honest.returncode == 0
+    (entry,) = (portside.cache_dir / "v2" / "tags").iterdir()
+    doc = json.loads(entry.read_text())
+    doc["value"] = ["9.9-planted"]
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))
+    entry.unlink()
+    entry.symlink_to(forged)
+    linked = portside("tags", ref)
+    assert linked.stdout == honest.stdout, linked.stderr
+    assert "symbolic link" in linked.stderr and "not using the cache" in linked.stderr
+
+    entry.unlink()
+    entry.write_text(json.dumps(doc))
+    entry.chmod(0o666)
+    writable = portside("tags", ref)
+    assert writable.stdout == honest.stdout, writable.stderr
+    assert "writable by other users" in writable.stderr
