@@ -144,6 +144,7 @@ class CacheStore:
         self.problem: str | None = None
         self._checked = False
         self._created = False
+        self._secret_key: bytes | None = None
 
     # -- trust -----------------------------------------------------------------------
 
@@ -189,6 +190,8 @@ class CacheStore:
         the credential itself is never stored and a guess cannot be checked without the
         key. ``None`` when the key cannot be had safely: such answers are then not cached.
         """
+        if self._secret_key is not None:
+            return self._secret_key
         if not self._usable(create=True):
             return None
         path = os.path.join(self.root, SECRET_KEY_FILE)
@@ -218,6 +221,7 @@ class CacheStore:
                 return None
         except OSError:
             return None
+        self._secret_key = data
         return data
 
     # -- paths ---------------------------------------------------------------------
