@@ -10,6 +10,8 @@ imports closes a circle. Each type stays importable where it always was
 - :class:`Credential` (``portside_credentials``) and :class:`CredentialSource`, what a
   registry client asks for credentials;
 - :class:`Finding` and :class:`Edit` (``portside_dockerfile_findings``);
+- :class:`ImageAttachments`, :class:`Attachment`, :class:`Vulnerability` and
+  :class:`VulnerabilityReport` (``portside_vulnerabilities``);
 - :class:`VersionScheme` and :class:`TagVersion` (``portside_version_schemes``), with
   the rules their defaults use, defined in :mod:`portside.tagversion` (kept free of
   ``dataclasses`` for the command line's warm path) and re-exported here.
@@ -19,7 +21,7 @@ Only ``dataclasses`` and these low modules are imported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The version contract lives in its own light module: versions.py (on the command
 # line's warm path) imports it without the dataclasses above.
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from typing import Any, Protocol
 
     from portside.dockerfile import Range
+    from portside.reference import Digest
 else:
     Protocol = object
 
@@ -136,3 +139,78 @@ class Finding:
             "message": self.message,
             "suggestion": self.suggestion,
         }
+
+
+# -- vulnerabilities ------------------------------------------------------------------
+
+SEVERITIES = ("unknown", "low", "medium", "high", "critical")  # least to most severe
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+
+
+@dataclass(frozen=True)
+class Vulnerability:
+    """One known vulnerability of an image."""
+
+    id: str  # CVE-2024-1234, GHSA-…
+    severity: str  # one of SEVERITIES
+    package: str | None = None
+    fixed_in: str | None = None
+    source: str = ""  # what said so: "SARIF sha256:… (Trivy)"
+
+    def describe(self) -> str:
+        package = f" in {self.package}" if self.package else ""
+        fixed = f", fixed in {self.fixed_in}" if self.fixed_in else ""
+        return f"{self.id} ({self.severity}{package}{fixed})"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "package": self.package,
+            "fixed_in": self.fixed_in,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An artifact attached to the image, with the bytes of its layers."""
+
+    artifact_type: str
+    digest: Digest
+    annotations: dict[str, str]
+    documents: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class ImageAttachments:
+    """What the ``portside_vulnerabilities`` hook is given about one image."""
+
+    reference: str  # as the Dockerfile names it, normalised
+    digests: tuple[Digest, ...]  # the index and/or the platform manifest
+    attachments: tuple[Attachment, ...]
+
+
+@dataclass
+class VulnerabilityReport:
+    vulnerabilities: list[Vulnerability] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)  # ids an OpenVEX statement cleared
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def highest(self) -> str | None:
+        if not self.vulnerabilities:
+            return None
+        return max((v.severity for v in self.vulnerabilities), key=severity_rank)
+
+    def at_least(self, severity: str) -> list[Vulnerability]:
+        floor = severity_rank(severity)
+        return [v for v in self.vulnerabilities if severity_rank(v.severity) >= floor]
+
+    def top(self, count: int = 5) -> list[Vulnerability]:
+        return sorted(self.vulnerabilities, key=lambda v: (-severity_rank(v.severity), v.id))[
+            :count
+        ]
