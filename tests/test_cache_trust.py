@@ -125,6 +125,8 @@ def test_private_answers_are_served_only_to_the_same_credential(
     assert portside("digest", ref).stdout.strip() == digest
     assert "private-label" in portside("inspect", by_digest).stdout
     assert digest in portside("latest", ref).stdout
+    query = f"{reg.ref(PRIVATE)} where tag = 1.0"
+    assert digest in portside("query", query).stdout
     checked = portside("check", "--json", str(dockerfile))
     assert f"{PRIVATE}:1.1 is available" in checked.stdout  # the tag list was read
     # Warm: the right caller is answered from the cache alone, even offline.
@@ -137,6 +139,7 @@ def test_private_answers_are_served_only_to_the_same_credential(
         refused(portside("digest", ref), 4, digest)
         refused(portside("inspect", by_digest), 4, "private-label")
         refused(portside("latest", ref), 4, digest)
+        refused(portside("query", query), 4, digest)
         refused(portside("--offline", "tags", reg.ref(PRIVATE)), 5, "1.1")
         refused(portside("--offline", "digest", ref), 5, digest)
         refused(portside("--offline", "inspect", by_digest), 5, "private-label")
