@@ -269,6 +269,10 @@ class ClientSource:
         result: list[Descriptor] = await self.client.referrers(ref)
         return result
 
+    async def blob(self, ref: Reference, digest: Digest, *, max_bytes: int | None = None) -> bytes:
+        data: bytes = await self.client.get_blob(ref, digest, max_bytes=max_bytes)
+        return data
+
 
 @dataclass(frozen=True)
 class TagMove:

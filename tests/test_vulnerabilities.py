@@ -146,9 +146,11 @@ def test_openvex_clears_what_does_not_affect_the_image() -> None:
     assert [v.id for v in kept] == ["CVE-1", "CVE-2"]
 
 
-async def attach(reg: Registry, subject: str, artifact_type: str, document: bytes) -> Digest:
+async def attach(
+    reg: Registry, subject: str, artifact_type: str, document: bytes, *, repo: str = REPO
+) -> Digest:
     """What ``oras attach --artifact-type TYPE IMAGE report`` writes."""
-    repository = Reference.parse(f"{reg.host}/{REPO}")
+    repository = Reference.parse(f"{reg.host}/{repo}")
     async with RegistryClient() as client:
         manifest = await client.get_manifest(repository.with_digest(subject))
         await client.upload_blob(repository, b"{}")
