@@ -413,3 +413,46 @@ def test_a_symlinked_or_world_writable_file_in_the_cache_is_not_served(
     writable = portside("tags", ref)
     assert writable.stdout == honest.stdout, writable.stderr
     assert "writable by other users" in writable.stderr
+
+
+# -- other private state: the docker config portside login writes -----------------------------
+
+
+def test_credentials_are_not_written_where_others_can_write(tmp_path: Path) -> None:
+    from portside.registry.credentials import save_docker_config
+
+    config = {"auths": {"registry.example": {"auth": "dTpzZWNyZXQ="}}}
+    shared = tmp_path / "shared-docker-config"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(errors.CredentialError, match="writable by other users"):
+        save_docker_config(config, shared / "config.json")
+    assert list(shared.iterdir()) == []
+
+    mine = tmp_path / "docker-config"
+    mine.mkdir(mode=0o700)
+    planted = tmp_path / "elsewhere.json"
+    planted.write_text("{}")
+    planted.chmod(0o666)
+    (mine / "config.json").symlink_to(planted)
+    with pytest.raises(errors.CredentialError, match="writable by other users"):
+        save_docker_config(config, mine / "config.json")
+    assert planted.read_text() == "{}"
+
+    (mine / "config.json").unlink()
+    written = save_docker_config(config, mine / "config.json")
+    assert written.stat().st_mode & 0o777 == 0o600
+
+
+def test_credentials_are_not_written_into_another_users_file(tmp_path: Path) -> None:
+    _need_root()
+    from portside.registry.credentials import save_docker_config
+
+    directory = tmp_path / "docker-config"
+    directory.mkdir(mode=0o700)
+    theirs = directory / "config.json"
+    theirs.write_text("{}")
+    os.chown(theirs, OTHER_UID, OTHER_UID)
+    with pytest.raises(errors.CredentialError, match=f"uid {OTHER_UID}"):
+        save_docker_config({"auths": {}}, theirs)
+    assert theirs.read_text() == "{}"

@@ -150,6 +150,33 @@ def load_docker_config(path: Path | None = None) -> dict[str, Any]:
     return _parse_config_text(text, f"docker config {path}")
 
 
+def _refuse_untrusted(path: Path) -> None:
+    """Credentials are never written where another user could read or swap them: the
+    directory (and a link or file already there) must be ours and writable by nobody
+    else (the checks of :mod:`portside.private`)."""
+    from portside import private
+
+    problem = private.directory_problem(str(path.parent))
+    if problem is None and os.path.lexists(path):
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            fd = None  # a link: ours or not is asked below
+        if fd is not None:
+            try:
+                problem = private.file_problem(fd)
+                problem = f"{path} is {problem}" if problem else None
+            finally:
+                os.close(fd)
+        elif hasattr(os, "geteuid") and os.lstat(path).st_uid != os.geteuid():
+            problem = f"{path} is a symbolic link owned by another user"
+    if problem is not None:
+        raise CredentialError(
+            f"not writing credentials: {problem}",
+            hint="use a docker config directory only you can write (set DOCKER_CONFIG)",
+        )
+
+
 def save_docker_config(config: Mapping[str, Any], path: Path | None = None) -> Path:
     """Write ``config`` to the docker config atomically, readable by the owner only.
 
@@ -158,8 +185,10 @@ def save_docker_config(config: Mapping[str, Any], path: Path | None = None) -> P
     A symlinked config is written through the link. Returns the path written.
     """
     path = docker_config_path() if path is None else path
+    _refuse_untrusted(path)
     if path.is_symlink():
         path = Path(os.path.realpath(path))
+        _refuse_untrusted(path)
     data = json.dumps(config, indent="\t") + "\n"
     tmp: str | None = None
     try:
