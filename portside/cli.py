@@ -52,6 +52,7 @@ exit codes:
 environment:
   PORTSIDE_CACHE_DIR            cache directory (default $XDG_CACHE_HOME/portside)
   PORTSIDE_INSECURE_REGISTRIES  comma-separated hosts, like --insecure-registry
+  PORTSIDE_DEADLINE             default of --deadline, in seconds
   PORTSIDE_DEBUG=1              show tracebacks
   PORTSIDE_DAEMON=auto|on|off   run commands in the daemon (see: portside daemon --help)
 """
@@ -67,6 +68,11 @@ environment:
 # decide. tests/test_cli.py checks that both agree on every form _fast_parse accepts.
 
 VERBS = ("tags", "inspect", "digest")
+
+# --deadline: no command waits on registries for ever. Copying layers takes longer.
+DEADLINE_ENV = "PORTSIDE_DEADLINE"
+DEFAULT_DEADLINE = 120.0
+TRANSFER_DEADLINE = 3600.0
 
 
 def _positive_int(text: str) -> int:
@@ -100,6 +106,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, tuple[str, ...] |
     "--offline": ("offline", None, None),
     "--refresh": ("refresh", None, None),
     "--timeout": ("timeout", _positive_float, None),
+    "--deadline": ("deadline", _positive_float, None),
     "--json": ("json", None, ("tags", "inspect")),
     "--limit": ("limit", _positive_int, ("tags",)),
     "--platform": ("platform", str, ("inspect", "digest")),
@@ -109,6 +116,7 @@ _GLOBAL_DEFAULTS: dict[str, object] = {
     "offline": False,
     "refresh": False,
     "timeout": None,
+    "deadline": None,
 }
 _VERB_DEFAULTS: dict[str, dict[str, object]] = {
     "tags": {"json": False, "limit": None},
@@ -256,7 +264,17 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         metavar="SECONDS",
         type=_positive_float,
         default=default(None),
-        help="timeout of each request to the registry (default 30)",
+        help="time limit of each request to a registry, all of it: connecting, the "
+        "plain-HTTP/HTTPS probe, headers and body (default 30)",
+    )
+    group.add_argument(
+        "--deadline",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=default(None),
+        help="time limit of all the command's registry work together, retries and "
+        f"Retry-After waits included (default ${DEADLINE_ENV} or {DEFAULT_DEADLINE:g}; "
+        f"build, push and publish {TRANSFER_DEADLINE:g})",
     )
 
 
@@ -414,18 +432,13 @@ def _make_cached(args: Args) -> CachedRegistry:
         os.path.isfile(args.ca_file) and os.access(args.ca_file, os.R_OK)
     ):
         raise UsageError(f"--ca-file {args.ca_file!r} is not a readable file")
-    insecure = _insecure_hosts(args)
-    ca_file: str | None = args.ca_file
-    timeout: float | None = args.timeout
+    _deadline(args)  # a bad $PORTSIDE_DEADLINE is a usage error, even on a cache hit
 
     def client_factory() -> RegistryClient:
         # Only a cache miss gets here: the network stack is imported now, not before.
         from portside.registry.client import RegistryClient
-        from portside.registry.transport import ClientOptions
 
-        if timeout is None:
-            return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file))
-        return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file, timeout=timeout))
+        return RegistryClient(_client_options(args))
 
     return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
 
@@ -763,12 +776,32 @@ def _cmd_latest(args: Args, cached: CachedRegistry) -> int:
     return 0
 
 
+def _deadline(args: Args) -> float:
+    """--deadline, else $PORTSIDE_DEADLINE, else the verb's default: never unbounded."""
+    if args.deadline is not None:
+        return float(args.deadline)
+    text = os.environ.get(DEADLINE_ENV, "")
+    if text:
+        try:
+            return _positive_float(text)
+        except Exception:
+            raise UsageError(
+                f"{DEADLINE_ENV}={text[:40]!r} is not a positive number of seconds"
+            ) from None
+    return TRANSFER_DEADLINE if args.verb in ("build", "push", "publish") else DEFAULT_DEADLINE
+
+
 def _client_options(args: Args) -> Any:
     from portside.registry.transport import ClientOptions
 
+    options = ClientOptions(
+        insecure=_insecure_hosts(args), ca_file=args.ca_file, deadline=_deadline(args)
+    )
     if args.timeout is None:
-        return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file)
-    return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file, timeout=args.timeout)
+        return options
+    import dataclasses
+
+    return dataclasses.replace(options, timeout=args.timeout)
 
 
 def _print_report(report: Any) -> None:
