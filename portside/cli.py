@@ -899,7 +899,19 @@ _COMMANDS = {
 
 
 def _say(kind: str, text: str) -> None:
-    sys.stderr.write(f"{PROG}: {kind}: {clean(text)}\n")
+    """One line on stderr: ``text``'s line breaks and other controls are escaped, so a
+    registry's message cannot add lines of its own."""
+    _stderr(f"{PROG}: {kind}: {clean(text)}\n")
+
+
+def _stderr(text: str) -> None:
+    # A stderr that is gone (a closed pipe) must not turn the documented exit code of
+    # the error being reported into an internal error.
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _debug() -> bool:
@@ -927,6 +939,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``portside`` command with ``argv`` (default ``sys.argv[1:]``); the exit code."""
     cached: CachedRegistry | None = None
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if sys.stderr is None:
+        # Started with stderr closed (``2>&-``): write into nothing. Opening /dev/null
+        # also takes descriptor 2, so no file opened later lands there by accident.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
     if arguments[:1] == ["lsp"]:
         return _lsp(arguments[1:])
     if arguments[:1] == ["daemon"]:
@@ -947,10 +963,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PortsideError as exc:
         if _debug():
             _print_traceback()
-        first, *rest = exc.message.split("\n")
-        _say("error", first)
-        for line in rest:  # a query error's excerpt and caret
-            sys.stderr.write(f"  {clean(line)}\n")
+        # One line, whatever the message holds; only a query error's excerpt and caret,
+        # which Portside made, follow on lines of their own.
+        message, excerpt = exc.message, getattr(exc, "excerpt", None)
+        if isinstance(excerpt, str) and message.endswith("\n" + excerpt):
+            message = message[: -len(excerpt) - 1]
+        else:
+            excerpt = None
+        _say("error", message)
+        for line in excerpt.split("\n") if excerpt else ():
+            _stderr(f"  {clean(line)}\n")
         if exc.hint:
             _say("hint", exc.hint)
         return exc.exit_code

@@ -15,7 +15,7 @@ from types import TracebackType
 
 import httpx
 
-from portside import errors
+from portside import errors, jsonscan
 from portside.redact import redact_url
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
@@ -233,8 +233,6 @@ class RegistryClient:
         when the token service refuses the scope) means "not allowed here" and gives an
         empty list, not an error. Other failures raise as usual.
         """
-        import json
-
         ref = Reference(registry, "x/x", None, None)
         scopes = (Scope("registry", "catalog", ("*",)),)
         params = [("n", str(page_size))] if page_size else None
@@ -259,8 +257,8 @@ class RegistryClient:
                 return []
             raise_for_status(response, registry=registry, repository=None, what="catalog")
             try:
-                doc = json.loads(response.content)
-            except (ValueError, UnicodeDecodeError):
+                doc = jsonscan.loads(response.content)
+            except ValueError:  # not JSON, or nested too deeply
                 doc = None
             if not isinstance(doc, dict):
                 raise errors.InvalidResponse("the catalog is not a JSON object", registry=registry)
@@ -276,11 +274,9 @@ class RegistryClient:
         raise _endless(self.options.max_pages, "catalog", registry, None)
 
     def _parse_tags(self, response: Response, ref: Reference) -> list[str]:
-        import json
-
         try:
-            doc = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+            doc = jsonscan.loads(response.content)
+        except ValueError:  # not JSON, or nested too deeply
             doc = None
         if not isinstance(doc, dict):
             raise errors.InvalidResponse(

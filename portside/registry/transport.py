@@ -10,7 +10,6 @@ import asyncio
 import base64
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import random
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from portside import errors
+from portside import errors, jsonscan
 from portside.redact import redact_text, redact_url
 from portside.reference import is_loopback_host
 from portside.registry.ratelimit import RateLimit, classify_429, parse_rate_limit, parse_retry_after
@@ -193,8 +192,8 @@ def describe_error_body(headers: httpx.Headers, body: bytes) -> tuple[str, list[
     ctype = headers.get("content-type", "")
     if "json" in ctype or text.lstrip().startswith(b"{"):
         try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = jsonscan.loads(text)
+        except ValueError:  # not JSON, or nested too deeply to be an honest error body
             doc = None
         if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
             codes: list[str] = []
@@ -202,8 +201,8 @@ def describe_error_body(headers: httpx.Headers, body: bytes) -> tuple[str, list[
             for item in doc["errors"][:20]:
                 if not isinstance(item, dict):
                     continue
-                code = str(item.get("code", "")).upper()[:64]
-                message = str(item.get("message", ""))[:200]
+                code = _printable(str(item.get("code", "")).upper()[:64])
+                message = _printable(str(item.get("message", ""))[:200])
                 if code:
                     codes.append(code)
                 messages.append(f"{code}: {message}" if code else message)
@@ -211,7 +210,12 @@ def describe_error_body(headers: httpx.Headers, body: bytes) -> tuple[str, list[
     if "html" in ctype or text.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
         return "the server answered with an HTML page (a proxy or login portal in the way?)", []
     snippet = text[:200].decode("utf-8", "replace").strip()
-    return ("".join(ch if ch.isprintable() else " " for ch in snippet)), []
+    return _printable(snippet), []
+
+
+def _printable(text: str) -> str:
+    """A registry's text for one line of an error: line breaks and controls are spaces."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 _contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
