@@ -109,7 +109,7 @@ def test_nested_error_body_keeps_the_status_meaning(
     fault_proxy.respond(
         "GET", TAGS, status, b'{"errors": [{"code": "X", "detail": ' + NESTED.encode() + b"}]}"
     )
-    result = run("tags", "--deadline", "5", f"{fault_proxy.host}/library/python")
+    result = run("tags", f"{fault_proxy.host}/library/python")
     internal_error_free(result)
     assert_clean_error(result, code)
 
