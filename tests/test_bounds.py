@@ -89,6 +89,22 @@ def test_headers_dripped_after_the_probe_are_cut_by_timeout(
     assert fault_proxy.host in one_error_line(result.stderr)
 
 
+def test_token_request_dripped_is_cut_by_timeout(run: Runner) -> None:
+    server = Recorder()
+    server.start()
+    host = server.host
+    try:
+        challenge = f'Bearer realm="{server.url}/token",service="slow"'
+        server.respond("GET", r"^/v2/", 401, b"{}", {"WWW-Authenticate": challenge})
+        server.drip("GET", r"^/token$", interval=0.5)
+        result = run("tags", "--timeout", "2", f"{host}/some/repo", timeout=GUARD)
+    finally:
+        server.stop()
+    assert_clean_error(result, 5)
+    line = one_error_line(result.stderr)
+    assert host in line and "/token" in line, line
+
+
 def test_dripped_body_with_retries_stays_within_the_deadline(
     fault_proxy: FaultProxy, run: Runner
 ) -> None:

@@ -16,23 +16,14 @@ from pathlib import Path
 import pytest
 from test_cli import Runner, assert_clean_error
 
-from harness.images import Blob, build_image, canonical_json
+from harness.hostile import NESTED, nested_doc, push_nested_images
 from harness.proxy import FaultProxy, Recorder
-from harness.pusher import HttpPusher
 from harness.registry import Registry
 from portside.cache import CacheStore
 
 pytestmark = pytest.mark.timeout(120)
 
 TAGS = r"/tags/list$"
-DEPTH = 5000  # beyond any parser's recursion limit; Go's (the registry's) allows 10000
-NESTED = "[" * DEPTH + "]" * DEPTH
-
-
-def nested_doc(**fields: object) -> bytes:
-    """A JSON object with ``fields`` and a field nested DEPTH deep."""
-    body = json.dumps(fields)[:-1] + (", " if fields else "") + f'"x": {NESTED}' + "}"
-    return body.encode()
 
 
 @pytest.fixture
@@ -49,30 +40,7 @@ def internal_error_free(result: subprocess.CompletedProcess[str]) -> None:
 
 @pytest.fixture(scope="module")
 def hostile_images(registry: Registry) -> dict[str, str]:
-    """Pushed to the real registry: ``hostile/manifest:1``, an image manifest with a
-    deeply nested extra field (the registry ignores unknown fields), and
-    ``hostile/config:1``, an image whose config blob is nested that deep."""
-    image = build_image("hostile")
-    with HttpPusher.for_registry(registry) as pusher:
-        for blob in image.blobs:
-            pusher.push_blob("hostile/manifest", blob)
-        manifest = json.loads(image.manifest.data)
-        raw = canonical_json(manifest)[:-1] + f', "x": {NESTED}}}'.encode()
-        nested_manifest = Blob(image.manifest.media_type, raw)
-        digest = pusher.put_manifest("hostile/manifest", "1", nested_manifest)
-
-        config = Blob(image.config.media_type, nested_doc(architecture="amd64", os="linux"))
-        for blob in (config, *image.layers):
-            pusher.push_blob("hostile/config", blob)
-        manifest["config"] = config.descriptor()
-        pusher.put_manifest(
-            "hostile/config", "1", Blob(image.manifest.media_type, canonical_json(manifest))
-        )
-    return {
-        "manifest": f"{registry.host}/hostile/manifest:1",
-        "pinned": f"{registry.host}/hostile/manifest@{digest}",
-        "config": f"{registry.host}/hostile/config:1",
-    }
+    return push_nested_images(registry)
 
 
 @pytest.mark.parametrize(
