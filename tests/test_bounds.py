@@ -173,7 +173,7 @@ async def test_client_deadline_bounds_backoff_retries(fault_proxy: FaultProxy) -
     fault_proxy.fail("GET", TAGS, 503, times=None)
     options = ClientOptions(max_retries=8, backoff_base=2.0, backoff_cap=10.0, deadline=3.0)
     async with RegistryClient(options) as client:
-        with pytest.raises(errors.ServerError) as caught:
+        with pytest.raises(errors.DeadlineExceeded) as caught:
             await client.list_tags(Reference.parse(f"{fault_proxy.host}/library/python"))
     assert caught.value.registry == fault_proxy.host
     assert len(fault_proxy.log.matching("GET", TAGS)) < 9

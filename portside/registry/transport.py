@@ -497,12 +497,14 @@ class Transport:
             except _Retry as again:
                 attempt += 1
                 self._push_gate(host, again.delay)
-            except _BodyBroken:
+            except _BodyBroken as broken:
                 if not (retry and attempt < self.options.max_retries and method in _IDEMPOTENT):
                     raise
                 delay = self._backoff(attempt + 1)
                 if not self._fits(delay):
-                    raise
+                    raise self._deadline_exceeded(
+                        host, f"{broken.detail}; no time was left to try again"
+                    ) from None
                 attempt += 1
                 self._push_gate(host, delay)
 
@@ -561,8 +563,15 @@ class Transport:
             # again now: retrying earlier than the registry said only hammers it.
             too_long = delay_hint is not None and delay_hint > self.options.retry_after_cap
             wait = delay_hint if delay_hint is not None else backoff
-            if may_retry and not too_long and self._fits(wait):
-                raise _Retry(wait)
+            if may_retry and not too_long:
+                if self._fits(wait):
+                    raise _Retry(wait)
+                if response.status_code != 429:  # a 429 says more as RateLimited, below
+                    raise self._deadline_exceeded(
+                        host,
+                        f"{method} {url.path} answered {response.status_code}; asking again "
+                        f"after {wait:.1f} s would not finish",
+                    )
             if response.status_code == 429 and raise_for_limits:
                 raise self._rate_limited(host, response, body, delay_hint)
             return Response(response.status_code, response.headers, response.url, body)
@@ -863,7 +872,7 @@ async def _read_capped(
                 chunks.append(chunk)
         except TimeoutError:
             raise _BodyBroken(
-                f"reading {redact_url(str(response.url))} took longer than the deadline",
+                f"reading {redact_url(str(response.url))} did not finish within the time limit",
                 registry=where,
                 hint="the registry sends too slowly; check the network, or raise --timeout",
             ) from None
