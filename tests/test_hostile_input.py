@@ -218,3 +218,16 @@ def test_unauthorized_with_stderr_closed_is_exit_4(basic_registry: Registry, run
     # The case: exit 4 became 1 when the error could not be written.
     result = run_with_stderr_closed(run, "tags", f"{basic_registry.host}/library/python")
     assert result.returncode == 4, result
+
+
+def test_stderr_pipe_closed_by_its_reader_keeps_the_exit_code(run: Runner) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "portside", "tags", "--offline", "127.0.0.1:1/nothing/cached"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=run.env(),
+    )
+    assert process.stderr is not None and process.stdout is not None
+    process.stderr.close()  # the reader goes away before the error is written
+    assert process.stdout.read() == b""
+    assert process.wait(timeout=60) == 5

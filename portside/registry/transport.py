@@ -531,7 +531,6 @@ class Transport:
         seconds = self._request_timeout(host)
         deadline = time.monotonic() + seconds
         backoff = self._backoff(attempt)
-        may_back_off = may_retry and self._fits(backoff)
         try:
             # The total deadline also bounds a server that drips its headers.
             response = await asyncio.wait_for(
@@ -541,11 +540,11 @@ class Transport:
                 timeout=seconds,
             )
         except asyncio.TimeoutError:
-            if may_back_off:
+            if may_retry and self._fits(backoff):
                 raise _Retry(backoff) from None
             raise self._timed_out(host, seconds, f"{method} {url.path}") from None
         except httpx.TransportError as exc:
-            if may_back_off and _retryable_exception(exc):
+            if may_retry and self._fits(backoff) and _retryable_exception(exc):
                 raise _Retry(backoff) from None
             raise self._connect_error(exc, host) from None
 
