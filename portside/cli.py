@@ -44,7 +44,8 @@ exit codes:
   2    usage error or invalid input (bad option, reference, platform)
   3    not found (repository, tag, manifest, platform)
   4    authentication or credentials (unauthorized, denied, credential helper)
-  5    registry unreachable, rate-limited or failing (5xx); offline cache miss
+  5    registry unreachable, too slow (--timeout, --deadline), rate-limited or failing
+       (5xx); offline cache miss
   6    integrity (digest mismatch, response too large, invalid response)
   130  interrupted (Ctrl-C)
   141  output closed early (e.g. piped into head)
