@@ -70,10 +70,12 @@ environment:
 
 VERBS = ("tags", "inspect", "digest")
 
-# --deadline: no command waits on registries for ever. Copying layers takes longer.
+# --deadline: no command waits on registries for ever. Copying layers and walking or
+# changing a whole registry take longer.
 DEADLINE_ENV = "PORTSIDE_DEADLINE"
 DEFAULT_DEADLINE = 120.0
 TRANSFER_DEADLINE = 3600.0
+TRANSFER_VERBS = ("build", "push", "publish", "prune", "usage", "retire", "pull-back")
 
 
 def _positive_int(text: str) -> int:
@@ -275,7 +277,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         default=default(None),
         help="time limit of all the command's registry work together, retries and "
         f"Retry-After waits included (default ${DEADLINE_ENV} or {DEFAULT_DEADLINE:g}; "
-        f"build, push and publish {TRANSFER_DEADLINE:g})",
+        f"{', '.join(TRANSFER_VERBS)}: {TRANSFER_DEADLINE:g})",
     )
 
 
@@ -795,7 +797,7 @@ def _deadline(args: Args) -> float:
             raise UsageError(
                 f"{DEADLINE_ENV}={text[:40]!r} is not a positive number of seconds"
             ) from None
-    return TRANSFER_DEADLINE if args.verb in ("build", "push", "publish") else DEFAULT_DEADLINE
+    return TRANSFER_DEADLINE if args.verb in TRANSFER_VERBS else DEFAULT_DEADLINE
 
 
 def _client_options(args: Args) -> Any:

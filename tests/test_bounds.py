@@ -162,7 +162,8 @@ def test_deadline_from_the_environment_and_its_errors(fault_proxy: FaultProxy, r
 def test_help_documents_timeout_and_deadline(run: Runner) -> None:
     text = " ".join(run("tags", "--help").stdout.split())
     assert "--timeout SECONDS" in text and "the plain-HTTP/HTTPS probe" in text
-    assert "--deadline SECONDS" in text and "default $PORTSIDE_DEADLINE or 120" in text
+    assert "--deadline SECONDS" in text and "default $PORTSIDE_DEADLINE or 120;" in text
+    assert "push, publish, prune, usage, retire, pull-back: 3600" in text
 
 
 # -- the client (library use) ----------------------------------------------------------

@@ -231,3 +231,14 @@ def test_stderr_pipe_closed_by_its_reader_keeps_the_exit_code(run: Runner) -> No
     process.stderr.close()  # the reader goes away before the error is written
     assert process.stdout.read() == b""
     assert process.wait(timeout=60) == 5
+
+
+def test_nested_vulnerability_reports_are_report_errors() -> None:
+    # Reports are attached to images in the registry: as hostile as any manifest.
+    from portside import vulnerabilities
+
+    data = nested_doc(version="2.1.0", runs=[])
+    with pytest.raises(vulnerabilities.ReportError, match="not JSON"):
+        vulnerabilities.parse_sarif(data, source="test")
+    with pytest.raises(vulnerabilities.ReportError, match="not JSON"):
+        vulnerabilities.parse_openvex(data)
