@@ -53,6 +53,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portside import jsonscan
 from portside.contract import Credential as Credential
 from portside.errors import CredentialError, PortsideError
 from portside.plugins import hookimpl
@@ -116,7 +117,7 @@ def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        data = json.loads(text)
+        data = jsonscan.loads(text)
     except ValueError as exc:
         # JSONDecodeError's message names a position, never the content; build our
         # own anyway so no fragment of a secret can slip through.
@@ -488,7 +489,7 @@ def helper_get(
             hint=f"run `echo {server_url} | {program} get` to see its error",
         )
     try:
-        data = json.loads(out)
+        data = jsonscan.loads(out)
     except ValueError:
         data = None
     if not isinstance(data, dict):
