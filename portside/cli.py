@@ -1,4 +1,8 @@
-"""The ``portside`` command.
+"""The ``portside`` command (the console script and ``python -m portside``).
+
+A command is one process: whatever sandbox, limits, namespaces and credentials the
+caller runs it with are those it has. Where people would run it in a loop, one
+command takes several references instead (``tags``, ``inspect`` and ``digest``).
 
 Fast when the cache can answer: the warm path reads argv without argparse, answers
 through :meth:`portside.cache.CachedRegistry.run_from_cache` without an event loop, and
@@ -53,7 +57,6 @@ environment:
   PORTSIDE_CACHE_DIR            cache directory (default $XDG_CACHE_HOME/portside)
   PORTSIDE_INSECURE_REGISTRIES  comma-separated hosts, like --insecure-registry
   PORTSIDE_DEBUG=1              show tracebacks
-  PORTSIDE_DAEMON=auto|on|off   run commands in the daemon (see: portside daemon --help)
 """
 
 
@@ -357,16 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ref", dest="ref_only", action="store_true", help="print repository:tag@digest only"
     )
 
-    # Listed for --help only: main() hands `lsp ...` and `daemon ...` to their own parsers.
+    # Listed for --help only: main() hands `lsp ...` to the language server's parser.
     verbs.add_parser(
         "lsp",
         help="start the Dockerfile language server (see: portside lsp --help)",
-        add_help=False,
-    )
-    verbs.add_parser(
-        "daemon",
-        help="start, stop or show the process that keeps portside loaded "
-        "(see: portside daemon --help)",
         add_help=False,
     )
 
@@ -430,31 +427,6 @@ def _make_cached(args: Args) -> CachedRegistry:
     return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
 
 
-class _CacheCannotAnswer(BaseException):
-    """In :func:`answer_from_cache`: the answer needs the network. A BaseException, so
-    that it passes main's handlers (nothing has been written yet)."""
-
-
-_cache_only = False
-
-
-def answer_from_cache(argv: Sequence[str]) -> int | None:
-    """Run the command if the cache alone answers it (a plain ``tags``, ``inspect`` or
-    ``digest`` whose answer is cached and fresh), its exit code; else None, having
-    written nothing. The launcher asks this before handing a command to the daemon: a
-    warm answer here costs no hop between processes."""
-    global _cache_only
-    if _fast_parse(argv) is None:
-        return None  # help, errors, unusual spellings: the whole command line decides
-    _cache_only = True
-    try:
-        return main(argv)
-    except _CacheCannotAnswer:
-        return None
-    finally:
-        _cache_only = False
-
-
 def _run(
     cached: CachedRegistry,
     make: Callable[[], Coroutine[Any, Any, T]],
@@ -473,8 +445,6 @@ def _run(
             return cached.run_from_cache(make())
         except NeedsNetwork:
             pass
-    if _cache_only:
-        raise _CacheCannotAnswer
     import asyncio
 
     async def with_network() -> T:
@@ -896,10 +866,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     if arguments[:1] == ["lsp"]:
         return _lsp(arguments[1:])
-    if arguments[:1] == ["daemon"]:
-        from portside.daemon import main as daemon_main
-
-        return daemon_main(arguments[1:])
     try:
         try:
             args = parse_args(arguments)

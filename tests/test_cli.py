@@ -60,7 +60,6 @@ class Runner:
         env.update(
             {
                 "PORTSIDE_CACHE_DIR": str(self.cache_dir),
-                "PORTSIDE_DAEMON": "off",  # in-process; tests/test_daemon.py covers the daemon
                 "HOME": str(self.home),
                 "PYTHONPATH": str(ROOT),
                 "COLUMNS": "200",
