@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Coroutine, Sequence
     from pathlib import Path
-    from typing import Any, TextIO, TypeVar
+    from typing import Any, TextIO, TypeAlias, TypeVar
 
     from portside.cache import CachedRegistry
     from portside.images import ImageInfo
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from portside.registry.manifest import Platform
 
     T = TypeVar("T")
+    # One reference of several: as typed, parsed (None if it does not parse), outcome.
+    Answer: TypeAlias = tuple[str, "Reference | None", "T | PortsideError"]
 
 PROG = "portside"
 
@@ -52,6 +54,9 @@ exit codes:
   6    integrity (digest mismatch, response too large, invalid response)
   130  interrupted (Ctrl-C)
   141  output closed early (e.g. piped into head)
+  With several references (tags, inspect, digest), each one that fails gets one
+  error line naming it, the others are still answered, and the exit code is the
+  highest of theirs (0 when every one was answered).
 
 environment:
   PORTSIDE_CACHE_DIR            cache directory (default $XDG_CACHE_HOME/portside)
@@ -126,7 +131,10 @@ def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
     insecure_before: list[str] = []
     insecure_after: list[str] = []
     verb: str | None = None
-    ref: str | None = None
+    refs: list[str] = []
+    # argparse takes the references as one run of words: once an option follows them,
+    # another word is an error, which argparse words.
+    refs_ended = False
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -136,11 +144,12 @@ def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
                 if token not in VERBS:
                     return None
                 verb = token
-            elif ref is None and token:
-                ref = token
+            elif token and not refs_ended:
+                refs.append(token)
             else:
                 return None
             continue
+        refs_ended = bool(refs)
         name, eq, inline = token.partition("=")
         spec = _OPTIONS.get(name)
         if spec is None:
@@ -172,14 +181,14 @@ def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
         if attr in values:
             return None
         values[attr] = value
-    if verb is None or ref is None:
+    if verb is None or not refs:
         return None
     if insecure_before and insecure_after:
         return None  # argparse keeps only the later list; let it do so visibly
     result = {**_GLOBAL_DEFAULTS, **_VERB_DEFAULTS[verb], **values}
     result["insecure_registry"] = insecure_before or insecure_after
     result["verb"] = verb
-    result["ref"] = ref
+    result["refs"] = refs
     return result
 
 
@@ -263,6 +272,15 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     )
 
 
+# How the verbs that take several references say so in their --help.
+_SEVERAL = (
+    "Several references are answered concurrently, in one process, and printed in "
+    "the order given ({plain}{json}). One that fails gets one error line on stderr "
+    "naming it, the others are still answered, and the exit code is the highest of "
+    "theirs. One reference prints exactly what it always did."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argparse parser: help, errors and every spelling argparse accepts."""
     import argparse
@@ -288,30 +306,56 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(parser, suppress=False)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
 
-    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+    def verb(name: str, help_text: str, more: str = "") -> argparse.ArgumentParser:
+        if more:
+            import textwrap
+
+            more = "\n\n" + textwrap.fill(more, min(_columns() - 2, 80))
         sub = verbs.add_parser(
             name,
             help=help_text,
-            description=help_text,
+            description=help_text + more,
             epilog=EXIT_CODES,
             formatter_class=Formatter,
         )
         _add_global_options(sub, suppress=True)
         return sub
 
-    tags = verb("tags", "list a repository's tags, newest version first")
-    tags.add_argument("ref", metavar="REF", help="image reference; its tag, if any, is ignored")
-    tags.add_argument("--json", action="store_true", help="print a JSON array of tag names")
-    tags.add_argument("--limit", metavar="N", type=_positive_int, help="print the first N only")
+    tags = verb(
+        "tags",
+        "list a repository's tags, newest version first",
+        _SEVERAL.format(
+            plain="a line is REF<tab>TAG",
+            json='; with --json, an array of {"reference", "tags"} objects',
+        ),
+    )
+    tags.add_argument(
+        "refs", metavar="REF", nargs="+", help="image reference; its tag, if any, is ignored"
+    )
+    tags.add_argument(
+        "--json", action="store_true", help="print a JSON array of tag names (see above)"
+    )
+    tags.add_argument(
+        "--limit", metavar="N", type=_positive_int, help="print the first N (of each) only"
+    )
 
-    inspect = verb("inspect", "show an image: digests, platforms, created, labels, size")
-    inspect.add_argument("ref", metavar="REF", help="image reference (name[:tag][@digest])")
+    inspect = verb(
+        "inspect",
+        "show an image: digests, platforms, created, labels, size",
+        _SEVERAL.format(
+            plain="an empty line between images",
+            json="; with --json, an array of the objects",
+        ),
+    )
+    inspect.add_argument(
+        "refs", metavar="REF", nargs="+", help="image reference (name[:tag][@digest])"
+    )
     inspect.add_argument(
         "--platform",
         metavar="OS/ARCH[/VARIANT]",
         help="which image of a multi-platform index to inspect (default linux/amd64)",
     )
-    inspect.add_argument("--json", action="store_true", help="print a JSON object")
+    inspect.add_argument("--json", action="store_true", help="print a JSON object (see above)")
 
     check = verb("check", "check the images Dockerfiles use: stale, unpinned, moved, missing")
     check.add_argument(
@@ -380,8 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--dry-run", action="store_true", help="show every tag and push")
     publish.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
 
-    digest = verb("digest", "print the digest to pin a reference to (for shell use)")
-    digest.add_argument("ref", metavar="REF", help="image reference (name[:tag][@digest])")
+    digest = verb(
+        "digest",
+        "print the digest to pin a reference to (for shell use)",
+        _SEVERAL.format(plain="a line is REF<tab>DIGEST", json=""),
+    )
+    digest.add_argument(
+        "refs", metavar="REF", nargs="+", help="image reference (name[:tag][@digest])"
+    )
     digest.add_argument(
         "--platform",
         metavar="OS/ARCH[/VARIANT]",
@@ -427,24 +477,10 @@ def _make_cached(args: Args) -> CachedRegistry:
     return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
 
 
-def _run(
-    cached: CachedRegistry,
-    make: Callable[[], Coroutine[Any, Any, T]],
-    *,
-    loop_free: bool = True,
-) -> T:
-    """The answer of ``make()``: from the cache without an event loop when it can be.
-
-    ``loop_free=False`` for work that gathers tasks (checking many files), which needs
-    an event loop even when every answer is cached.
-    """
-    from portside.cache import NeedsNetwork
-
-    if loop_free and not cached.refresh:
-        try:
-            return cached.run_from_cache(make())
-        except NeedsNetwork:
-            pass
+def _run(cached: CachedRegistry, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """The answer of ``make()`` in an event loop, with the registry's client closed (and
+    unfinished fetches cancelled) at the end. (:func:`_each` answers what the cache
+    holds without one.)"""
     import asyncio
 
     async def with_network() -> T:
@@ -452,6 +488,88 @@ def _run(
             return await make()
 
     return asyncio.run(with_network())
+
+
+def _each(
+    cached: CachedRegistry,
+    texts: Sequence[str],
+    make: Callable[[Reference], Coroutine[Any, Any, T]],
+) -> list[Answer[T]]:
+    """``(text, ref, answer or error)`` for every reference in ``texts``, in their order
+    (``ref`` is None when ``text`` is not a reference).
+
+    A fresh cached answer comes without an event loop, as in :func:`_run`; the others
+    are asked concurrently in one event loop, through one client (so one connection
+    and one token per registry), each failure kept with its reference instead of
+    stopping the rest. A failure that is not a :class:`PortsideError` (a bug, Ctrl-C)
+    still ends the command.
+    """
+    from portside.cache import NeedsNetwork
+
+    refs: list[Reference | None] = []
+    results: dict[int, T | PortsideError] = {}
+    pending: list[tuple[int, Reference]] = []
+    for i, text in enumerate(texts):
+        try:
+            ref = _parse_ref(text)
+        except PortsideError as exc:
+            refs.append(None)
+            results[i] = exc
+            continue
+        refs.append(ref)
+        if cached.refresh:
+            pending.append((i, ref))
+            continue
+        try:
+            results[i] = cached.run_from_cache(make(ref))
+        except NeedsNetwork:
+            pending.append((i, ref))
+        except PortsideError as exc:
+            results[i] = exc
+    if pending:
+        import asyncio
+
+        async def one(ref: Reference) -> T | PortsideError:
+            try:
+                return await make(ref)
+            except PortsideError as exc:
+                return exc
+
+        async def concurrently() -> list[T | PortsideError]:
+            return await asyncio.gather(*(one(ref) for _, ref in pending))
+
+        found = _run(cached, concurrently)
+        results.update((i, result) for (i, _), result in zip(pending, found, strict=True))
+    return [(text, refs[i], results[i]) for i, text in enumerate(texts)]
+
+
+def _only(answers: list[Answer[T]]) -> T | None:
+    """The one reference's answer, its error raised as the command's own (the output
+    of one reference is what it always was); None when there are several."""
+    if len(answers) != 1:
+        return None
+    result = answers[0][2]
+    if isinstance(result, PortsideError):
+        raise result
+    return result
+
+
+def _failed(text: str, error: PortsideError) -> int:
+    """One reference's error line; its exit code."""
+    _say("error", f"{text}: {error.message}")
+    return error.exit_code
+
+
+def _json_error(reference: str, error: PortsideError) -> dict[str, object]:
+    """The entry a failed reference gets in a ``--json`` array: ``reference`` as the
+    entries that succeed name it."""
+    return {"reference": reference, "error": error.message, "exitCode": error.exit_code}
+
+
+def _worst(answers: list[Answer[Any]]) -> int:
+    """Each failure's error line, in order; the highest exit code (0: none failed)."""
+    codes = [_failed(text, r) for text, _, r in answers if isinstance(r, PortsideError)]
+    return max(codes, default=0)
 
 
 def _platform(text: str | None) -> Platform | None:
@@ -505,7 +623,9 @@ def _json_strings(items: list[str]) -> str:
     return "[" + ", ".join([encode_basestring_ascii(item) for item in items]) + "]"
 
 
-def _print_tags(tags: list[str], args: Args) -> None:
+def _print_tags(tags: list[str], args: Args, *, heading: str | None = None) -> None:
+    """One repository's tags; ``heading``: the reference as typed, when there are several
+    (on a pipe each line starts with it and a tab, on a terminal it heads the table)."""
     if args.json:
         _out().write(_json_strings(tags) + "\n")
         return
@@ -514,8 +634,11 @@ def _print_tags(tags: list[str], args: Args) -> None:
             text = "\n".join(tags)
             # Registry tags are plain ASCII by the grammar; clean only a hostile list.
             if not text.replace("\n", "").isprintable():
-                text = "\n".join(clean(t) for t in tags)
-            _out().write(text + "\n")
+                tags = [clean(t) for t in tags]
+            if heading is not None:
+                prefix = clean(heading) + "\t"
+                tags = [prefix + t for t in tags]
+            _out().write("\n".join(tags) + "\n")
         return
     from rich.table import Table
     from rich.text import Text
@@ -534,7 +657,10 @@ def _print_tags(tags: list[str], args: Args) -> None:
         table.add_row(
             Text(clean(tag)), Text(version), Text(clean(parsed.variant if parsed else ""))
         )
-    _rich_console().print(table)
+    console = _rich_console()
+    if heading is not None:
+        console.print(Text(clean(heading), style="bold"))
+    console.print(table)
 
 
 def _print_inspect(info: ImageInfo, args: Args) -> None:
@@ -585,32 +711,91 @@ def _print_inspect(info: ImageInfo, args: Args) -> None:
 
 
 def _cmd_tags(args: Args, cached: CachedRegistry) -> int:
-    ref = _parse_ref(args.ref)
-    ordered = _run(cached, lambda: cached.tags_newest_first(ref))
-    if args.limit is not None:
-        ordered = ordered[: args.limit]
-    _print_tags(ordered, args)
-    return 0
+    limit = args.limit
+
+    async def newest_first(ref: Reference) -> list[str]:
+        return (await cached.tags_newest_first(ref))[:limit]
+
+    answers = _each(cached, args.refs, newest_first)
+    only = _only(answers)
+    if only is not None:
+        _print_tags(only, args)
+        return 0
+    if args.json:
+        import json
+
+        entries = []
+        for text, ref, r in answers:
+            name = ref.name if ref is not None else text  # the repository's
+            entries.append(
+                _json_error(name, r)
+                if isinstance(r, PortsideError)
+                else {"reference": name, "tags": r}
+            )
+        _out().write(json.dumps(entries, indent=2) + "\n")
+        return _worst(answers)
+    code = 0
+    printed = False
+    for text, _, r in answers:
+        if isinstance(r, PortsideError):
+            code = max(code, _failed(text, r))
+            continue
+        if printed and _out().isatty():
+            _out().write("\n")
+        _print_tags(r, args, heading=text)
+        printed = True
+    return code
 
 
 def _cmd_inspect(args: Args, cached: CachedRegistry) -> int:
     from portside.images import inspect
 
-    ref = _parse_ref(args.ref)
     platform = _platform(args.platform)
-    info = _run(cached, lambda: inspect(cached, ref, platform))
-    _print_inspect(info, args)
-    return 0
+    answers = _each(cached, args.refs, lambda ref: inspect(cached, ref, platform))
+    only = _only(answers)
+    if only is not None:
+        _print_inspect(only, args)
+        return 0
+    if args.json:
+        import json
+
+        entries = [
+            _json_error(str(ref) if ref is not None else text, r)
+            if isinstance(r, PortsideError)
+            else r.to_json()
+            for text, ref, r in answers
+        ]
+        _out().write(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+        return _worst(answers)
+    code = 0
+    printed = False
+    for text, _, r in answers:
+        if isinstance(r, PortsideError):
+            code = max(code, _failed(text, r))
+            continue
+        if printed:
+            _out().write("\n")
+        _print_inspect(r, args)
+        printed = True
+    return code
 
 
 def _cmd_digest(args: Args, cached: CachedRegistry) -> int:
     from portside.images import platform_digest
 
-    ref = _parse_ref(args.ref)
     platform = _platform(args.platform)
-    digest = _run(cached, lambda: platform_digest(cached, ref, platform))
-    _out().write(f"{digest}\n")
-    return 0
+    answers = _each(cached, args.refs, lambda ref: platform_digest(cached, ref, platform))
+    only = _only(answers)
+    if only is not None:
+        _out().write(f"{only}\n")
+        return 0
+    code = 0
+    for text, _, r in answers:
+        if isinstance(r, PortsideError):
+            code = max(code, _failed(text, r))
+        else:
+            _out().write(f"{clean(text)}\t{r}\n")
+    return code
 
 
 def _files(paths: Sequence[str]) -> list[Path]:
@@ -641,7 +826,7 @@ def _cmd_check(args: Args, cached: CachedRegistry) -> int:
             "or a plugin's kind such as hadolint/DL3008",
         )
     files = _files(args.paths)
-    result = _run(cached, lambda: check_files(files, cached), loop_free=False)
+    result = _run(cached, lambda: check_files(files, cached))
     for error in result.errors:
         _say("error", error)
     findings = result.findings
@@ -666,7 +851,7 @@ def _cmd_pin(args: Args, cached: CachedRegistry) -> int:
     from portside.check import plan_pins, write_atomically
 
     files = _files(args.paths)
-    plans = _run(cached, lambda: plan_pins(files, cached, update=args.update), loop_free=False)
+    plans = _run(cached, lambda: plan_pins(files, cached, update=args.update))
     out = _out()
     failed = changed = False
     for plan in plans:
@@ -708,7 +893,7 @@ def _cmd_query(args: Args, cached: CachedRegistry) -> int:
     from portside.query import parse_query, run_query
 
     query = parse_query(args.text)  # syntax errors before any request
-    results = _run(cached, lambda: run_query(query, cached), loop_free=False)
+    results = _run(cached, lambda: run_query(query, cached))
     if not results:
         sys.stderr.write("no image matches\n")
         return 1
@@ -720,7 +905,7 @@ def _cmd_latest(args: Args, cached: CachedRegistry) -> int:
     from portside.query import latest
 
     ref = _parse_ref(args.ref)
-    result = _run(cached, lambda: latest(ref, cached), loop_free=False)
+    result = _run(cached, lambda: latest(ref, cached))
     if result is None:
         sys.stderr.write(f"no release found in the line of {ref.familiar}\n")
         return 1
