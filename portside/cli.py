@@ -281,6 +281,9 @@ _SEVERAL = (
 )
 
 
+_REPORT_HELP = "print the JSON report instead of a summary"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argparse parser: help, errors and every spelling argparse accepts."""
     import argparse
@@ -413,16 +416,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = verb("build", "build the image configured in [tool.portside.image]")
     build.add_argument("--project", metavar="DIR", default=".", help="project folder (default .)")
+    build.add_argument("--json", action="store_true", help=_REPORT_HELP)
 
     push = verb("push", "copy an image to one or more registries (blobs first, tags last)")
     push.add_argument("source", metavar="SRC", help="oci:DIR or a registry reference")
     push.add_argument("destinations", metavar="DEST", nargs="+", help="registry/repo[:tag]")
     push.add_argument("--dry-run", action="store_true", help="show every push; change nothing")
+    push.add_argument("--json", action="store_true", help=_REPORT_HELP)
 
     publish = verb("publish", "build, tag and push everything [tool.portside.image] configures")
     publish.add_argument("--project", metavar="DIR", default=".", help="project folder (default .)")
     publish.add_argument("--dry-run", action="store_true", help="show every tag and push")
-    publish.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    publish.add_argument(
+        "--json",
+        metavar="FILE",
+        nargs="?",
+        const="-",
+        help=_REPORT_HELP + "; with FILE, write it there instead (also when the publish "
+        "fails) and print the summary",
+    )
 
     digest = verb(
         "digest",
@@ -926,10 +938,14 @@ def _client_options(args: Args) -> Any:
     return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file, timeout=args.timeout)
 
 
-def _print_report(report: Any) -> None:
-    import json
+def _print_report(report: Any, as_json: bool) -> None:
+    """A build's or push's report: JSON with ``--json``, else its summary for a person."""
+    if as_json:
+        import json
 
-    _out().write(json.dumps(report.to_json(), indent=2) + "\n")
+        _out().write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        _out().write("".join(clean(line) + "\n" for line in report.summary()))
 
 
 def _cmd_build(args: Args, cached: CachedRegistry) -> int:
@@ -944,7 +960,7 @@ def _cmd_build(args: Args, cached: CachedRegistry) -> int:
         result = asyncio.run(
             publish.run_build(config, client_options=_client_options(args), progress=progress)
         )
-    _print_report(result)
+    _print_report(result, args.json)
     return 0
 
 
@@ -972,9 +988,9 @@ def _cmd_push(args: Args, cached: CachedRegistry) -> int:
                 )
             )
     except publish.PublishError as exc:
-        _print_report(exc.report)
+        _print_report(exc.report, args.json)
         raise
-    _print_report(report)
+    _print_report(report, args.json)
     return 0
 
 
@@ -991,15 +1007,15 @@ def _cmd_publish(args: Args, cached: CachedRegistry) -> int:
                 publish.run_publish(
                     Path(args.project),
                     dry_run=args.dry_run,
-                    json_path=Path(args.json) if args.json else None,
+                    json_path=Path(args.json) if args.json not in (None, "-") else None,
                     client_options=_client_options(args),
                     progress=progress,
                 )
             )
     except publish.PublishError as exc:
-        _print_report(exc.report)
+        _print_report(exc.report, args.json == "-")
         raise
-    _print_report(report)
+    _print_report(report, args.json == "-")
     return 0
 
 

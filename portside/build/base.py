@@ -128,6 +128,15 @@ class BuildResult:
             else None,
         }
 
+    def summary(self) -> list[str]:
+        """What ``portside build`` tells a person (``--json`` gives :meth:`to_json`)."""
+        where = self.reference if self.kind == "registry" else f"oci:{self.layout}"
+        lines = [f"built {self.digest} with the {self.builder} builder", f"  image: {where}"]
+        if self.base_name:
+            lines.append(f"  base: {self.base_name}@{self.base_digest}")
+        lines += [f"  {key}: {value}" for key, value in sorted(self.platform_digests.items())]
+        return lines
+
 
 class Builder(abc.ABC):
     """A way to build an image. Subclass it and return instances from ``portside_builders``."""
