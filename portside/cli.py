@@ -510,7 +510,7 @@ def _each(
     """``(text, ref, answer or error)`` for every reference in ``texts``, in their order
     (``ref`` is None when ``text`` is not a reference).
 
-    A fresh cached answer comes without an event loop, as in :func:`_run`; the others
+    A fresh cached answer comes without an event loop (``run_from_cache``); the others
     are asked concurrently in one event loop, through one client (so one connection
     and one token per registry), each failure kept with its reference instead of
     stopping the rest. A failure that is not a :class:`PortsideError` (a bug, Ctrl-C)

@@ -82,6 +82,14 @@ def main() -> int:
         warm = run(env, "tags", f"{host}/{catalog.MANY_TAGS_REPO}", "--limit", "3")
         print(f"cold {cold:.0f} ms, warm {warm:.0f} ms (includes Python start-up)")
 
+        step("Several images in one command: asked concurrently, printed in the order given")
+        images = [
+            f"{host}/library/{name}" for name in ("python:3.13", "alpine:3.22", "nginx:stable")
+        ]
+        run(env, "digest", *images)
+        print("a reference that fails is reported on its own line; the others are answered:")
+        run(env, "digest", images[0], f"{host}/library/python:no-such-tag", images[1], expect=3)
+
         step("A Dockerfile written in August 2025, against team/python as it was then")
         history = data.load_history("python-since-2025-06")
         then = seed.replay_history(registry, "team/python", history, until="2025-08-12")
