@@ -324,16 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
         _add_global_options(sub, suppress=True)
         return sub
 
-    tags = verb(
+    def several(name: str, help_text: str, ref_help: str, **output: str) -> argparse.ArgumentParser:
+        """A verb that takes several references (REF...)."""
+        sub = verb(name, help_text, _SEVERAL.format(**output))
+        sub.add_argument("refs", metavar="REF", nargs="+", help=ref_help)
+        return sub
+
+    tags = several(
         "tags",
         "list a repository's tags, newest version first",
-        _SEVERAL.format(
-            plain="a line is REF<tab>TAG",
-            json='; with --json, an array of {"reference", "tags"} objects',
-        ),
-    )
-    tags.add_argument(
-        "refs", metavar="REF", nargs="+", help="image reference; its tag, if any, is ignored"
+        "image reference; its tag, if any, is ignored",
+        plain="a line is REF<tab>TAG",
+        json='; with --json, an array of {"reference", "tags"} objects',
     )
     tags.add_argument(
         "--json", action="store_true", help="print a JSON array of tag names (see above)"
@@ -342,16 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", metavar="N", type=_positive_int, help="print the first N (of each) only"
     )
 
-    inspect = verb(
+    inspect = several(
         "inspect",
         "show an image: digests, platforms, created, labels, size",
-        _SEVERAL.format(
-            plain="an empty line between images",
-            json="; with --json, an array of the objects",
-        ),
-    )
-    inspect.add_argument(
-        "refs", metavar="REF", nargs="+", help="image reference (name[:tag][@digest])"
+        "image reference (name[:tag][@digest])",
+        plain="an empty line between images",
+        json="; with --json, an array of the objects",
     )
     inspect.add_argument(
         "--platform",
@@ -436,13 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
         "fails) and print the summary",
     )
 
-    digest = verb(
+    digest = several(
         "digest",
         "print the digest to pin a reference to (for shell use)",
-        _SEVERAL.format(plain="a line is REF<tab>DIGEST", json=""),
-    )
-    digest.add_argument(
-        "refs", metavar="REF", nargs="+", help="image reference (name[:tag][@digest])"
+        "image reference (name[:tag][@digest])",
+        plain="a line is REF<tab>DIGEST",
+        json="",
     )
     digest.add_argument(
         "--platform",
@@ -570,18 +567,6 @@ def _failed(text: str, error: PortsideError) -> int:
     """One reference's error line; its exit code."""
     _say("error", f"{text}: {error.message}")
     return error.exit_code
-
-
-def _json_error(reference: str, error: PortsideError) -> dict[str, object]:
-    """The entry a failed reference gets in a ``--json`` array: ``reference`` as the
-    entries that succeed name it."""
-    return {"reference": reference, "error": error.message, "exitCode": error.exit_code}
-
-
-def _worst(answers: list[Answer[Any]]) -> int:
-    """Each failure's error line, in order; the highest exit code (0: none failed)."""
-    codes = [_failed(text, r) for text, _, r in answers if isinstance(r, PortsideError)]
-    return max(codes, default=0)
 
 
 def _platform(text: str | None) -> Platform | None:
@@ -722,6 +707,49 @@ def _print_inspect(info: ImageInfo, args: Args) -> None:
 # -- verbs ---------------------------------------------------------------------------
 
 
+def _print_each(
+    answers: list[Answer[T]], print_one: Callable[[str, T], object], *, between: str = ""
+) -> int:
+    """Several references' answers in order, ``between`` separating those printed, each
+    failure as its error line at its place; the highest exit code (0: none failed)."""
+    code = 0
+    printed = False
+    for text, _, result in answers:
+        if isinstance(result, PortsideError):
+            code = max(code, _failed(text, result))
+            continue
+        if printed and between:
+            _out().write(between)
+        print_one(text, result)
+        printed = True
+    return code
+
+
+def _print_json_each(
+    answers: list[Answer[T]],
+    name: Callable[[Reference], str],
+    entry: Callable[[str, T], dict[str, object]],
+) -> int:
+    """Several references' answers as one JSON array in their order, a failed one as
+    ``{"reference", "error", "exitCode"}`` (its error line on stderr too); the highest
+    exit code. ``name(ref)`` is how the entries name their reference."""
+    import json
+
+    entries = []
+    codes = [0]
+    for text, ref, result in answers:
+        reference = name(ref) if ref is not None else text
+        if isinstance(result, PortsideError):
+            entries.append(
+                {"reference": reference, "error": result.message, "exitCode": result.exit_code}
+            )
+            codes.append(_failed(text, result))
+        else:
+            entries.append(entry(reference, result))
+    _out().write(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+    return max(codes)
+
+
 def _cmd_tags(args: Args, cached: CachedRegistry) -> int:
     limit = args.limit
 
@@ -734,29 +762,14 @@ def _cmd_tags(args: Args, cached: CachedRegistry) -> int:
         _print_tags(only, args)
         return 0
     if args.json:
-        import json
-
-        entries = []
-        for text, ref, r in answers:
-            name = ref.name if ref is not None else text  # the repository's
-            entries.append(
-                _json_error(name, r)
-                if isinstance(r, PortsideError)
-                else {"reference": name, "tags": r}
-            )
-        _out().write(json.dumps(entries, indent=2) + "\n")
-        return _worst(answers)
-    code = 0
-    printed = False
-    for text, _, r in answers:
-        if isinstance(r, PortsideError):
-            code = max(code, _failed(text, r))
-            continue
-        if printed and _out().isatty():
-            _out().write("\n")
-        _print_tags(r, args, heading=text)
-        printed = True
-    return code
+        # Named by repository: the tags are the repository's, whatever tag REF names.
+        return _print_json_each(
+            answers, lambda ref: ref.name, lambda name, tags: {"reference": name, "tags": tags}
+        )
+    between = "\n" if _out().isatty() else ""
+    return _print_each(
+        answers, lambda text, tags: _print_tags(tags, args, heading=text), between=between
+    )
 
 
 def _cmd_inspect(args: Args, cached: CachedRegistry) -> int:
@@ -769,27 +782,8 @@ def _cmd_inspect(args: Args, cached: CachedRegistry) -> int:
         _print_inspect(only, args)
         return 0
     if args.json:
-        import json
-
-        entries = [
-            _json_error(str(ref) if ref is not None else text, r)
-            if isinstance(r, PortsideError)
-            else r.to_json()
-            for text, ref, r in answers
-        ]
-        _out().write(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
-        return _worst(answers)
-    code = 0
-    printed = False
-    for text, _, r in answers:
-        if isinstance(r, PortsideError):
-            code = max(code, _failed(text, r))
-            continue
-        if printed:
-            _out().write("\n")
-        _print_inspect(r, args)
-        printed = True
-    return code
+        return _print_json_each(answers, str, lambda _, info: info.to_json())
+    return _print_each(answers, lambda _, info: _print_inspect(info, args), between="\n")
 
 
 def _cmd_digest(args: Args, cached: CachedRegistry) -> int:
@@ -801,13 +795,7 @@ def _cmd_digest(args: Args, cached: CachedRegistry) -> int:
     if only is not None:
         _out().write(f"{only}\n")
         return 0
-    code = 0
-    for text, _, r in answers:
-        if isinstance(r, PortsideError):
-            code = max(code, _failed(text, r))
-        else:
-            _out().write(f"{clean(text)}\t{r}\n")
-    return code
+    return _print_each(answers, lambda text, digest: _out().write(f"{clean(text)}\t{digest}\n"))
 
 
 def _files(paths: Sequence[str]) -> list[Path]:
