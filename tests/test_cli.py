@@ -403,6 +403,8 @@ def test_exit_codes(
     msg = assert_clean_error(run("inspect", python, "--platform", "linux/mips64le"), 2)
     assert "available platforms" in msg
     assert_clean_error(run("tags", python, "--bogus"), 2)
+    # There is no daemon to start: a command is one process.
+    assert "invalid choice: 'daemon'" in assert_clean_error(run("daemon", "start"), 2)
     assert_clean_error(run("tags"), 2)
     assert_clean_error(run("--offline", "--refresh", "tags", python), 2)
     assert_clean_error(run("tags", python, "--ca-file", "/nonexistent.pem"), 2)
