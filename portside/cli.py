@@ -508,8 +508,8 @@ def _each(
     (``ref`` is None when ``text`` is not a reference).
 
     A fresh cached answer comes without an event loop (``run_from_cache``); the others
-    are asked concurrently in one event loop, through one client (one connection pool
-    and one token per registry), each failure kept with its reference instead of
+    are asked concurrently in one event loop, through one client (its connections and
+    cached tokens shared), each failure kept with its reference instead of
     stopping the rest. A failure that is not a :class:`PortsideError` (a bug, Ctrl-C)
     still ends the command.
     """
