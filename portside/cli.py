@@ -132,9 +132,6 @@ def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
     insecure_after: list[str] = []
     verb: str | None = None
     refs: list[str] = []
-    # argparse takes the references as one run of words: once an option follows them,
-    # another word is an error, which argparse words.
-    refs_ended = False
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -144,12 +141,11 @@ def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
                 if token not in VERBS:
                     return None
                 verb = token
-            elif token and not refs_ended:
+            elif token:
                 refs.append(token)
             else:
                 return None
             continue
-        refs_ended = bool(refs)
         name, eq, inline = token.partition("=")
         spec = _OPTIONS.get(name)
         if spec is None:
@@ -200,7 +196,22 @@ def parse_args(argv: Sequence[str]) -> Args:
     fast = _fast_parse(argv)
     if fast is not None:
         return Args(fast)
-    return Args(vars(build_parser().parse_args(argv)))
+    return Args(_argparse(argv))
+
+
+def _argparse(argv: Sequence[str]) -> dict[str, object]:
+    """argparse's reading, with references anywhere among the options: argparse takes
+    only the first run of them (``tags a --json b`` leaves ``b`` over), the rest are
+    added in their order."""
+    parser = build_parser()
+    namespace, extra = parser.parse_known_args(argv)
+    values = vars(namespace)
+    refs = values.get("refs")
+    if extra and isinstance(refs, list) and not any(word.startswith("-") for word in extra):
+        values["refs"] = [*refs, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return values
 
 
 class Args:
