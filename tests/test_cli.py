@@ -389,6 +389,41 @@ def test_tags_of_several_repositories(registry: Registry, run: Runner) -> None:
     assert screen.index(alpine) < screen.index(theirs[alpine][0]) < screen.index(python)
 
 
+def _processes_with(entry: str) -> list[int]:
+    """Processes of this user whose environment holds ``entry`` (``NAME=value``)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if entry.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue  # gone, or another user's
+    return found
+
+
+def test_a_command_is_one_process_and_leaves_none_behind(registry: Registry, run: Runner) -> None:
+    """Cold, warm and several-reference commands run in their own process and end with
+    it: nothing is started to outlive them (as the daemon once was, after a cold one)."""
+    env = run.env()
+    env.pop("CI", None)  # the daemon's auto mode used to stay away from CI only
+    refs = [registry.ref("library/python", "3.13"), registry.ref("library/alpine", "3.24")]
+    for args in (["tags", refs[0]], ["tags", refs[0]], ["digest", *refs], ["inspect", *refs]):
+        done = subprocess.run(
+            [sys.executable, "-m", "portside", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        # Every command of this test has its own HOME; a process that kept it would be
+        # one these commands left behind.
+        assert _processes_with(f"HOME={run.home}") == []
+
+
 # -- errors and exit codes ----------------------------------------------------------------
 
 
