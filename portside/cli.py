@@ -50,7 +50,8 @@ exit codes:
   2    usage error or invalid input (bad option, reference, platform)
   3    not found (repository, tag, manifest, platform)
   4    authentication or credentials (unauthorized, denied, credential helper)
-  5    registry unreachable, rate-limited or failing (5xx); offline cache miss
+  5    registry unreachable, too slow (--timeout, --deadline), rate-limited or failing
+       (5xx); offline cache miss
   6    integrity (digest mismatch, response too large, invalid response)
   130  interrupted (Ctrl-C)
   141  output closed early (e.g. piped into head)
@@ -61,6 +62,7 @@ exit codes:
 environment:
   PORTSIDE_CACHE_DIR            cache directory (default $XDG_CACHE_HOME/portside)
   PORTSIDE_INSECURE_REGISTRIES  comma-separated hosts, like --insecure-registry
+  PORTSIDE_DEADLINE             default of --deadline, in seconds
   PORTSIDE_DEBUG=1              show tracebacks
 """
 
@@ -75,6 +77,13 @@ environment:
 # decide. tests/test_cli.py checks that both agree on every form _fast_parse accepts.
 
 VERBS = ("tags", "inspect", "digest")
+
+# --deadline: no command waits on registries for ever. Copying layers and walking or
+# changing a whole registry take longer.
+DEADLINE_ENV = "PORTSIDE_DEADLINE"
+DEFAULT_DEADLINE = 120.0
+TRANSFER_DEADLINE = 3600.0
+TRANSFER_VERBS = ("build", "push", "publish", "prune", "usage", "retire", "pull-back")
 
 
 def _positive_int(text: str) -> int:
@@ -108,6 +117,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, tuple[str, ...] |
     "--offline": ("offline", None, None),
     "--refresh": ("refresh", None, None),
     "--timeout": ("timeout", _positive_float, None),
+    "--deadline": ("deadline", _positive_float, None),
     "--json": ("json", None, ("tags", "inspect")),
     "--limit": ("limit", _positive_int, ("tags",)),
     "--platform": ("platform", str, ("inspect", "digest")),
@@ -117,6 +127,7 @@ _GLOBAL_DEFAULTS: dict[str, object] = {
     "offline": False,
     "refresh": False,
     "timeout": None,
+    "deadline": None,
 }
 _VERB_DEFAULTS: dict[str, dict[str, object]] = {
     "tags": {"json": False, "limit": None},
@@ -279,7 +290,17 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         metavar="SECONDS",
         type=_positive_float,
         default=default(None),
-        help="timeout of each request to the registry (default 30)",
+        help="time limit of each request to a registry, all of it: connecting, the "
+        "plain-HTTP/HTTPS probe, headers and body (default 30)",
+    )
+    group.add_argument(
+        "--deadline",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=default(None),
+        help="time limit of all the command's registry work together, retries and "
+        f"Retry-After waits included (default ${DEADLINE_ENV} or {DEFAULT_DEADLINE:g}; "
+        f"{', '.join(TRANSFER_VERBS)}: {TRANSFER_DEADLINE:g})",
     )
 
 
@@ -487,18 +508,13 @@ def _make_cached(args: Args) -> CachedRegistry:
         os.path.isfile(args.ca_file) and os.access(args.ca_file, os.R_OK)
     ):
         raise UsageError(f"--ca-file {args.ca_file!r} is not a readable file")
-    insecure = _insecure_hosts(args)
-    ca_file: str | None = args.ca_file
-    timeout: float | None = args.timeout
+    _deadline(args)  # a bad $PORTSIDE_DEADLINE is a usage error, even on a cache hit
 
     def client_factory() -> RegistryClient:
         # Only a cache miss gets here: the network stack is imported now, not before.
         from portside.registry.client import RegistryClient
-        from portside.registry.transport import ClientOptions
 
-        if timeout is None:
-            return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file))
-        return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file, timeout=timeout))
+        return RegistryClient(_client_options(args))
 
     return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
 
@@ -935,12 +951,32 @@ def _cmd_latest(args: Args, cached: CachedRegistry) -> int:
     return 0
 
 
+def _deadline(args: Args) -> float:
+    """--deadline, else $PORTSIDE_DEADLINE, else the verb's default: never unbounded."""
+    if args.deadline is not None:
+        return float(args.deadline)
+    text = os.environ.get(DEADLINE_ENV, "")
+    if text:
+        try:
+            return _positive_float(text)
+        except Exception:
+            raise UsageError(
+                f"{DEADLINE_ENV}={text[:40]!r} is not a positive number of seconds"
+            ) from None
+    return TRANSFER_DEADLINE if args.verb in TRANSFER_VERBS else DEFAULT_DEADLINE
+
+
 def _client_options(args: Args) -> Any:
     from portside.registry.transport import ClientOptions
 
+    options = ClientOptions(
+        insecure=_insecure_hosts(args), ca_file=args.ca_file, deadline=_deadline(args)
+    )
     if args.timeout is None:
-        return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file)
-    return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file, timeout=args.timeout)
+        return options
+    import dataclasses
+
+    return dataclasses.replace(options, timeout=args.timeout)
 
 
 def _print_report(report: Any, as_json: bool) -> None:
@@ -1070,7 +1106,19 @@ _COMMANDS = {
 
 
 def _say(kind: str, text: str) -> None:
-    sys.stderr.write(f"{PROG}: {kind}: {clean(text)}\n")
+    """One line on stderr: ``text``'s line breaks and other controls are escaped, so a
+    registry's message cannot add lines of its own."""
+    _stderr(f"{PROG}: {kind}: {clean(text)}\n")
+
+
+def _stderr(text: str) -> None:
+    # A stderr that is gone (a closed pipe) must not turn the documented exit code of
+    # the error being reported into an internal error.
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _debug() -> bool:
@@ -1098,6 +1146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``portside`` command with ``argv`` (default ``sys.argv[1:]``); the exit code."""
     cached: CachedRegistry | None = None
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if sys.stderr is None:
+        # Started with stderr closed (``2>&-``): write into nothing. Opening /dev/null
+        # also takes descriptor 2, so no file opened later lands there by accident.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
     if arguments[:1] == ["lsp"]:
         return _lsp(arguments[1:])
     try:
@@ -1114,10 +1166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PortsideError as exc:
         if _debug():
             _print_traceback()
-        first, *rest = exc.message.split("\n")
-        _say("error", first)
-        for line in rest:  # a query error's excerpt and caret
-            sys.stderr.write(f"  {clean(line)}\n")
+        # One line, whatever the message holds; only a query error's excerpt and caret,
+        # which Portside made, follow on lines of their own.
+        message, excerpt = exc.message, getattr(exc, "excerpt", None)
+        if isinstance(excerpt, str) and message.endswith("\n" + excerpt):
+            message = message[: -len(excerpt) - 1]
+        else:
+            excerpt = None
+        _say("error", message)
+        for line in excerpt.split("\n") if excerpt else ():
+            _stderr(f"  {clean(line)}\n")
         if exc.hint:
             _say("hint", exc.hint)
         return exc.exit_code

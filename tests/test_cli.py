@@ -675,6 +675,8 @@ FAST_FORMS = [
     ["tags", "python", "--refresh"],
     ["--timeout", "2.5", "tags", "python"],
     ["tags", "python", "--timeout=7"],
+    ["--deadline", "90", "tags", "python", "--timeout", "3"],
+    ["digest", "python", "--deadline=0.5"],
     ["--insecure-registry", "a:5000", "--insecure-registry=b", "tags", "python"],
     ["tags", "python", "--insecure-registry", "a:5000"],
     ["--ca-file", "/etc/ssl/ca.pem", "inspect", "python:3"],
@@ -704,6 +706,7 @@ ARGPARSE_FORMS = [
     ["tags", "-"],
     ["pull", "python"],
     ["tags", "python", "--timeout", "nan"],
+    ["tags", "python", "--deadline", "0"],
 ]
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import email.parser
-import json
 import shutil
 import stat
 import sys
@@ -26,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from portside import errors
+from portside import errors, jsonscan
 from portside.build._proc import run_tool
 from portside.build.base import (
     Builder,
@@ -291,7 +290,17 @@ class NativeBuilder(Builder):
         progress: Progress,
     ) -> Descriptor:
         assert base.config is not None
-        config = json.loads(await client.get_blob(base_ref, base.config.digest))
+        raw = await client.get_blob(base_ref, base.config.digest)
+        try:
+            config = jsonscan.loads(raw)
+        except ValueError:  # not JSON, or nested too deeply
+            config = None
+        if not isinstance(config, dict):
+            raise errors.InvalidResponse(
+                "the base image's config is not a JSON object",
+                registry=base_ref.registry,
+                repository=base_ref.repository,
+            )
         config = _image_config(config, layers, request, module)
         config_raw = canonical(config)
         gate = asyncio.Semaphore(_CONCURRENCY)
