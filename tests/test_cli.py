@@ -335,6 +335,22 @@ def test_several_references_report_each_failure_and_exit_with_the_worst(
     assert_clean_error(only_bad, 3)
 
 
+def test_the_deadline_covers_every_reference_and_keeps_the_answered_ones(
+    registry: Registry, proxy_factory: ProxyFactory, run: Runner
+) -> None:
+    proxy = proxy_factory(registry)
+    proxy.delay(None, r"/library/debian/manifests/", 60)  # far past the deadline
+    good = f"{proxy.host}/library/alpine:3.24"
+    slow = f"{proxy.host}/library/debian:bookworm"
+    result = run("digest", "--deadline", "3", slow, good, timeout=50)
+    assert result.returncode == 5, result.stderr
+    expected = Skopeo.for_registry(registry).digest(registry.ref("library/alpine", "3.24"))
+    assert result.stdout == f"{good}\t{expected}\n"
+    errors = result.stderr.splitlines()
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"portside: error: {slow}: ")
+
+
 def test_inspect_several_as_a_json_array(registry: Registry, run: Runner) -> None:
     python = registry.ref("library/python", "3.13")
     missing = registry.ref("library/nginx", "no-such-tag")
