@@ -421,9 +421,10 @@ def _processes_with(entry: str) -> list[int]:
 
 def test_a_command_is_one_process_and_leaves_none_behind(registry: Registry, run: Runner) -> None:
     """Cold, warm and several-reference commands run in their own process and end with
-    it: nothing is started to outlive them (as the daemon once was, after a cold one)."""
+    it: nothing is started to outlive them (a resident server once was, after a cold
+    command)."""
     env = run.env()
-    env.pop("CI", None)  # the daemon's auto mode used to stay away from CI only
+    env.pop("CI", None)  # that server was started everywhere but in CI
     refs = [registry.ref("library/python", "3.13"), registry.ref("library/alpine", "3.24")]
     for args in (["tags", refs[0]], ["tags", refs[0]], ["digest", *refs], ["inspect", *refs]):
         done = subprocess.run(
@@ -454,7 +455,7 @@ def test_exit_codes(
     msg = assert_clean_error(run("inspect", python, "--platform", "linux/mips64le"), 2)
     assert "available platforms" in msg
     assert_clean_error(run("tags", python, "--bogus"), 2)
-    # There is no daemon to start: a command is one process.
+    # No resident server to start (the removed verb): a command is one process.
     assert "invalid choice: 'daemon'" in assert_clean_error(run("daemon", "start"), 2)
     assert_clean_error(run("tags"), 2)
     assert_clean_error(run("--offline", "--refresh", "tags", python), 2)
