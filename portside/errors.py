@@ -186,8 +186,3 @@ class CacheMiss(PortsideError):
     """Offline mode and the cache does not hold the answer."""
 
     exit_code = 5
-
-
-class DaemonUnavailable(UsageError):
-    """The daemon cannot run here (not Linux, a runtime directory others can enter, a
-    socket path too long); commands still run, in-process."""

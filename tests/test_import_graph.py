@@ -17,19 +17,8 @@ PACKAGE = ROOT / "portside"
 # Circles known when this test was written, each left to the work that owns it; no
 # module may join one and no other circle may appear.
 KNOWN_CIRCLES = (
-    # The command line and what calls back into it: the daemon, its launcher and the
-    # rehearsal (removed by issue 11, section 1), and the lifecycle and retention verbs,
-    # which import cli.clean.
-    frozenset(
-        {
-            "portside.cli",
-            "portside.daemon",
-            "portside.launcher",
-            "portside.rehearsal",
-            "portside.cli_lifecycle",
-            "portside.cli_retention",
-        }
-    ),
+    # The lifecycle and retention verbs import cli.clean back from the command line.
+    frozenset({"portside.cli", "portside.cli_lifecycle", "portside.cli_retention"}),
     # Lazy imports both ways (lifecycle reads a repository as retention does; retention
     # reads lifecycle status).
     frozenset({"portside.lifecycle", "portside.retention"}),

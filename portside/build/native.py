@@ -1,4 +1,4 @@
-"""The ``native`` builder: a Python project's image with no daemon and no Dockerfile.
+"""The ``native`` builder: a Python project's image with no container engine and no Dockerfile.
 
 The base image stays on its registry: only its manifest and config are read. Two layers
 go on top, the dependencies and the project's own wheel, unpacked into ``/app`` (on
@@ -99,7 +99,7 @@ def _top_module(files: Mapping[str, Any]) -> str | None:
 
 class NativeBuilder(Builder):
     name = "native"
-    description = "Python projects without a daemon or Dockerfile, written straight to a registry"
+    description = "Python projects with no engine or Dockerfile, written straight to a registry"
 
     def unavailable_reason(self) -> str | None:
         return None  # needs only Python, pip and a registry
