@@ -63,7 +63,9 @@ def to_diagnostics(findings: Iterable[Finding], codec: Codec) -> list[lsp.Diagno
 
 
 def problem_diagnostics(doc: Dockerfile, codec: Codec) -> list[lsp.Diagnostic]:
-    """The parser's own problems (what BuildKit would reject), as errors."""
+    """The parser's own problems (what BuildKit would reject), as errors; those about
+    an image are the policy's ``invalid-reference`` findings already."""
+    images = {use.range for use in doc.images}
     return [
         lsp.Diagnostic(
             range=codec.range(p.range),
@@ -73,6 +75,7 @@ def problem_diagnostics(doc: Dockerfile, codec: Codec) -> list[lsp.Diagnostic]:
             source=SOURCE,
         )
         for p in doc.problems
+        if p.range not in images
     ]
 
 

@@ -148,11 +148,16 @@ def _images(doc: Dockerfile) -> Iterable[ImageUse]:
 
 def _prepare(ctx: _Context) -> list[Judged]:
     judged: list[Judged] = []
-    # Images the parser rejected (an unclosed ``${``) are its syntax errors, not ours.
-    rejected = {p.range for p in ctx.doc.problems}
+    # An image the parser rejected (an unclosed ``${``: BuildKit refuses the line) is
+    # that syntax error, not an argument waiting for its value.
+    rejected = {p.range: p.message for p in ctx.doc.problems}
     for use in _images(ctx.doc):
         ignore = ignored_kinds(ctx.lines, use.range.start.line) or frozenset()
-        if "*" in ignore or use.range in rejected:
+        if "*" in ignore:
+            continue
+        if use.range in rejected:
+            if "invalid-reference" not in ignore:
+                ctx.add(use, "invalid-reference", rejected[use.range])
             continue
         if use.resolved is None:
             if "unresolved" not in ignore:

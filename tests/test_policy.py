@@ -81,11 +81,13 @@ FROM alpine:3.20
     assert findings[4].to_json()["column"] == 6
 
 
-async def test_unclosed_substitution_is_left_to_the_syntax_error(tmp_path: Path) -> None:
+async def test_unclosed_substitution_is_a_syntax_error_not_unresolved(tmp_path: Path) -> None:
     text = "ARG PY=3.12\nFROM python:${PY\n"
     findings = await check(text, tmp_path, remote=False)
-    assert findings == []  # the parser's problem says it; not "unresolved"
-    assert parse(text).problems
+    assert kinds(findings) == [(2, "invalid-reference")]  # not "unresolved"
+    assert findings[0].severity == "error"
+    assert findings[0].message == parse(text).problems[0].message
+    assert "BuildKit rejects" in findings[0].message
 
 
 async def test_ignore_comments_and_config_rules(tmp_path: Path) -> None:
