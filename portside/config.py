@@ -132,7 +132,7 @@ def parse_config(table: Mapping[str, Any], *, source: str) -> PolicyConfig:
     """Validate a ``[tool.portside]`` table; unknown keys are errors (typos must show)."""
     known = {"allowed-registries", "require-digest", "update-levels", "severity", "images"}
     # Keys other surfaces own (image building, the language server) are theirs to check.
-    foreign = {"image", "lsp", "watch", "query"}
+    foreign = {"image", "lsp", "watch", "notify", "query"}
     for key in table:
         if key not in known and key not in foreign:
             raise ConfigError(

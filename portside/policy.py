@@ -384,6 +384,46 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
 # -- remote findings ---------------------------------------------------------------------
 
 
+def image_scheme(ref: Reference, policy: ImagePolicy) -> versions.VersionScheme:
+    """The version scheme that judges ``ref``'s tags under its image policy."""
+    return versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+
+
+def stale_tag(
+    ref: Reference,
+    tags: Iterable[str],
+    policy: ImagePolicy,
+    *,
+    scheme: versions.VersionScheme | None = None,
+) -> tuple[str, str] | None:
+    """(newest tag, update level) when ``ref`` is ``stale`` among ``tags``, else None.
+
+    The one rule behind the ``stale`` finding, the watcher's ``newer`` notice and
+    anything else that asks "is there a newer version in this image's line".
+    """
+    if ref.tag is None or ref.tag == "latest":
+        return None
+    scheme = scheme or image_scheme(ref, policy)
+    newer = versions.newer_in_line(
+        ref.tag, list(tags), scheme=scheme, allow_levels=policy.update_levels
+    )
+    if not newer:
+        return None
+    newest = newer[0]
+    current = scheme.parse(ref.tag)
+    candidate = scheme.parse(newest)
+    level = scheme.update_level(current, candidate) if current and candidate else None
+    return newest, level or "patch"
+
+
+def variant_tag(ref: Reference, tags: Iterable[str], policy: ImagePolicy) -> str | None:
+    """The newest variant of ``ref``'s version (the ``variant-update`` rule), or None."""
+    if ref.tag is None or ref.tag == "latest":
+        return None
+    updates = versions.variant_updates(ref.tag, list(tags), scheme=image_scheme(ref, policy))
+    return updates[0] if updates else None
+
+
 async def _tags(cached: CachedRegistry, ref: Reference) -> list[str]:
     return await cached.tags(ref.repository_ref())
 
@@ -412,14 +452,11 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
         return
 
     if ref.tag is not None and ref.tag != "latest":
-        scheme = versions.scheme_for(
-            ref.name, {"*": item.policy.scheme} if item.policy.scheme else None
-        )
+        scheme = image_scheme(ref, item.policy)
         await _stale(ctx, item, tags, scheme, cached)
         if not item.silenced("variant-update"):
-            updates = versions.variant_updates(ref.tag, tags, scheme=scheme)
-            if updates:
-                newest = updates[0]
+            newest = variant_tag(ref, tags, item.policy)
+            if newest is not None:
                 ctx.add(
                     use,
                     "variant-update",
@@ -464,16 +501,10 @@ async def _stale(
     ref, use = item.ref, item.use
     if item.silenced("stale") or ref.tag is None:
         return
-    newer = versions.newer_in_line(
-        ref.tag, tags, scheme=scheme, allow_levels=item.policy.update_levels
-    )
-    if not newer:
+    found = stale_tag(ref, tags, item.policy, scheme=scheme)
+    if found is None:
         return
-    newest = newer[0]
-    current = scheme.parse(ref.tag)
-    candidate = scheme.parse(newest)
-    level = scheme.update_level(current, candidate) if current and candidate else None
-    level = level or "patch"
+    newest, level = found
     digest: Digest | None = None
     if ref.digest is not None:
         # A pinned image stays pinned: suggest the new tag at its digest.
