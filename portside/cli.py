@@ -890,12 +890,29 @@ def _lsp(argv: Sequence[str]) -> int:
     return lsp_main(list(argv))
 
 
+def _watch(argv: Sequence[str]) -> int:
+    """``portside watch ...``: the watcher, its own options (see ``portside.cli_watch``)."""
+    from portside.cli_watch import main as watch_main
+
+    try:
+        return watch_main(argv)
+    except KeyboardInterrupt:
+        return 130
+    except PortsideError as exc:
+        _say("error", exc.message)
+        if exc.hint:
+            _say("hint", exc.hint)
+        return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``portside`` command with ``argv`` (default ``sys.argv[1:]``); the exit code."""
     cached: CachedRegistry | None = None
     arguments = sys.argv[1:] if argv is None else list(argv)
     if arguments[:1] == ["lsp"]:
         return _lsp(arguments[1:])
+    if arguments[:1] == ["watch"]:
+        return _watch(arguments[1:])
     if arguments[:1] == ["daemon"]:
         from portside.daemon import main as daemon_main
 

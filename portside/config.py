@@ -241,6 +241,11 @@ def load_config(start: Path) -> PolicyConfig:
     path = find_config_file(start)
     if path is None:
         return PolicyConfig()
+    return parse_config(read_table(path), source=str(path))
+
+
+def read_table(path: Path) -> dict[str, Any]:
+    """The ``[tool.portside]`` table of a configuration file (the whole ``portside.toml``)."""
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -253,4 +258,4 @@ def load_config(start: Path) -> PolicyConfig:
         table = doc.get("tool", {}).get("portside", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.portside] must be a table")
-    return parse_config(table, source=str(path))
+    return table

@@ -15,6 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     from portside.build.base import Builder
     from portside.dockerfile import Dockerfile
+    from portside.notify.base import Notifier, NotifySettings
     from portside.policy import Finding
     from portside.registry.credentials import Credential
     from portside.versions import VersionScheme
@@ -91,5 +92,30 @@ def portside_dockerfile_findings(path: str, text: str, document: Dockerfile) -> 
     raises, times out or returns something other than findings becomes one finding of
     kind ``plugin-error`` naming the plugin; the other findings are unaffected. The
     built-in ``portside.hadolint`` runs hadolint when its binary is installed.
+    """
+    raise NotImplementedError  # a specification: pluggy never calls this body
+
+
+@hookspec
+def portside_notifiers(settings: NotifySettings) -> list[Notifier]:
+    """Return the notifiers this plugin provides for ``settings`` (``[]`` when none apply).
+
+    ``settings`` is ``[tool.portside.notify]`` as parsed (``portside.notify.NotifySettings``)
+    plus what the command line added; keys the core does not know are in
+    ``settings.extra`` for plugins to read (``[tool.portside.notify] myplugin = {...}``).
+    Return ``portside.notify.Notifier`` instances with unique ``name``s; construct cheaply
+    and raise ``portside.errors.ConfigError`` for settings you cannot use (a missing
+    library, a malformed URL): the caller stops before anything is checked or sent.
+
+    Called once per ``portside watch`` run and per publish. The watcher then calls
+    ``await notifier.send(notification)`` for every change, through its outbox: a
+    notification is recorded as sent only after ``send`` returned, and a failure
+    (``portside.notify.NotifyError``, or any exception) is recorded with its message and
+    retried in later rounds. ``send`` must bound its own time (the built-in webhook
+    retries with backoff within a timeout). Set ``idempotent = True`` only if a second
+    ``send`` of the same ``notification.id`` cannot reach a person twice: after a crash
+    between sending and recording, idempotent notifiers are asked again, the others are
+    recorded as ``uncertain``. Built-ins: ``portside.notify.console``, ``.jsonl``,
+    ``.webhook``, ``.apprise_chat``, ``.desktop``, ``.editor``.
     """
     raise NotImplementedError  # a specification: pluggy never calls this body
