@@ -127,8 +127,8 @@ def after_tags(
     variant = None if policy.ignores("variant-update") else variant_tag(target.ref, tags, policy)
     newer_tag = newer[0] if newer else None
     after = replace(stored, newer_tag=newer_tag, variant_tag=variant, tags_seen=True)
-    if not stored.tags_seen:
-        return after, []
+    if not stored.tags_seen or target.ref.tag not in tags:
+        return after, []  # first look, or the tag is gone: `removed` says so
     events: list[NewEvent] = []
     if newer is not None and newer_tag != stored.newer_tag:
         note = notification("newer", target, old=target.ref.tag, new=newer[0], level=newer[1])

@@ -323,8 +323,6 @@ class Store:
         key: str,
         decide: Callable[[TargetState], tuple[TargetState, list[NewEvent]]],
         notifiers: Sequence[str],
-        *,
-        dirty_repository: str | None = None,
     ) -> list[NewEvent]:
         """Compare-and-set: ``decide`` sees the row as it is now (locked) and returns the
         new state and the events; both, and one outbox row per notifier and event, are
@@ -379,12 +377,6 @@ class Store:
                         "VALUES (%s, %s, 'pending', %s)",
                         (event.id, name, now),
                     )
-            if dirty_repository is not None:
-                self._exec(
-                    cur,
-                    "UPDATE watch_repositories SET dirty = 1 WHERE repository = %s",
-                    (dirty_repository,),
-                )
         return events
 
     for_update = ""

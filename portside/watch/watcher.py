@@ -167,12 +167,10 @@ class Watcher:
                 observed.present and stored.digest is not None and observed.digest != stored.digest
             )
             events = self.store.update_target(
-                target.key,
-                lambda s: after_head(target, s, observed),
-                list(self.notifiers),
-                dirty_repository=target.repository if moved else None,
+                target.key, lambda s: after_head(target, s, observed), list(self.notifiers)
             )
             report.changes.extend(_notes(events))
+            # A moved digest often comes with a release: list the tags now, once a round.
             if target.repository not in listed:
                 listed.add(target.repository)
                 if self.store.claim_tags(
