@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from harness import data, seed
 from harness.cli import run_portside
 from harness.proxy import FaultProxy
