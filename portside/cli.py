@@ -903,6 +903,12 @@ def _watch(argv: Sequence[str]) -> int:
         if exc.hint:
             _say("hint", exc.hint)
         return exc.exit_code
+    except Exception as exc:
+        if _debug():
+            _print_traceback()
+        _say("internal error", f"unexpected {type(exc).__name__}")
+        _say("hint", "this is a bug in portside; rerun with PORTSIDE_DEBUG=1 to see the traceback")
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,8 +25,9 @@ from portside.errors import UsageError
 log = logging.getLogger("portside.watch.listener")
 
 MAX_BODY = 1 << 20
-# (registry host or None when the payload does not say, repository path)
-RepositoryEvent = tuple["str | None", str]
+# (registry host or None when the payload does not say, repository path, tag, digest);
+# tag and digest are None when the payload does not name them.
+RepositoryEvent = tuple["str | None", str, "str | None", "str | None"]
 
 
 class PayloadError(ValueError):
@@ -70,19 +71,15 @@ def _distribution(events: Any) -> list[RepositoryEvent]:
             raise PayloadError("envelope: an event without a repository")
         if item.get("action") not in ("push", "delete"):
             continue  # pulls (our own HEADs among them) change nothing
-        media = str(target.get("mediaType") or "")
-        if (
-            item.get("action") == "push"
-            and not target.get("tag")
-            and "manifest" not in media
-            and "index" not in media
-        ):
-            continue  # a blob upload: the manifest push that follows is the change
+        tag = target.get("tag") if isinstance(target.get("tag"), str) else None
+        if item.get("action") == "push" and not tag:
+            continue  # blobs, and manifests by digest: the tag's push that follows is the change
         request = item.get("request")
         host = _host_of(target.get("url")) or (
             _host_of(request.get("host")) if isinstance(request, dict) else None
         )
-        out.append((host, repository))
+        digest = target.get("digest") if isinstance(target.get("digest"), str) else None
+        out.append((host, repository, tag, digest))
     return out
 
 
@@ -95,12 +92,23 @@ def _harbor(data: dict[str, Any]) -> list[RepositoryEvent]:
         raise PayloadError("Harbor: repo_full_name missing")
     if not str(data.get("type", "")).upper().startswith(("PUSH", "DELETE")):
         return []
-    host = None
+    out: list[RepositoryEvent] = []
     resources = event.get("resources")
-    if isinstance(resources, list) and resources and isinstance(resources[0], dict):
-        url = resources[0].get("resource_url")
+    for resource in resources if isinstance(resources, list) else []:
+        if not isinstance(resource, dict):
+            continue
+        url = resource.get("resource_url")
         host = _host_of(url.split("/", 1)[0]) if isinstance(url, str) else None
-    return [(host, name)]
+        tag, digest = resource.get("tag"), resource.get("digest")
+        out.append(
+            (
+                host,
+                name,
+                tag if isinstance(tag, str) and tag else None,
+                digest if isinstance(digest, str) and digest else None,
+            )
+        )
+    return out or [(None, name, None, None)]
 
 
 def _docker_hub(data: dict[str, Any]) -> list[RepositoryEvent]:
@@ -108,7 +116,9 @@ def _docker_hub(data: dict[str, Any]) -> list[RepositoryEvent]:
     if not isinstance(repo, dict) or not isinstance(repo.get("repo_name"), str):
         raise PayloadError("Docker Hub: repository.repo_name missing")
     name = repo["repo_name"]
-    return [("docker.io", name if "/" in name else f"library/{name}")]
+    push = data["push_data"] if isinstance(data["push_data"], dict) else {}
+    tag = push.get("tag") if isinstance(push.get("tag"), str) else None
+    return [("docker.io", name if "/" in name else f"library/{name}", tag, None)]
 
 
 class Listener:
@@ -225,7 +235,7 @@ def match_repositories(events: list[RepositoryEvent], watched: list[str]) -> set
     knows itself by another name (behind a proxy) still matches by its path.
     """
     found: set[str] = set()
-    for host, path in events:
+    for host, path, _, _ in events:
         exact = [w for w in watched if host and w == f"{host}/{path}"]
         found.update(exact or [w for w in watched if w.endswith(f"/{path}")])
     return found

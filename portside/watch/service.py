@@ -108,8 +108,8 @@ async def run_once(options: WatchOptions) -> tuple[RoundReport, list[str]]:
 
 def _log_round(report: RoundReport) -> None:
     log.info(
-        "round %s: checked %d image(s) in %.2f s, %d change(s), %d problem(s)%s",
-        report.round_id,
+        "%s: checked %d image(s) in %.2f s, %d change(s), %d problem(s)%s",
+        f"round {report.round_id}" if report.round_id is not None else "webhook check",
         report.checked,
         report.seconds,
         len(report.changes),
@@ -193,6 +193,8 @@ async def _serve(
     pending: asyncio.Queue[list[RepositoryEvent]],
 ) -> None:
     watched = list(watcher.by_repository)
+    loop = asyncio.get_running_loop()
+    tries: dict[RepositoryEvent, int] = {}
     while not stop.is_set():
         round_id = store.begin_round(new_after=options.interval, join_within=options.interval)
         if round_id is not None:
@@ -219,9 +221,37 @@ async def _serve(
             events += pending.get_nowait()
         repositories = match_repositories(events, watched)
         if not repositories:
-            log.info("webhook: nothing watched in %s", ", ".join(sorted({p for _, p in events})))
+            log.info("webhook: nothing watched in %s", ", ".join(sorted({e[1] for e in events})))
             continue
         log.info("webhook: checking %s now", ", ".join(sorted(repositories)))
         report = await watcher.check_repositories(repositories)
         _log_round(report)
         await watcher.deliver()
+        for late in _not_yet_visible(watcher, events):
+            # distribution posts a tag's push just before the tag moves: look again soon.
+            tries[late] = tries.get(late, 0) + 1
+            if tries[late] <= RECHECKS:
+                loop.call_later(0.1 * 2 ** tries[late], pending.put_nowait, [late])
+
+
+RECHECKS = 5
+
+
+def _not_yet_visible(watcher: Watcher, events: list[RepositoryEvent]) -> list[RepositoryEvent]:
+    """Events naming a tag and digest that our watched tag does not point at yet."""
+    late: list[RepositoryEvent] = []
+    for event in events:
+        _, path, tag, digest = event
+        if tag is None or digest is None:
+            continue
+        keys = [
+            t.key
+            for name, targets in watcher.by_repository.items()
+            if name.endswith(f"/{path}")
+            for t in targets
+            if t.ref.tag == tag
+        ]
+        states = watcher.store.peek(keys)
+        if any(s.digest != digest for s in states.values()):
+            late.append(event)
+    return late
