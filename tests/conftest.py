@@ -201,3 +201,21 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DockerConf
     ``.helper(name, secrets, behaviour=...)`` for credential helpers on PATH.
     """
     return DockerConfig(tmp_path / "docker-config", monkeypatch.setenv)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A real PostgreSQL (Debian's postgresql package), one per session."""
+    from harness.postgres import PostgresCluster
+
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> str:
+    """A fresh database on the session's PostgreSQL: its ``postgresql://`` URL."""
+    return str(postgres_cluster.create_database())
