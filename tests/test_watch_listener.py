@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from harness import seed
 from harness.cli import run_portside
 from harness.ports import free_port, wait_for
 from harness.registry import Registry
-
 from portside.watch.listener import MAX_BODY, Listener, RepositoryEvent
 
 TOKEN = "listener-shared-token"

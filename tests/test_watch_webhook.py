@@ -76,7 +76,7 @@ def test_payload_signature_retry_and_failure_record(
     sent = hooks(recorder)
     assert len(sent) == 3  # retried with backoff until it went through
     assert len({(key, body) for key, body, _ in sent}) == 1  # the same delivery each time
-    key, body, signature = sent[0]
+    key, body, _ = sent[0]
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert all(hmac.compare_digest(s, expected) for _, _, s in sent)
     payload = json.loads(body)
