@@ -998,6 +998,11 @@ async def run_publish(
         if result.layout is not None:
             Layout(result.layout).remove()
     _write_report(report, json_path)
+    if not dry_run:
+        from portside.notify.published import notify_published
+
+        # Consumers hear of the release; a notifier failing does not fail the publish.
+        await notify_published(project_dir, report)
     return report
 
 

@@ -1,0 +1,50 @@
+"""A publish tells the same notifiers the watcher uses, so consumers of an image hear of
+a new release when it is pushed (``portside publish``, the hatch and setuptools hooks:
+every surface publishes through ``portside.publish.run_publish``)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from portside.config import find_config_file, read_table
+from portside.notify import notifiers_for, notify_now
+from portside.notify.base import Notification
+
+if TYPE_CHECKING:
+    from portside.publish import PublishReport
+
+
+async def notify_published(project_dir: Path, report: PublishReport) -> list[str]:
+    """One ``published`` notification per destination; the delivery failures.
+
+    Only when the project configures ``[tool.portside.notify]``, and never on the
+    console: a publish's standard output is its report.
+    """
+    from dataclasses import replace
+
+    from portside.notify import load_notify_settings
+
+    path = find_config_file(project_dir)
+    if path is None or "notify" not in read_table(path):
+        return []
+    settings = replace(load_notify_settings(project_dir), console=False)
+    notifiers = notifiers_for(settings)
+    failures: list[str] = []
+    for destination in report.destinations:
+        if not destination.tags_set or destination.digest is None:
+            continue
+        image = f"{destination.repository}:{destination.tags_set[0]}"
+        note = Notification(
+            id=uuid.uuid4().hex,
+            kind="published",
+            image=image,
+            new=destination.digest,
+            action=(
+                f"tags {', '.join(destination.tags_set)}; consumers: "
+                f"FROM {image}@{destination.digest}, or `portside pin --update minor`"
+            ),
+        )
+        failures.extend(await notify_now(note, notifiers))
+    return failures
