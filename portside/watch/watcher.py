@@ -83,16 +83,19 @@ class Watcher:
         started = time.monotonic()
         report = RoundReport(round_id)
         listed: set[str] = set()
+        not_due: set[str] = set()
         registries = sorted({t.ref.registry for t in self.targets.values()})
         results = await asyncio.gather(
-            *(self._registry_loop(r, round_id, listed) for r in registries)
+            *(self._registry_loop(r, round_id, listed, not_due) for r in registries)
         )
         for result in results:
             report.merge(result)
         report.seconds = time.monotonic() - started
         return report
 
-    async def _registry_loop(self, registry: str, round_id: int, listed: set[str]) -> RoundReport:
+    async def _registry_loop(
+        self, registry: str, round_id: int, listed: set[str], not_due: set[str]
+    ) -> RoundReport:
         report = RoundReport(round_id)
         while True:
             limit = self.client.rate_limit(registry)
@@ -110,7 +113,10 @@ class Watcher:
             if not batch:
                 break
             outcomes = await asyncio.gather(
-                *(self._check(self.targets[s.key], s, listed, force_tags=False) for s in batch)
+                *(
+                    self._check(self.targets[s.key], s, listed, not_due, force_tags=False)
+                    for s in batch
+                )
             )
             limited = [s.key for s, o in zip(batch, outcomes, strict=True) if o is _LIMITED]
             for outcome in outcomes:
@@ -135,7 +141,9 @@ class Watcher:
         listed: set[str] = set()
         outcomes = await asyncio.gather(
             *(
-                self._check(t, states.get(t.key) or TargetState(t.key), listed, force_tags=True)
+                self._check(
+                    t, states.get(t.key) or TargetState(t.key), listed, set(), force_tags=True
+                )
                 for t in wanted
             )
         )
@@ -149,7 +157,13 @@ class Watcher:
     # -- one target ------------------------------------------------------------------
 
     async def _check(
-        self, target: Target, stored: TargetState, listed: set[str], *, force_tags: bool
+        self,
+        target: Target,
+        stored: TargetState,
+        listed: set[str],
+        not_due: set[str],
+        *,
+        force_tags: bool,
     ) -> RoundReport | object:
         report = RoundReport()
         ref = target.ref
@@ -166,17 +180,24 @@ class Watcher:
             moved = (
                 observed.present and stored.digest is not None and observed.digest != stored.digest
             )
-            events = self.store.update_target(
-                target.key, lambda s: after_head(target, s, observed), list(self.notifiers)
-            )
+            events: list[NewEvent] = []
+            if not (observed.inherited and stored.present and stored.last_checked is not None):
+                # (Unchanged since the claim read it: nothing to write, no transaction.)
+                events = self.store.update_target(
+                    target.key, lambda s: after_head(target, s, observed), list(self.notifiers)
+                )
             report.changes.extend(_notes(events))
-            # A moved digest often comes with a release: list the tags now, once a round.
-            if target.repository not in listed:
-                listed.add(target.repository)
-                if self.store.claim_tags(
-                    target.repository, every=self.tags_every, force=force_tags or moved
-                ):
-                    report.merge(await self._check_tags(target.repository))
+            # Tag lists: when due, and at once when a digest moved (it often comes with a
+            # release); at most once per repository and round.
+            repository = target.repository
+            force = force_tags or moved
+            if repository not in listed and (force or repository not in not_due):
+                listed.add(repository)
+                if self.store.claim_tags(repository, every=self.tags_every, force=force):
+                    report.merge(await self._check_tags(repository))
+                else:
+                    listed.discard(repository)
+                    not_due.add(repository)
         for event in events:
             log.info("%s", event.payload.get("message"))
         return report
