@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from portside import errors
@@ -97,6 +97,7 @@ class Watcher:
         self, registry: str, round_id: int, listed: set[str], not_due: set[str]
     ) -> RoundReport:
         report = RoundReport(round_id)
+        probe = True
         while True:
             limit = self.client.rate_limit(registry)
             if limit is not None and limit.remaining == 0:
@@ -112,12 +113,20 @@ class Watcher:
             ]
             if not batch:
                 break
-            outcomes = await asyncio.gather(
-                *(
-                    self._check(self.targets[s.key], s, listed, not_due, force_tags=False)
-                    for s in batch
-                )
-            )
+
+            def check(state: TargetState) -> Awaitable[RoundReport | object]:
+                target = self.targets[state.key]
+                return self._check(target, state, listed, not_due, force_tags=False)
+
+            outcomes: list[RoundReport | object] = []
+            if probe:
+                # The round's first request to a registry goes alone: one at its rate
+                # limit hears one request, not a burst of them.
+                probe = False
+                outcomes.append(await check(batch[0]))
+                if outcomes[0] is _LIMITED:
+                    outcomes += [_LIMITED] * (len(batch) - 1)
+            outcomes += await asyncio.gather(*(check(s) for s in batch[len(outcomes) :]))
             limited = [s.key for s, o in zip(batch, outcomes, strict=True) if o is _LIMITED]
             for outcome in outcomes:
                 if isinstance(outcome, RoundReport):
