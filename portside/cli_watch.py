@@ -93,17 +93,12 @@ def _print_history(spec: str | None, image: str, as_json: bool) -> int:
     from portside.reference import Reference
     from portside.watch.store import open_store
 
-    name = image
+    name = ""
     if image:
-        try:
-            ref = Reference.parse(image)
-            name = (
-                ref.name
-                if ref.tag is None and "@" not in image and ":" not in image.rsplit("/", 1)[-1]
-                else f"{ref.name}:{ref.tag}"
-            )
-        except PortsideError:
-            name = image
+        ref = Reference.parse(image)  # a bad reference is a one-line error
+        # "python" is the repository's history, "python:3.13" that tag's.
+        tagged = ":" in image.rsplit("/", 1)[-1].split("@", 1)[0]
+        name = f"{ref.name}:{ref.tag}" if tagged and ref.tag else ref.name
     store = open_store(spec)
     try:
         rows = store.history(name or None)

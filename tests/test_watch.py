@@ -150,6 +150,15 @@ def test_once_reports_exactly_what_moved_and_unchanged_images_cost_one_head(
     kinds = sorted(row["kind"] for row in json.loads(history.stdout))
     assert kinds == ["newer", "rebuilt"]
     assert all(set(row["deliveries"].values()) == {"sent"} for row in json.loads(history.stdout))
+    whole = run_portside(
+        "watch", "--history", f"{host}/library/python", "--state", str(state), cwd=project
+    )
+    assert whole.returncode == 0, whole.stderr
+    assert len(whole.stdout.splitlines()) == 5  # one line per change, newest first
+    assert all(
+        line.endswith(f"[jsonl:{jsonl} sent]")  # --json: no console notifier
+        for line in whole.stdout.splitlines()
+    )
 
 
 def test_a_rebuild_of_another_platform_does_not_fire(

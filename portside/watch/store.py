@@ -459,13 +459,22 @@ class Store:
     # -- history ---------------------------------------------------------------------
 
     def history(self, image: str | None = None, limit: int = 200) -> list[HistoryRow]:
+        """Newest first: one tag's (``name:tag``), one repository's (``name``) or all."""
         with self.transaction() as cur:
-            if image:
+            if image and ":" in image.rsplit("/", 1)[-1]:
+                # One tag: its targets are "name:tag platform".
                 rows = self._exec(
                     cur,
                     "SELECT id, at, kind, target, payload FROM watch_events "
-                    "WHERE repository = %s OR target LIKE %s ORDER BY at DESC, id LIMIT %s",
-                    (image, image.split(" ")[0] + "%", limit),
+                    "WHERE substr(target, 1, %s) = %s ORDER BY at DESC, id LIMIT %s",
+                    (len(image) + 1, image + " ", limit),
+                ).fetchall()
+            elif image:
+                rows = self._exec(
+                    cur,
+                    "SELECT id, at, kind, target, payload FROM watch_events "
+                    "WHERE repository = %s ORDER BY at DESC, id LIMIT %s",
+                    (image, limit),
                 ).fetchall()
             else:
                 rows = self._exec(
