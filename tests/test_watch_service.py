@@ -104,3 +104,25 @@ def test_a_rate_limited_registry_is_left_alone_and_the_others_are_checked(
     assert json.loads(again.stdout)["checked"] == 5
     assert len(limited.log.matching("HEAD", r"/manifests/")) == 1 + 5
     assert len(fine.log.matching("HEAD", r"/manifests/")) == 5
+
+
+def test_a_slow_registry_delays_no_other(
+    plain_registry: Registry, proxy_factory: Callable[..., FaultProxy], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    many = seed.seed_many_tags(plain_registry, "team/many", 6, distinct=None)
+    slow, fast = proxy_factory(plain_registry), proxy_factory(plain_registry)
+    slow.delay("HEAD", r"/manifests/", 3.0)
+    project = images_project(tmp_path, [slow.host, fast.host], list(many.tags))
+    env = {"PORTSIDE_INSECURE_REGISTRIES": f"{slow.host},{fast.host}"}
+    state = tmp_path / "state.db"
+    result = run_portside("watch", "--once", "--json", "--state", str(state), cwd=project, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["checked"] == 12
+    with sqlite3.connect(state) as db:
+        when = dict(db.execute("SELECT key, last_checked FROM watch_targets").fetchall())
+    slow_done = [t for k, t in when.items() if k.startswith(slow.host)]
+    fast_done = [t for k, t in when.items() if k.startswith(fast.host)]
+    # Every tag of the fast registry was recorded before the slow one answered once.
+    assert max(fast_done) < min(slow_done)
