@@ -4,7 +4,8 @@ shows a message naming the image and the Dockerfile lines of its workspace that 
 with an "Update" action that applies the core's fix.
 
 An inbox file rather than a socket: the watcher and the editors start and stop
-independently, and an editor opened after a change still hears of it.
+independently, and neither waits for the other. Each server reads what was added
+while it runs. The file only grows; delete it to start afresh (servers notice).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -265,15 +265,6 @@ class Store:
             return 0.0
         return max(0.0, float(row[0]) + interval - time.time())
 
-    def registries(self) -> list[str]:
-        with self.transaction() as cur:
-            rows = self._exec(
-                cur,
-                "SELECT DISTINCT registry FROM watch_targets WHERE key IN "
-                "(SELECT key FROM watch_declared) ORDER BY registry",
-            ).fetchall()
-        return [r[0] for r in rows]
-
     def claim(self, registry: str, round_id: int, limit: int) -> list[TargetState]:
         """Up to ``limit`` declared targets of ``registry`` not yet checked in this round.
 
@@ -497,11 +488,6 @@ class Store:
                 out.append(HistoryRow(float(at), kind, target, json.loads(payload), deliveries))
         return out
 
-    def states(self) -> dict[str, TargetState]:
-        with self.transaction() as cur:
-            rows = self._exec(cur, f"SELECT {_TARGET_COLUMNS} FROM watch_targets").fetchall()
-        return {r[0]: _state(r) for r in rows}
-
 
 class SQLiteStore(Store):
     placeholder = "?"
@@ -559,7 +545,3 @@ def open_store(spec: str | None) -> Store:
         )
     path = Path(spec) if spec else default_state_dir() / "watch.sqlite3"
     return SQLiteStore(path)
-
-
-def with_state(state: TargetState, **changes: Any) -> TargetState:
-    return replace(state, **changes)
