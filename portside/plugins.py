@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "portside.notify.apprise_chat",
     "portside.notify.desktop",
     "portside.notify.editor",
+    "portside.attached_reports",
 )
 
 _lock = threading.Lock()

@@ -71,15 +71,16 @@ def notifiers_for(
 
 def load_notify_settings(project_dir: Path) -> NotifySettings:
     """``[tool.portside.notify]`` of the nearest configuration (defaults when none)."""
-    from portside.config import find_config_file, read_table
+    from portside.config import load_table
 
-    path = find_config_file(project_dir)
-    if path is None:
+    found = load_table(project_dir)
+    if found is None:
         return NotifySettings()
-    table = read_table(path).get("notify", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.portside.notify] must be a table")
-    return parse_notify(table, source=str(path), base=path.parent)
+    table, source = found
+    notify = table.get("notify", {})
+    if not isinstance(notify, dict):
+        raise ConfigError(f"{source}: [tool.portside.notify] must be a table")
+    return parse_notify(notify, source=source, base=Path(source).parent)
 
 
 async def notify_now(notification: Notification, notifiers: Sequence[Notifier]) -> list[str]:

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from portside.config import find_config_file, read_table
+from portside.config import load_table
 from portside.notify import notifiers_for, notify_now
 from portside.notify.base import Notification
 
@@ -26,8 +26,8 @@ async def notify_published(project_dir: Path, report: PublishReport) -> list[str
 
     from portside.notify import load_notify_settings
 
-    path = find_config_file(project_dir)
-    if path is None or "notify" not in read_table(path):
+    found = load_table(project_dir)
+    if found is None or "notify" not in found[0]:
         return []
     settings = replace(load_notify_settings(project_dir), console=False)
     notifiers = notifiers_for(settings)

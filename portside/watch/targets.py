@@ -16,7 +16,7 @@ from pathlib import Path
 
 from portside import errors
 from portside.check import read_dockerfile
-from portside.config import ImagePolicy, PolicyConfig, find_config_file, load_config, read_table
+from portside.config import ImagePolicy, PolicyConfig, load_config, load_table
 from portside.discover import SKIP_DIRS, find_dockerfiles
 from portside.dockerfile import parse
 from portside.notify.base import Use
@@ -79,10 +79,11 @@ def parse_watch(table: object, *, source: str) -> WatchConfig:
 
 
 def load_watch_config(start: Path) -> tuple[WatchConfig, Path | None]:
-    path = find_config_file(start)
-    if path is None:
+    found = load_table(start)
+    if found is None:
         return WatchConfig(), None
-    return parse_watch(read_table(path).get("watch", {}), source=str(path)), path
+    table, source = found
+    return parse_watch(table.get("watch", {}), source=source), Path(source)
 
 
 def find_compose_files(paths: Iterable[str | Path]) -> list[Path]:
