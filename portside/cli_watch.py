@@ -136,11 +136,14 @@ def main(argv: Sequence[str]) -> int:
     from portside.watch.service import WatchOptions, run_once, run_service
 
     args = _parser().parse_args(list(argv))
+    # The service logs what each round checked and found; --once prints its problems
+    # itself (below), so its log stays quiet.
     logging.basicConfig(
-        level=logging.INFO if not args.once else logging.WARNING,
+        level=logging.INFO if not args.once else logging.ERROR,
         format="%(asctime)s portside watch: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     if args.history is not None:
         return _print_history(args.state, args.history, args.json)
     insecure = set(args.insecure_registry)

@@ -200,3 +200,14 @@ def test_nothing_to_watch_and_bad_state_are_one_line_errors(project: Path, tmp_p
     assert result.returncode == 2
     assert "unknown state location mysql://" in result.stderr
     assert "Traceback" not in result.stderr
+    result = run_portside(
+        "watch", "--once", "--state", "postgresql://portside:pw@127.0.0.1:1/none", cwd=project
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("portside: error: cannot open the watch state")
+    assert "pw" not in result.stderr and "Traceback" not in result.stderr
+    result = run_portside(
+        "watch", "--listen", "nowhere", "--state", str(tmp_path / "s.db"), cwd=project
+    )
+    assert result.returncode == 2
+    assert "--listen wants HOST:PORT" in result.stderr

@@ -185,6 +185,10 @@ class Watcher:
                 report.problems.append(f"{ref.familiar}: {exc.message}")
                 log.warning("could not check %s: %s", ref.familiar, exc.message)
                 return report
+            except Exception as exc:  # a bug must cost one image's check, not the round
+                report.problems.append(f"{ref.familiar}: unexpected {type(exc).__name__}")
+                log.exception("could not check %s", ref.familiar)
+                return report
             report.checked = 1
             moved = (
                 observed.present and stored.digest is not None and observed.digest != stored.digest
