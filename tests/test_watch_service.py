@@ -126,3 +126,25 @@ def test_a_slow_registry_delays_no_other(
     fast_done = [t for k, t in when.items() if k.startswith(fast.host)]
     # Every tag of the fast registry was recorded before the slow one answered once.
     assert max(fast_done) < min(slow_done)
+
+
+def test_a_quota_at_zero_stops_the_registry_after_one_request(
+    plain_registry: Registry, proxy_factory: Callable[..., FaultProxy], tmp_path: Path
+) -> None:
+    many = seed.seed_many_tags(plain_registry, "team/many", 5, distinct=None)
+    proxy = proxy_factory(plain_registry)
+    # Docker Hub's quota headers: the request that used the last pull says so.
+    proxy.set_headers(
+        "HEAD",
+        r"/manifests/",
+        {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "0;w=21600"},
+    )
+    project = images_project(tmp_path, [proxy.host], list(many.tags))
+    env = {"PORTSIDE_INSECURE_REGISTRIES": proxy.host}
+    state = tmp_path / "state.db"
+    result = run_portside("watch", "--once", "--json", "--state", str(state), cwd=project, env=env)
+    assert result.returncode == 5, result.stderr
+    report = json.loads(result.stdout)
+    assert report["checked"] == 1
+    assert any("0 of 100 per 6 h left" in p for p in report["problems"]), report["problems"]
+    assert len(proxy.log.matching("HEAD", r"/manifests/")) == 1

@@ -99,10 +99,9 @@ class Watcher:
         report = RoundReport(round_id)
         probe = True
         while True:
-            limit = self.client.rate_limit(registry)
-            if limit is not None and limit.remaining == 0:
+            if self._quota_used_up(registry):
                 report.problems.append(
-                    f"{registry}: rate limit used up ({limit.describe()}); "
+                    f"{registry}: its rate limit is used up ({self._quota(registry)}); "
                     "the rest waits for a later round"
                 )
                 break
@@ -124,7 +123,7 @@ class Watcher:
                 # limit hears one request, not a burst of them.
                 probe = False
                 outcomes.append(await check(batch[0]))
-                if outcomes[0] is _LIMITED:
+                if outcomes[0] is _LIMITED or self._quota_used_up(registry):
                     outcomes += [_LIMITED] * (len(batch) - 1)
             outcomes += await asyncio.gather(*(check(s) for s in batch[len(outcomes) :]))
             limited = [s.key for s, o in zip(batch, outcomes, strict=True) if o is _LIMITED]
@@ -135,10 +134,20 @@ class Watcher:
                 self.store.release(limited, round_id)
                 report.deferred += len(limited)
                 report.problems.append(
-                    f"{registry}: rate-limited; {len(limited)} image(s) left for a later round"
+                    f"{registry}: rate-limited ({self._quota(registry)}); "
+                    f"{len(limited)} image(s) left for a later round"
                 )
                 break
         return report
+
+    def _quota(self, registry: str) -> str:
+        limit = self.client.rate_limit(registry)
+        return limit.describe() if limit is not None else "no quota headers"
+
+    def _quota_used_up(self, registry: str) -> bool:
+        """The registry's quota headers say nothing is left (absent headers: unknown)."""
+        limit = self.client.rate_limit(registry)
+        return limit is not None and limit.remaining == 0
 
     async def check_repositories(self, repositories: Iterable[str]) -> RoundReport:
         """Check every target of these repositories now (a registry said they changed)."""
