@@ -1077,7 +1077,10 @@ async def run_publish(
         from portside.notify.published import notify_published
 
         # Consumers hear of the release; a notifier failing does not fail the publish.
-        await notify_published(project_dir, report)
+        try:
+            await notify_published(project_dir, report)
+        except errors.PortsideError as exc:
+            progress("warning", f"published, but nobody was notified: {exc.message}")
     return report
 
 

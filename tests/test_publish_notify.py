@@ -47,3 +47,24 @@ def test_publish_notifies_webhook_and_jsonl_but_not_stdout(
     assert json.loads(hook.body)["id"] == note["id"]
     expected = "sha256=" + hmac.new(b"s3", hook.body, hashlib.sha256).hexdigest()
     assert hook.header("X-Portside-Signature") == expected
+
+
+def test_a_notifier_that_cannot_run_does_not_fail_the_publish(
+    plain_registry: Registry, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    seed_base(plain_registry)
+    project = configure(
+        make_project(tmp_path / "app", version="2.0.2"),
+        destinations=[plain_registry.ref("team/app")],
+        base=plain_registry.ref("base/python", "3.12"),
+        extra=(
+            'platforms = ["linux/amd64"]\n\n[tool.portside.notify]\n'
+            'webhooks = [{ url = "http://127.0.0.1:9/x", secret-env = "UNSET_SECRET" }]\n'
+        ),
+    )
+    env = {k: v for k, v in cli_env.items() if k != "UNSET_SECRET"}
+    done = run_cli("publish", "--project", str(project), env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True
+    assert "published, but nobody was notified" in done.stderr
+    assert "UNSET_SECRET" in done.stderr and "Traceback" not in done.stderr
