@@ -930,6 +930,8 @@ def _watch(argv: Sequence[str]) -> int:
 
     try:
         return watch_main(argv)
+    except SystemExit as exc:  # argparse: --help, usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except KeyboardInterrupt:
         return 130
     except PortsideError as exc:

@@ -30,6 +30,9 @@ State: --state PATH | sqlite:///PATH | postgresql://USER@HOST/DB (shared by seve
 watchers), default $XDG_STATE_HOME/portside/watch.sqlite3. Notifiers come from
 [tool.portside.notify] plus --jsonl, --webhook (signed with $PORTSIDE_WEBHOOK_SECRET)
 and --editor. The first run only records what it sees.
+
+exit codes with --once: 0 nothing changed, 1 something changed, 5 nothing changed but
+some images could not be checked (unreachable, rate-limited), 2 usage or configuration.
 """
 
 
