@@ -62,6 +62,13 @@ def _watched_name(use: ImageUse) -> str | None:
     return f"{ref.name}:{ref.tag or 'latest'}"
 
 
+def _pinned(use: ImageUse) -> bool:
+    try:
+        return use.resolved is not None and Reference.parse(use.resolved).digest is not None
+    except errors.InvalidReference:
+        return False
+
+
 class Inbox:
     def __init__(self, server: PortsideLanguageServer, path: Path | None = None) -> None:
         self.server = server
@@ -130,7 +137,11 @@ class Inbox:
         lines = ", ".join(
             f"{_relative(p.path, root)}:{u.range.start.line + 1}" for p in places for u in p.uses
         )
-        fixable = note.kind in FIX_KINDS
+        # A rebuild needs an edit only where the image is pinned (the pin moves along);
+        # elsewhere the next build picks it up.
+        fixable = note.kind in FIX_KINDS and (
+            note.kind != "rebuilt" or any(_pinned(u) for p in places for u in p.uses)
+        )
         message = f"{note.summary}. Used in {lines}." + (
             " Update applies the fix." if fixable else f" {note.action}"
         )

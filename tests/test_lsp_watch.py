@@ -24,11 +24,11 @@ start = test_lsp_server.start  # the same fixtures: a real server per session
 started = test_lsp_server.started
 
 
-async def test_a_newer_version_becomes_a_message_whose_update_edits_the_line(
+async def test_changes_become_messages_whose_update_applies_the_core_fix(
     started: Any, plain_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = data.load_history("python-since-2025-06")
-    seed.replay_history(plain_registry, "library/python", rows, until="2025-08-12")
+    before = seed.replay_history(plain_registry, "library/python", rows, until="2025-08-12")
     env = {
         "PORTSIDE_STATE_DIR": str(tmp_path / "state"),
         "PORTSIDE_INSECURE_REGISTRIES": plain_registry.host,
@@ -43,10 +43,13 @@ async def test_a_newer_version_becomes_a_message_whose_update_edits_the_line(
         asked.append(params)
         return lsp.MessageActionItem(title="Update")
 
+    host = plain_registry.host
+    pinned = before.digest("3.13-slim-bookworm")
     text = (
-        f"FROM {plain_registry.host}/library/python:3.12.11-slim\n"
+        f"FROM {host}/library/python:3.12.11-slim\n"
         "RUN echo hello\n"
-        f"FROM {plain_registry.host}/library/python:3.13.6-slim\n"
+        f"FROM {host}/library/python:3.13.6-slim\n"
+        f"FROM {host}/library/python:3.13-slim-bookworm@{pinned}\n"
     )
     session.open(text)
     watch = ("watch", "--once", "--editor", "--quiet", "--tags-every", "0", str(session.root))
@@ -54,35 +57,53 @@ async def test_a_newer_version_becomes_a_message_whose_update_edits_the_line(
     first = await asyncio.to_thread(run_portside, *watch, cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
 
-    seed.replay_history(plain_registry, "library/python", rows, until="2025-10-08")
+    after = seed.replay_history(plain_registry, "library/python", rows, until="2025-10-08")
     second = await asyncio.to_thread(run_portside, *watch, cwd=tmp_path, env=env)
     assert second.returncode == 1, second.stderr
 
-    deadline = time.monotonic() + 20
-    while not session.applied and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    while len(session.applied) < 3 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    newer = next(p for p in asked if "newer version 3.14.0-slim" in p.message)
+    assert len(asked) == 4, [p.message for p in asked]
+
+    def message(part: str) -> lsp.ShowMessageRequestParams:
+        return next(p for p in asked if part in p.message)
+
+    newer = message("newer version 3.14.0-slim")
     assert "Dockerfile:1" in newer.message
     assert [a.title for a in newer.actions or []] == ["Update", "Dismiss"]
-    removed = next(p for p in asked if "was removed" in p.message)
+    removed = message("was removed")
     assert "Dockerfile:3" in removed.message and "portside latest" in removed.message
-    assert [a.title for a in removed.actions or []] == ["Dismiss"]  # no fix to apply
-    assert len(asked) == 2, [p.message for p in asked]
+    assert [a.title for a in removed.actions or []] == ["Dismiss"]  # nothing to edit
+    rebuilt = message("was rebuilt")
+    assert "3.13-slim-bookworm" in rebuilt.message and "Dockerfile:4" in rebuilt.message
+    assert [a.title for a in rebuilt.actions or []] == ["Update", "Dismiss"]  # the pin moves
 
-    (edit,) = session.applied
-    assert edit.changes is not None
-    (changes,) = edit.changes.values()
-    updated = apply_edits(
-        text,
-        [
-            Edit(
-                Range(
-                    Position(c.range.start.line, c.range.start.character),
-                    Position(c.range.end.line, c.range.end.character),
-                ),
-                c.new_text,
+    # Each Update applied the core's fix to the line it named (the client's text is
+    # unchanged in between: each edit is against the original).
+    results = set()
+    for edit in session.applied:
+        assert edit.changes is not None
+        (changes,) = edit.changes.values()
+        results.add(
+            apply_edits(
+                text,
+                [
+                    Edit(
+                        Range(
+                            Position(c.range.start.line, c.range.start.character),
+                            Position(c.range.end.line, c.range.end.character),
+                        ),
+                        c.new_text,
+                    )
+                    for c in changes
+                ],
             )
-            for c in changes
-        ],
-    )
-    assert updated == text.replace("3.12.11-slim", "3.14.0-slim")
+        )
+    moved = after.digest("3.13-slim-bookworm")
+    newest = after.digest("3.14-slim-bookworm")
+    assert results == {
+        text.replace("3.12.11-slim", "3.14.0-slim"),
+        text.replace(pinned, moved),
+        text.replace(f"3.13-slim-bookworm@{pinned}", f"3.14-slim-bookworm@{newest}"),
+    }
