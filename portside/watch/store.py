@@ -175,6 +175,7 @@ class Store:
 
     placeholder = "%s"
     skip_locked = ""  # FOR UPDATE SKIP LOCKED where the database has row locks
+    for_update = ""  # FOR UPDATE likewise (SQLite: BEGIN IMMEDIATE serialises writers)
 
     def __init__(self, where: str) -> None:
         self.where = where
@@ -369,8 +370,6 @@ class Store:
                         (event.id, name, now),
                     )
         return events
-
-    for_update = ""
 
     # -- tag lists -------------------------------------------------------------------
 
