@@ -319,56 +319,78 @@ class Store:
         """Compare-and-set: ``decide`` sees the row as it is now (locked) and returns the
         new state and the events; both, and one outbox row per notifier and event, are
         committed together."""
+        return self.update_targets([(key, decide)], notifiers)
+
+    def update_targets(
+        self,
+        items: Sequence[tuple[str, Callable[[TargetState], tuple[TargetState, list[NewEvent]]]]],
+        notifiers: Sequence[str],
+    ) -> list[NewEvent]:
+        """:meth:`update_target` for several targets in one transaction (a tag list
+        judged for every target of its repository)."""
         now = time.time()
+        out: list[NewEvent] = []
         with self.transaction() as cur:
-            row = self._exec(
+            for key, decide in items:
+                out += self._update(cur, key, decide, notifiers, now)
+        return out
+
+    def _update(
+        self,
+        cur: Any,
+        key: str,
+        decide: Callable[[TargetState], tuple[TargetState, list[NewEvent]]],
+        notifiers: Sequence[str],
+        now: float,
+    ) -> list[NewEvent]:
+        row = self._exec(
+            cur,
+            f"SELECT {_TARGET_COLUMNS} FROM watch_targets WHERE key = %s{self.for_update}",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return []
+        before = _state(row)
+        after, events = decide(before)
+        if after != before:
+            self._exec(
                 cur,
-                f"SELECT {_TARGET_COLUMNS} FROM watch_targets WHERE key = %s{self.for_update}",
-                (key,),
-            ).fetchone()
-            if row is None:
-                return []
-            before = _state(row)
-            after, events = decide(before)
-            if after != before:
+                "UPDATE watch_targets SET digest = %s, platform_digest = %s, "
+                "media_type = %s, present = %s, newer_tag = %s, variant_tag = %s, "
+                "tags_seen = %s, last_checked = %s WHERE key = %s",
+                (
+                    after.digest,
+                    after.platform_digest,
+                    after.media_type,
+                    int(after.present),
+                    after.newer_tag,
+                    after.variant_tag,
+                    int(after.tags_seen),
+                    now,
+                    key,
+                ),
+            )
+        for event in events:
+            self._exec(
+                cur,
+                "INSERT INTO watch_events (id, at, kind, target, repository, payload) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    event.id,
+                    now,
+                    event.kind,
+                    event.target,
+                    event.repository,
+                    json.dumps(event.payload, sort_keys=True),
+                ),
+            )
+            for name in notifiers:
                 self._exec(
                     cur,
-                    "UPDATE watch_targets SET digest = %s, platform_digest = %s, "
-                    "media_type = %s, present = %s, newer_tag = %s, variant_tag = %s, "
-                    "tags_seen = %s, last_checked = %s WHERE key = %s",
-                    (
-                        after.digest,
-                        after.platform_digest,
-                        after.media_type,
-                        int(after.present),
-                        after.newer_tag,
-                        after.variant_tag,
-                        int(after.tags_seen),
-                        now,
-                        key,
-                    ),
+                    "INSERT INTO watch_outbox (event_id, notifier, status, updated_at) "
+                    "VALUES (%s, %s, 'pending', %s)",
+                    (event.id, name, now),
                 )
-            for event in events:
-                self._exec(
-                    cur,
-                    "INSERT INTO watch_events (id, at, kind, target, repository, payload) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
-                    (
-                        event.id,
-                        now,
-                        event.kind,
-                        event.target,
-                        event.repository,
-                        json.dumps(event.payload, sort_keys=True),
-                    ),
-                )
-                for name in notifiers:
-                    self._exec(
-                        cur,
-                        "INSERT INTO watch_outbox (event_id, notifier, status, updated_at) "
-                        "VALUES (%s, %s, 'pending', %s)",
-                        (event.id, name, now),
-                    )
         return events
 
     # -- tag lists -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from portside import errors
@@ -255,15 +255,16 @@ class Watcher:
             report.problems.append(f"{repository}: tags: {exc.message}")
             self.store.mark_dirty(repository)
             return report
-        for target in self.by_repository[repository]:
 
-            def decide(
-                stored: TargetState, target: Target = target
-            ) -> tuple[TargetState, list[NewEvent]]:
-                return after_tags(target, stored, tags)
+        def decider(target: Target) -> Callable[[TargetState], tuple[TargetState, list[NewEvent]]]:
+            return lambda stored: after_tags(target, stored, tags)
 
-            events = self.store.update_target(target.key, decide, list(self.notifiers))
-            report.changes.extend(_notes(events))
+        # One transaction for the repository: rows are locked in key order, as claims do.
+        targets = sorted(self.by_repository[repository], key=lambda t: t.key)
+        events = self.store.update_targets(
+            [(t.key, decider(t)) for t in targets], list(self.notifiers)
+        )
+        report.changes.extend(_notes(events))
         return report
 
     # -- delivery --------------------------------------------------------------------
