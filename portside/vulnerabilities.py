@@ -13,13 +13,12 @@ the same way then remove what the publisher says does not affect the image
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from portside import errors
+from portside import errors, jsonscan
 from portside.reference import Digest, Reference
 from portside.registry.manifest import Descriptor, Manifest
 
@@ -106,8 +105,8 @@ class ReportError(ValueError):
 
 def load_json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return jsonscan.loads(data)  # bounded: a report nested too deeply is a ValueError
+    except ValueError:
         raise ReportError(f"is not valid {what} (not JSON)") from None
 
 

@@ -36,7 +36,7 @@ def test_publish_notifies_webhook_and_jsonl_but_not_stdout(
     assert dry.returncode == 0, dry.stderr
     assert recorder.log.all() == []  # a dry run publishes nothing, so tells no one
 
-    done = run_cli("publish", "--project", str(project), env=env)
+    done = run_cli("publish", "--project", str(project), "--json", env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)  # stdout is still the report, nothing else
     (note,) = [json.loads(line) for line in (project / "published.jsonl").read_text().splitlines()]
@@ -63,7 +63,7 @@ def test_a_notifier_that_cannot_run_does_not_fail_the_publish(
         ),
     )
     env = {k: v for k, v in cli_env.items() if k != "UNSET_SECRET"}
-    done = run_cli("publish", "--project", str(project), env=env)
+    done = run_cli("publish", "--project", str(project), "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True
     assert "published, but nobody was notified" in done.stderr
