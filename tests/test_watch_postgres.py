@@ -65,7 +65,7 @@ def test_two_watchers_split_a_round_without_duplicates(
     many = seed.seed_many_tags(plain_registry, "team/many", COUNT, distinct=None)
     proxy = proxy_factory(plain_registry)
     # Slow answers, so that both watchers are at work at the same time.
-    proxy.delay("HEAD", r"/manifests/", 0.15)
+    proxy.delay("HEAD", r"/manifests/", 0.3)
     project = tmp_path / "project"
     project.mkdir()
     images = [f'"{proxy.host}/team/many:{tag}"' for tag in many.tags]
