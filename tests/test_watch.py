@@ -211,3 +211,42 @@ def test_nothing_to_watch_and_bad_state_are_one_line_errors(project: Path, tmp_p
     )
     assert result.returncode == 2
     assert "--listen wants HOST:PORT" in result.stderr
+
+
+def test_a_new_variant_is_a_variant_update_exactly_as_check_reports_it(
+    plain_registry: Registry,
+    proxy_factory: Callable[..., FaultProxy],
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    # Debian trixie variants appeared on 2025-08-11; bookworm tags were rebuilt with them.
+    rows = data.load_history(HISTORY)
+    seed.replay_history(plain_registry, "library/python", rows, until="2025-08-06")
+    proxy = proxy_factory(plain_registry)
+    (project / "Dockerfile").write_text(f"FROM {proxy.host}/library/python:3.12-slim-bookworm\n")
+    state = tmp_path / "state.sqlite3"
+    assert watch(project, proxy, state, "--tags-every", "0")[0] == 0
+
+    after = seed.replay_history(plain_registry, "library/python", rows, until="2025-08-12")
+    code, report = watch(project, proxy, state, "--tags-every", "0")
+    assert code == 1
+    assert changes(report) == {
+        ("variant-update", "python:3.12-slim-bookworm", "3.12-slim-trixie"),
+        ("rebuilt", "python:3.12-slim-bookworm", after.digest("3.12-slim-bookworm")),
+    }
+    # The same rule as `portside check`: its variant-update finding names the same tag.
+    check = run_portside(
+        "check",
+        "--json",
+        str(project),
+        cwd=project,
+        env={"PORTSIDE_INSECURE_REGISTRIES": proxy.host},
+    )
+    findings = json.loads(check.stdout)
+    found = findings["findings"] if isinstance(findings, dict) else findings
+    (variant,) = [f for f in found if f["kind"] == "variant-update"]
+    assert variant["suggestion"].endswith(":3.12-slim-trixie")
+    # check calls 3.13-slim-bookworm stale; it existed at the first run, so it was
+    # recorded then and is no news now (the watcher reports what changed).
+    (stale,) = [f for f in found if f["kind"] == "stale"]
+    assert stale["suggestion"].endswith(":3.13-slim-bookworm")
