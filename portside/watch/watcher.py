@@ -155,7 +155,7 @@ class Watcher:
         wanted = [t for r in repositories for t in self.by_repository.get(r, ())]
         states = self.store.peek([t.key for t in wanted])
         for repository in {t.repository for t in wanted}:
-            self.store.mark_dirty(repository)
+            self.store.mark_dirty(repository)  # listed next round if listing now fails
         listed: set[str] = set()
         outcomes = await asyncio.gather(
             *(
@@ -196,7 +196,8 @@ class Watcher:
                 return report
             except Exception as exc:  # a bug must cost one image's check, not the round
                 report.problems.append(f"{ref.familiar}: unexpected {type(exc).__name__}")
-                log.exception("could not check %s", ref.familiar)
+                log.error("could not check %s: unexpected %s", ref.familiar, type(exc).__name__)
+                log.debug("traceback", exc_info=True)
                 return report
             report.checked = 1
             moved = (
