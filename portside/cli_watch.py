@@ -37,8 +37,6 @@ some images could not be checked (unreachable, rate-limited), 2 usage or configu
 
 
 def _parser() -> argparse.ArgumentParser:
-    from portside.cli import _positive_float, _positive_int
-
     parser = argparse.ArgumentParser(
         prog="portside watch",
         description=HELP,
@@ -54,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="with --once or --history: JSON on stdout"
     )
     parser.add_argument(
-        "--interval", type=_positive_float, default=300.0, help="seconds between rounds (service)"
+        "--interval", type=float, default=300.0, help="seconds between rounds (service)"
     )
     parser.add_argument(
         "--tags-every",
@@ -64,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         help="list a repository's tags (for newer versions) at most this often; 0: every round",
     )
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=8, help="requests in flight per registry"
+        "--concurrency", type=int, default=8, help="requests in flight per registry"
     )
     parser.add_argument("--state", help="state location (file, sqlite:///PATH, postgresql://...)")
     parser.add_argument(
@@ -88,13 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no console notifications")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST")
     parser.add_argument("--ca-file")
-    parser.add_argument("--timeout", type=_positive_float, default=15.0)
+    parser.add_argument("--timeout", type=float, default=15.0)
     return parser
 
 
 def _print_history(spec: str | None, image: str, as_json: bool) -> int:
     from portside.reference import Reference
-    from portside.watch.store import open_store
+    from portside.watch.state import open_store
 
     name = ""
     if image:
@@ -138,7 +136,13 @@ def main(argv: Sequence[str]) -> int:
     from portside.registry.transport import ClientOptions
     from portside.watch.service import WatchOptions, run_once, run_service
 
-    args = _parser().parse_args(list(argv))
+    parser = _parser()
+    args = parser.parse_args(list(argv))
+    for name in ("interval", "timeout"):
+        if not 0 < getattr(args, name) < float("inf"):
+            parser.error(f"--{name} must be a positive number of seconds")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
     # The service logs what each round checked and found; --once prints its problems
     # itself (below), so its log stays quiet.
     logging.basicConfig(

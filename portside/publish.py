@@ -1115,7 +1115,7 @@ async def run_publish(
 
         # Consumers hear of the release; a notifier failing does not fail the publish.
         try:
-            await notify_published(project_dir, report)
+            await notify_published(project_dir, report.destinations)
         except errors.PortsideError as exc:
             progress("warning", f"published, but nobody was notified: {exc.message}")
     return report

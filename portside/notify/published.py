@@ -5,18 +5,24 @@ every surface publishes through ``portside.publish.run_publish``)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from portside.config import load_table
 from portside.notify import notifiers_for, notify_now
 from portside.notify.base import Notification
 
-if TYPE_CHECKING:
-    from portside.publish import PublishReport
+
+class Destination(Protocol):
+    """What a publish report says of one destination (``publish.DestinationReport``)."""
+
+    repository: str
+    tags_set: list[str]
+    digest: str | None
 
 
-async def notify_published(project_dir: Path, report: PublishReport) -> list[str]:
+async def notify_published(project_dir: Path, destinations: Iterable[Destination]) -> list[str]:
     """One ``published`` notification per destination; the delivery failures.
 
     Only when the project configures ``[tool.portside.notify]``, and never on the
@@ -32,7 +38,7 @@ async def notify_published(project_dir: Path, report: PublishReport) -> list[str
     settings = replace(load_notify_settings(project_dir), console=False)
     notifiers = notifiers_for(settings)
     failures: list[str] = []
-    for destination in report.destinations:
+    for destination in destinations:
         if not destination.tags_set or destination.digest is None:
             continue
         image = f"{destination.repository}:{destination.tags_set[0]}"

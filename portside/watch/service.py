@@ -23,7 +23,8 @@ from portside.notify import Notifier, NotifySettings, load_notify_settings, noti
 from portside.registry.client import RegistryClient
 from portside.registry.transport import ClientOptions
 from portside.watch.listener import Listener, RepositoryEvent, match_repositories
-from portside.watch.store import Store, open_store
+from portside.watch.state import open_store
+from portside.watch.store import Store
 from portside.watch.targets import Target, collect_targets
 from portside.watch.watcher import DEFAULT_CONCURRENCY, DEFAULT_TAGS_EVERY, RoundReport, Watcher
 

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portside.errors import ConfigError, PortsideError
-from portside.statedir import default_state_dir
+from portside.errors import PortsideError
 
 MAX_ATTEMPTS = 5
 DELIVERY_LEASE = 120.0  # seconds a "sending" row is another live watcher's business
@@ -549,20 +548,3 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._db.close()
-
-
-def open_store(spec: str | None) -> Store:
-    """``None`` (the default file), a path, ``sqlite:///path`` or ``postgresql://...``."""
-    if spec and spec.startswith(("postgresql://", "postgres://")):
-        from portside.watch.store_pg import PostgresStore
-
-        return PostgresStore(spec)
-    if spec and spec.startswith("sqlite:///"):
-        spec = spec[len("sqlite:///") - 1 :]
-    if spec and "://" in spec:
-        raise ConfigError(
-            f"unknown state location {spec.split('://')[0]}://...",
-            hint="use a file path, sqlite:///PATH or postgresql://...",
-        )
-    path = Path(spec) if spec else default_state_dir() / "watch.sqlite3"
-    return SQLiteStore(path)
