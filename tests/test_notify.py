@@ -3,8 +3,8 @@ bad settings are one clear error, and a failing plugin does not stop the others.
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 import types
 from pathlib import Path
 
@@ -99,8 +99,10 @@ def test_bad_settings_are_one_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
         parse_notify({"console": "yes"}, source="p", base=tmp_path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("apprise") is not None, reason="apprise installed")
-def test_apprise_urls_without_apprise_say_how_to_install(tmp_path: Path) -> None:
+def test_apprise_urls_without_apprise_say_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "apprise", None)  # as if not installed
     settings = parse_notify({"apprise": ["mailto://me@example.com"]}, source="p", base=tmp_path)
     with pytest.raises(ConfigError) as caught:
         notifiers_for(settings, create_plugin_manager(load_entrypoints=False))

@@ -164,3 +164,26 @@ def test_no_duplicate_across_a_watcher_killed_while_sending(
     )
     (row,) = json.loads(history.stdout)
     assert set(row["deliveries"].values()) == {"sent"}
+
+
+def test_chat_through_apprise_reaches_its_endpoint_once(
+    plain_registry: Registry, recorder: Recorder, tmp_path: Path
+) -> None:
+    # apprise's json:// service POSTs {"title", "message", "type"}: a chat endpoint.
+    project = setup_project(plain_registry, tmp_path)
+    (project / "pyproject.toml").write_text(
+        f'[tool.portside.notify]\nconsole = false\napprise = ["json://{recorder.host}/chat"]\n'
+    )
+    command = ["watch", "--once", "--state", str(tmp_path / "state.db")]
+    assert run_portside(*command, cwd=project, env=env(plain_registry)).returncode == 0
+    rebuild(plain_registry, "v2")
+    result = run_portside(*command, cwd=project, env=env(plain_registry))
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""  # console = false
+    (chat,) = recorder.log.matching("POST", r"^/chat$")
+    body = json.loads(chat.body)
+    assert "team/app-base:1.0 was rebuilt" in body["title"]
+    assert "used in Dockerfile:1" in body["message"] and "portside pin" in body["message"]
+    again = run_portside(*command, cwd=project, env=env(plain_registry))
+    assert again.returncode == 0
+    assert len(recorder.log.matching("POST", r"^/chat$")) == 1  # sent once, recorded

@@ -5,7 +5,6 @@ installed are a configuration error, said once, not a silent drop."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from typing import Any
 
 from portside.errors import ConfigError
@@ -17,9 +16,7 @@ class AppriseNotifier(Notifier):
     name = "apprise"
     idempotent = False  # a chat message cannot be recalled: never resent after a crash
 
-    def __init__(self, urls: tuple[str, ...]) -> None:
-        import apprise  # type: ignore[import-not-found,unused-ignore]
-
+    def __init__(self, urls: tuple[str, ...], apprise: Any) -> None:
         self._apprise: Any = apprise.Apprise()
         for url in urls:
             if not self._apprise.add(url):
@@ -41,9 +38,11 @@ class AppriseNotifier(Notifier):
 def portside_notifiers(settings: NotifySettings) -> list[Notifier]:
     if not settings.apprise:
         return []
-    if importlib.util.find_spec("apprise") is None:
+    try:
+        import apprise  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
         raise ConfigError(
             "[tool.portside.notify] apprise URLs are set but apprise is not installed",
             hint="pip install 'portside[apprise]'",
-        )
-    return [AppriseNotifier(settings.apprise)]
+        ) from None
+    return [AppriseNotifier(settings.apprise, apprise)]
