@@ -118,7 +118,7 @@ export function notFoundMessage(d: Discovery & { found: false }): string {
     );
   }
   return (
-    `Portside: no language server found. Install it with \`${INSTALL_COMMAND}\` ` +
+    `Portside: no language server found. Install it with: ${INSTALL_COMMAND} ` +
     "(or into your project's venv), or set portside.server.command."
   );
 }

@@ -1,0 +1,226 @@
+"""The VS Code extension end to end: the packaged .vsix installed into a real VS Code
+(code-server), a workspace of Dockerfiles against the real registry, and what a user
+sees through the browser (Playwright driving Debian's chromium).
+
+A screenshot of each check is kept in vscode-extension/test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import seed
+from harness.codeserver import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CodeServer, ensure_vsix
+from harness.registry import Registry, RegistryFactory
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.timeout(300)
+
+VENV_BIN = str(Path(sys.executable).parent)  # where `portside` is installed for the tests
+TRUSTED = {"security.workspace.trust.enabled": False}
+UNTRUSTED = {
+    "security.workspace.trust.enabled": True,
+    "security.workspace.trust.startupPrompt": "never",
+    "security.workspace.trust.emptyWindow": False,
+}
+COMMON = {
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": False,
+    "extensions.ignoreRecommendations": True,
+    "telemetry.telemetryLevel": "off",
+    "git.enabled": False,
+    "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
+    "editor.inlayHints.enabled": "off",
+    "editor.wordBasedSuggestions": "off",
+}
+
+
+class Images:
+    """What the e2e registry holds."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.host = registry.host
+        tool = seed.build_image("e2e-tool")
+        self.tool = seed.push_image(registry, "acme/tool", tool, ["1.2.3", "1.2.5", "1.4.0", "2.0.1"])
+        before = seed.push_image(registry, "acme/base", seed.build_image("e2e-base-0"), ["1.0"])
+        # The tag moves on: a Dockerfile pinned to the old digest is "tag-moved".
+        seed.push_image(registry, "acme/base", seed.build_image("e2e-base-1"), ["1.0"])
+        self.base_old = before.digest
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
+    from harness.registry import RegistryFactory
+
+    factory = RegistryFactory(tmp_path_factory.mktemp("e2e-registry"))
+    try:
+        yield Images(factory(name="vscode-e2e"))
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="module")
+def vsix() -> Path:
+    return ensure_vsix()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def make_workspace(root: Path, images: Images) -> Path:
+    ws = root / "workspace"
+    (ws / "app").mkdir(parents=True)
+    host = images.host
+    (ws / "Dockerfile").write_text(f"FROM {host}/acme/tool:1.2.3\nRUN echo hello\n")
+    (ws / "app" / "Containerfile").write_text(
+        f"FROM {host}/acme/base:1.0@{images.base_old}\nCOPY . /app\n"
+    )
+    (ws / "complete.Dockerfile").write_text(f"FROM {host}/acme/tool:\n")
+    return ws
+
+
+class Workbench:
+    """A VS Code window in the browser, and the few gestures the tests need."""
+
+    def __init__(self, page: Any, name: str) -> None:
+        self.page = page
+        self.name = name
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def shot(self, what: str) -> Path:
+        path = ARTIFACTS / f"{self.name}-{what}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def wait(self, predicate: Callable[[], Any], what: str, timeout: float = 45) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.25)
+        self.shot(f"timeout-{re.sub(r'[^a-z0-9]+', '-', what.lower())}")
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def command(self, title: str) -> None:
+        self.page.keyboard.press("Control+Shift+P")
+        box = self.page.locator(".quick-input-widget input.input")
+        box.wait_for(state="visible")
+        box.fill(">" + title)
+        self.page.locator(".quick-input-list .monaco-list-row").first.wait_for()
+        time.sleep(0.3)
+        self.page.keyboard.press("Enter")
+
+    def open_file(self, name: str) -> None:
+        self.page.keyboard.press("Control+P")
+        box = self.page.locator(".quick-input-widget input.input")
+        box.wait_for(state="visible")
+        box.fill(name)
+        self.page.locator(".quick-input-list .monaco-list-row").first.wait_for()
+        time.sleep(0.3)
+        self.page.keyboard.press("Enter")
+        self.page.locator(f'.tab.active[aria-label^="{Path(name).name}"]').wait_for()
+        self.page.locator(".monaco-editor.focused").wait_for()
+
+    def goto(self, line: int, column: int) -> None:
+        self.page.keyboard.press("Control+G")
+        box = self.page.locator(".quick-input-widget input.input")
+        box.wait_for(state="visible")
+        box.fill(f":{line}:{column}")
+        time.sleep(0.2)
+        self.page.keyboard.press("Enter")
+
+    def status(self) -> str:
+        item = self.page.locator('.statusbar-item[aria-label^="Portside"]')
+        return item.first.get_attribute("aria-label") or "" if item.count() else ""
+
+    def notifications(self) -> list[str]:
+        return self.page.locator(".notification-list-item-message").all_inner_texts()
+
+    def problems(self) -> list[str]:
+        return [
+            r.get_attribute("aria-label") or ""
+            for r in self.page.locator(".markers-panel .monaco-list-row").all()
+        ]
+
+
+def open_window(server: CodeServer, browser: Any, folder: Path, name: str) -> Workbench:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(server.url(folder))
+    page.locator(".monaco-workbench").wait_for(timeout=60_000)
+    page.locator(".explorer-folders-view, .explorer-viewlet").first.wait_for(timeout=60_000)
+    return Workbench(page, name)
+
+
+def start_server(
+    tmp: Path, vsix: Path, settings: dict[str, Any], *, path: str | None
+) -> CodeServer:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PORTSIDE_CACHE_DIR": str(tmp / "portside-cache"),
+        "PORTSIDE_HADOLINT": "off",
+        "PORTSIDE_DAEMON": "off",
+    }
+    server = CodeServer(tmp, settings={**COMMON, **settings}, env=env, path=path, install=vsix)
+    return server.start()
+
+
+@pytest.fixture(scope="module")
+def trusted(
+    tmp_path_factory: pytest.TempPathFactory, vsix: Path, images: Images, browser: Any
+) -> Iterator[tuple[Workbench, Path]]:
+    tmp = tmp_path_factory.mktemp("trusted")
+    ws = make_workspace(tmp, images)
+    server = start_server(tmp, vsix, TRUSTED, path=VENV_BIN)
+    try:
+        bench = open_window(server, browser, ws, "trusted")
+        yield bench, ws
+        bench.page.close()
+    finally:
+        server.stop()
+
+
+def test_tag_completion_lists_the_registrys_tags_newest_first(
+    trusted: tuple[Workbench, Path], images: Images
+) -> None:
+    bench, _ = trusted
+    bench.open_file("complete.Dockerfile")
+    line = f"FROM {images.host}/acme/tool:"
+    bench.goto(1, len(line) + 1)
+
+    def labels() -> list[str]:
+        bench.page.keyboard.press("Control+Space")
+        rows = bench.page.locator(".suggest-widget.visible .monaco-list-row")
+        try:
+            rows.first.wait_for(timeout=5000)
+        except Exception:
+            bench.page.keyboard.press("Escape")
+            return []
+        found = sorted(
+            (int(r.get_attribute("data-index") or 0), r.locator(".label-name").inner_text())
+            for r in rows.all()
+        )
+        return [label for _, label in found]
+
+    got = bench.wait(labels, "tag completion")
+    bench.shot("tag-completion")
+    bench.page.keyboard.press("Escape")
+    assert got == ["2.0.1", "1.4.0", "1.2.5", "1.2.3"]
