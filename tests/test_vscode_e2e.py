@@ -133,10 +133,14 @@ class Workbench:
         box = self.page.locator(".quick-input-widget input.input")
         box.wait_for(state="visible")
         box.fill(name)
-        self.page.locator(".quick-input-list .monaco-list-row").first.wait_for()
-        time.sleep(0.3)
-        self.page.keyboard.press("Enter")
-        self.page.locator(f'.tab.active[aria-label^="{Path(name).name}"]').wait_for()
+        base = Path(name).name
+        # Recently opened files rank first: pick the row named exactly `base`.
+        row = self.page.locator(".quick-input-list .monaco-list-row").filter(
+            has=self.page.locator(".label-name", has_text=re.compile(f"^{re.escape(base)}$"))
+        )
+        row.first.wait_for()
+        row.first.click()
+        self.page.locator(f'.tab.active[aria-label^="{base}"]').wait_for()
         self.page.locator(".monaco-editor.focused").wait_for()
 
     def goto(self, line: int, column: int) -> None:
@@ -224,3 +228,70 @@ def test_tag_completion_lists_the_registrys_tags_newest_first(
     bench.shot("tag-completion")
     bench.page.keyboard.press("Escape")
     assert got == ["2.0.1", "1.4.0", "1.2.5", "1.2.3"]
+
+
+def test_stale_base_image_is_a_problem_and_the_pin_action_rewrites_the_line(
+    trusted: tuple[Workbench, Path], images: Images
+) -> None:
+    bench, ws = trusted
+    bench.open_file("Dockerfile")
+    bench.page.keyboard.press("Control+Shift+M")
+    stale = f"{images.host}/acme/tool:2.0.1 is available (major update from 1.2.3)"
+    bench.wait(lambda: any(stale in p for p in bench.problems()), "the stale diagnostic")
+    rows = bench.problems()
+    assert any("is not pinned to a digest" in p for p in rows), rows
+    bench.shot("problems-stale")
+
+    # The quick fix on the image: "Pin to digest (sha256:…)".
+    bench.goto(1, 10)
+    bench.page.keyboard.press("Control+.")
+    pin = bench.page.locator(".action-widget .monaco-list-row", has_text="Pin to digest")
+    pin.first.wait_for(timeout=20_000)
+    titles = bench.page.locator(".action-widget .monaco-list-row").all_inner_texts()
+    assert any(f"Update to newest major: {images.host}/acme/tool:2.0.1" in t for t in titles), titles
+    bench.shot("code-actions")
+    # The widget takes keys, not clicks (a pointer shield lies over it): walk down to it.
+    focused = bench.page.locator(".action-widget .monaco-list-row.focused")
+    for _ in range(len(titles)):
+        if "Pin to digest" in (focused.first.inner_text() if focused.count() else ""):
+            break
+        bench.page.keyboard.press("ArrowDown")
+    bench.page.keyboard.press("Enter")
+    bench.page.keyboard.press("Control+S")
+    expected = f"FROM {images.host}/acme/tool:1.2.3@{images.tool.digest}\nRUN echo hello\n"
+    bench.wait(lambda: (ws / "Dockerfile").read_text() == expected, "the pinned line on disk")
+    bench.wait(
+        lambda: not any("is not pinned to a digest" in p for p in bench.problems()),
+        "the unpinned finding to go",
+    )
+    bench.shot("pinned")
+
+
+def test_status_bar_counts_stale_moved_and_unpinned_images_and_jumps_to_them(
+    trusted: tuple[Workbench, Path], images: Images
+) -> None:
+    bench, ws = trusted
+    (ws / "Dockerfile").write_text(f"FROM {images.host}/acme/tool:1.2.3\nRUN echo hello\n")
+    bench.open_file("Dockerfile")
+    bench.open_file("app/Containerfile")
+    # Dockerfile: stale and unpinned (one image); Containerfile: the tag moved.
+    bench.wait(
+        lambda: bench.status()
+        == "Portside: 2 base images to look at (1 stale, 1 moved, 1 unpinned)",
+        f"the status bar count (now {bench.status()!r})",
+    )
+    item = bench.page.locator('.statusbar-item[aria-label^="Portside"]').first
+    assert "Portside: 2" in item.inner_text()
+    bench.shot("status-bar")
+    item.click()
+    rows = bench.page.locator(".quick-input-list .monaco-list-row")
+    rows.first.wait_for()
+    labels = rows.all_inner_texts()
+    assert len(labels) == 2, labels
+    assert "Dockerfile:1" in labels[0] and "stale, unpinned" in labels[0], labels
+    assert "app/Containerfile:1" in labels[1] and "moved" in labels[1], labels
+    bench.shot("status-quick-pick")
+    bench.page.keyboard.press("Enter")  # the first: the Dockerfile, line 1
+    bench.page.locator('.tab.active[aria-label^="Dockerfile"]').wait_for()
+    cursor = bench.page.locator(".statusbar-item", has_text=re.compile(r"^Ln \d+, Col \d+"))
+    assert cursor.first.inner_text().startswith("Ln 1, Col 6")
