@@ -140,7 +140,7 @@ class Workbench:
         )
         row.first.wait_for()
         row.first.click()
-        self.page.locator(f'.tab.active[aria-label^="{base}"]').wait_for()
+        self.page.locator(f'.tab.active[aria-label^="{base}"]').first.wait_for()
         self.page.locator(".monaco-editor.focused").wait_for()
 
     def goto(self, line: int, column: int) -> None:
@@ -295,3 +295,66 @@ def test_status_bar_counts_stale_moved_and_unpinned_images_and_jumps_to_them(
     bench.page.locator('.tab.active[aria-label^="Dockerfile"]').wait_for()
     cursor = bench.page.locator(".statusbar-item", has_text=re.compile(r"^Ln \d+, Col \d+"))
     assert cursor.first.inner_text().startswith("Ln 1, Col 6")
+
+
+def test_check_now_and_image_details(trusted: tuple[Workbench, Path], images: Images) -> None:
+    bench, ws = trusted
+    (ws / "Dockerfile").write_text(f"FROM {images.host}/acme/tool:1.2.3\nRUN echo hello\n")
+    bench.open_file("Dockerfile")
+    bench.command("Portside: Check for Updates Now")
+    done = bench.wait(
+        lambda: [n for n in bench.notifications() if "against their registries" in n],
+        "the check's result",
+    )
+    assert re.search(r"checked \d+ Dockerfiles against their registries: \d+ findings", done[0])
+    bench.shot("check-now")
+
+    bench.goto(1, 1)  # anywhere on the FROM line
+    bench.command("Portside: Show Image Details")
+    bench.page.locator('.tab[aria-label^="Image: "]').wait_for(timeout=30_000)
+    body = (
+        bench.page.frame_locator("iframe.webview.ready")
+        .frame_locator("#active-frame")
+        .locator("body")
+    )
+    bench.wait(lambda: images.tool.digest in body.inner_text(), "the image's digest in the details")
+    bench.shot("image-details")
+
+
+def _server_pids(cache_dir: Path) -> list[int]:
+    """The language servers started by one code-server (told apart by their cache dir)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline[-2:-1] == [b"lsp"] or b"lsp" in cmdline[1:2]:
+            if f"PORTSIDE_CACHE_DIR={cache_dir}".encode() in environ:
+                pids.append(int(proc.name))
+    return pids
+
+
+def test_a_crashed_server_is_restarted(trusted: tuple[Workbench, Path], images: Images) -> None:
+    bench, ws = trusted
+    cache = ws.parent / "portside-cache"
+    before = bench.wait(lambda: _server_pids(cache), "the running server")
+    os.kill(before[0], 9)
+    after = bench.wait(
+        lambda: [p for p in _server_pids(cache) if p not in before], "a restarted server"
+    )
+    assert after
+    # It works again: a fresh edit gets fresh diagnostics.
+    (ws / "Dockerfile").write_text(f"FROM {images.host}/acme/tool:1.4.0\n")
+    bench.open_file("Dockerfile")
+    bench.page.keyboard.press("Control+Shift+M")
+    stale = f"{images.host}/acme/tool:2.0.1 is available (major update from 1.4.0)"
+    bench.wait(lambda: any(stale in p for p in bench.problems()), "diagnostics after the restart")
+    bench.command("Portside: Restart Server")
+    bench.wait(
+        lambda: [p for p in _server_pids(cache) if p not in before + after],
+        "the server restarted by the command",
+    )
