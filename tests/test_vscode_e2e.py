@@ -42,6 +42,8 @@ COMMON = {
     "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
     "editor.inlayHints.enabled": "off",
     "editor.wordBasedSuggestions": "off",
+    "editor.autoClosingBrackets": "never",
+    "editor.autoClosingQuotes": "never",
 }
 
 
@@ -358,3 +360,89 @@ def test_a_crashed_server_is_restarted(trusted: tuple[Workbench, Path], images: 
         lambda: [p for p in _server_pids(cache) if p not in before + after],
         "the server restarted by the command",
     )
+
+
+def test_untrusted_workspace_contacts_only_user_allow_listed_registries(
+    tmp_path: Path, vsix: Path, images: Images, browser: Any
+) -> None:
+    ws = make_workspace(tmp_path, images)
+    # The workspace's own settings try to widen what may be contacted: ignored while
+    # the workspace is not trusted (restricted configurations).
+    (ws / ".vscode").mkdir()
+    (ws / ".vscode" / "settings.json").write_text(
+        json.dumps({"portside.trustedRegistries": ["*"], "portside.server.command": ["/bin/false"]})
+    )
+    server = start_server(tmp_path, vsix, UNTRUSTED, path=VENV_BIN)
+    try:
+        bench = open_window(server, browser, ws, "untrusted")
+        bench.page.locator(".statusbar-item", has_text="Restricted Mode").first.wait_for()
+        bench.open_file("Dockerfile")
+        bench.page.keyboard.press("Control+Shift+M")
+        gated = f"{images.host} is not contacted from an untrusted workspace"
+        bench.wait(lambda: any(gated in p for p in bench.problems()), "the untrusted notice")
+        assert not any("is available" in p for p in bench.problems())
+        # Only what needs no registry: the missing digest.
+        assert bench.status() == "Portside: 1 base image to look at (1 unpinned)"
+        bench.shot("not-contacted")
+
+        # The user allows this registry in their own settings: now it is asked.
+        settings = server.user_data / "User" / "settings.json"
+        current = json.loads(settings.read_text())
+        bench.command("Preferences: Open User Settings (JSON)")
+        bench.page.locator('.tab.active[aria-label^="settings.json"]').first.wait_for()
+        editor = bench.page.locator(".editor-instance .monaco-editor", has_text="workbench.startupEditor")
+        editor.first.locator(".view-lines").click()
+        bench.page.keyboard.press("Control+A")
+        bench.page.keyboard.press("Delete")
+        # One line: typed newlines would be auto-indented.
+        bench.page.keyboard.insert_text(
+            json.dumps({**current, "portside.trustedRegistries": [images.host]})
+        )
+        bench.page.keyboard.press("Control+S")
+        bench.wait(
+            lambda: images.host in settings.read_text(), "the saved user settings"
+        )
+        saved = json.loads(settings.read_text())
+        assert saved["portside.trustedRegistries"] == [images.host]
+        stale = f"{images.host}/acme/tool:2.0.1 is available (major update from 1.2.3)"
+        bench.wait(lambda: any(stale in p for p in bench.problems()), "the allow-listed check")
+        bench.shot("allow-listed")
+        log = server.extension_logs()
+        assert "workspace not trusted" in log
+        assert "/bin/false" not in log  # the workspace's server.command was not run
+        bench.page.close()
+    finally:
+        server.stop()
+
+
+def test_server_not_found_says_how_to_install_and_opens_the_log(
+    tmp_path: Path, vsix: Path, images: Images, browser: Any
+) -> None:
+    ws = make_workspace(tmp_path, images)
+    server = start_server(tmp_path, vsix, TRUSTED, path=None)  # no portside on PATH
+    try:
+        bench = open_window(server, browser, ws, "no-server")
+        bench.open_file("Dockerfile")
+        found = bench.wait(
+            lambda: [n for n in bench.notifications() if "no language server found" in n],
+            "the not-found message",
+        )
+        assert len(found) == 1, found
+        assert bench.status() == "Portside: the language server is not running (see the log)"
+        assert "pipx install 'portside[lsp]'" in found[0]
+        bench.shot("not-found")
+        toast = bench.page.locator(".notification-toast", has_text="no language server found")
+        toast.get_by_role("button", name="Open log").click()
+        output = bench.page.locator(".panel .view-lines").first
+
+        def log() -> str:
+            return output.inner_text().replace("\xa0", " ")  # the editor's spaces
+
+        bench.wait(lambda: "discovery: PATH: no portside" in log(), "the log")
+        text = log()
+        assert "portside.server.command: not set" in text
+        assert "python3 -m lsp_server" in text
+        bench.shot("not-found-log")
+        bench.page.close()
+    finally:
+        server.stop()

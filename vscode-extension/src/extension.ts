@@ -37,7 +37,10 @@ export class Portside implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private starting: Promise<void> | undefined;
 
-  constructor(readonly context: vscode.ExtensionContext) {}
+  constructor(
+    readonly context: vscode.ExtensionContext,
+    private readonly status: StatusBar,
+  ) {}
 
   settings(): Record<string, unknown> {
     return serverSettings(vscode.workspace.getConfiguration("portside"), vscode.workspace.isTrusted);
@@ -85,11 +88,13 @@ export class Portside implements vscode.Disposable {
   }
 
   private async doStart(): Promise<void> {
+    this.status.setServer("starting");
     this.log.appendLine(`Looking for the Portside language server (workspace ${vscode.workspace.isTrusted ? "trusted" : "not trusted"})`);
     const found = await this.discover();
     if (!found.found) {
       const message = notFoundMessage(found);
       this.log.appendLine(message);
+      this.status.setServer("stopped");
       void vscode.window.showErrorMessage(message, "Open log").then((pick) => {
         if (pick === "Open log") {
           this.log.show();
@@ -127,10 +132,14 @@ export class Portside implements vscode.Disposable {
     };
     const client = new LanguageClient("portside", "Portside", serverOptions, clientOptions);
     this.client = client;
+    client.onDidChangeState((e) => {
+      this.status.setServer(e.newState === State.Running ? "running" : e.newState === State.Starting ? "starting" : "stopped");
+    });
     this.log.appendLine(`Starting ${found.candidate.argv.join(" ")} (${found.version})`);
     try {
       await client.start();
     } catch (e) {
+      this.status.setServer("stopped");
       this.log.appendLine(`The server did not start: ${String(e)}`);
       void vscode.window.showErrorMessage("Portside: the language server did not start.", "Open log").then((pick) => {
         if (pick === "Open log") {
@@ -217,6 +226,7 @@ export class Portside implements vscode.Disposable {
           this.log.appendLine("portside.server changed: restarting the server");
           void this.restart();
         } else if (e.affectsConfiguration("portside")) {
+          this.log.appendLine("portside settings changed: sent to the server");
           this.notifySettings();
         }
       }),
@@ -244,11 +254,11 @@ interface PythonApi {
 let portside: Portside | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
-  portside = new Portside(context);
-  context.subscriptions.push(portside);
-  portside.watch();
   const status = new StatusBar();
   context.subscriptions.push(status);
+  portside = new Portside(context, status);
+  context.subscriptions.push(portside);
+  portside.watch();
   registerCommands(context, portside, status);
   await portside.start();
 }

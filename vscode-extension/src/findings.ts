@@ -68,7 +68,14 @@ export interface StatusState {
   readonly count: number;
 }
 
-export function statusState(entries: readonly ImageEntry[]): StatusState {
+export type ServerState = "starting" | "running" | "stopped";
+
+export function statusState(entries: readonly ImageEntry[], server: ServerState = "running"): StatusState {
+  if (server !== "running") {
+    const tooltip =
+      server === "starting" ? "Portside: starting the language server" : "Portside: the language server is not running (see the log)";
+    return { text: server === "starting" ? "$(sync~spin) Portside" : "$(warning) Portside", tooltip, count: 0 };
+  }
   const per: Record<Category, number> = { stale: 0, moved: 0, unpinned: 0 };
   for (const e of entries) {
     for (const c of e.categories) {

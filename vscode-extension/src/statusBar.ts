@@ -2,11 +2,12 @@
 // unpinned (from the server's diagnostics); a click lists them.
 
 import * as vscode from "vscode";
-import { type ImageEntry, collect, statusState } from "./findings";
+import { type ImageEntry, type ServerState, collect, statusState } from "./findings";
 
 export class StatusBar implements vscode.Disposable {
   readonly item = vscode.window.createStatusBarItem("portside.status", vscode.StatusBarAlignment.Left, 10);
   entries: ImageEntry[] = [];
+  private server: ServerState = "starting";
   private readonly listener: vscode.Disposable;
 
   constructor() {
@@ -20,10 +21,16 @@ export class StatusBar implements vscode.Disposable {
   update(): void {
     const all = vscode.languages.getDiagnostics().map(([uri, ds]) => [uri.toString(), ds] as const);
     this.entries = collect(all);
-    const state = statusState(this.entries);
+    const state = statusState(this.entries, this.server);
+    this.item.command = this.server === "stopped" ? "portside.showLog" : "portside.listImages";
     this.item.text = state.text;
     this.item.tooltip = state.tooltip;
     this.item.accessibilityInformation = { label: state.tooltip };
+  }
+
+  setServer(server: ServerState): void {
+    this.server = server;
+    this.update();
   }
 
   async pick(): Promise<void> {

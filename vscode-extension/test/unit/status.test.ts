@@ -80,3 +80,12 @@ describe("FROM lines and versions", () => {
     assert.equal(checkVersion("portside-lsp"), "unknown");
   });
 });
+
+describe("status bar without a running server", () => {
+  it("says so instead of showing a count", () => {
+    const entries = collect([["file:///w/Dockerfile", [d("stale", 0)]]]);
+    assert.equal(statusState(entries, "stopped").tooltip, "Portside: the language server is not running (see the log)");
+    assert.equal(statusState(entries, "stopped").count, 0);
+    assert.equal(statusState(entries, "starting").text, "$(sync~spin) Portside");
+  });
+});
