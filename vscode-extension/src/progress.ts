@@ -30,3 +30,25 @@ export class LineSplitter {
     return rest ? [rest] : [];
   }
 }
+
+interface PublishReport {
+  dry_run?: boolean;
+  digest?: string;
+  destinations?: { repository: string; tags: string[]; tags_set?: string[] }[];
+}
+
+/** One line from `portside publish`'s JSON report: what was (or would be) tagged. */
+export function publishSummary(stdout: string): string {
+  let report: PublishReport;
+  try {
+    report = JSON.parse(stdout) as PublishReport;
+  } catch {
+    return "";
+  }
+  const parts = (report.destinations ?? []).map((d) => {
+    const tags = report.dry_run ? d.tags : (d.tags_set ?? []);
+    return `${d.repository}: ${tags.length > 0 ? tags.join(", ") : "no tags moved"}`;
+  });
+  const digest = report.digest ? ` (${report.digest.slice(0, 19)}…)` : "";
+  return `${report.dry_run ? "would tag" : "tagged"} ${parts.join("; ")}${digest}`;
+}

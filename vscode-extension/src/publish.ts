@@ -7,7 +7,7 @@ import * as vscode from "vscode";
 import { cliCommand } from "./discovery";
 import type { Portside } from "./extension";
 import { which } from "./probe";
-import { LineSplitter, parseProgressLine } from "./progress";
+import { LineSplitter, parseProgressLine, publishSummary } from "./progress";
 
 async function pickFolder(): Promise<vscode.WorkspaceFolder | undefined> {
   const folders = vscode.workspace.workspaceFolders ?? [];
@@ -84,8 +84,8 @@ export async function publish(portside: Portside): Promise<void> {
   if (outcome.cancelled) {
     void vscode.window.showWarningMessage("Portside: publish cancelled; tags are moved only when every push is complete.");
   } else if (outcome.code === 0) {
-    const summary = outcome.stdout.trim().split("\n").slice(-3).join(" ");
-    void vscode.window.showInformationMessage(`Portside: ${mode.dryRun ? "dry run done" : "published"}. ${summary}`.slice(0, 500));
+    const summary = publishSummary(outcome.stdout);
+    void vscode.window.showInformationMessage(`Portside: ${mode.dryRun ? "dry run done" : "published"}: ${summary}`.slice(0, 500));
   } else {
     void vscode.window.showErrorMessage(`Portside: publish failed: ${outcome.last || `exit ${String(outcome.code)}`}`, "Open log").then((p) => {
       if (p === "Open log") {

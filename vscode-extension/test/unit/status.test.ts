@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type DiagnosticLike, collect, statusState } from "../../src/findings";
 import { RestartPolicy } from "../../src/restart";
-import { LineSplitter, parseProgressLine } from "../../src/progress";
+import { LineSplitter, parseProgressLine, publishSummary } from "../../src/progress";
 import { fromImageColumn } from "../../src/fromLine";
 import { checkVersion } from "../../src/version";
 
@@ -63,6 +63,18 @@ describe("publish progress", () => {
     assert.deepEqual(s.push("[a] one\n[b] t"), ["[a] one"]);
     assert.deepEqual(s.push("wo\r\n"), ["[b] two"]);
     assert.deepEqual(s.flush(), []);
+  });
+
+  it("sums up the JSON report", () => {
+    const report = {
+      ok: true,
+      dry_run: false,
+      digest: "sha256:0123456789abcdef0123",
+      destinations: [{ repository: "r:5000/team/app", tags: ["1.4.2", "1.4", "1", "latest"], tags_set: ["1.4.2", "1.4", "1"] }],
+    };
+    assert.equal(publishSummary(JSON.stringify(report, null, 2)), "tagged r:5000/team/app: 1.4.2, 1.4, 1 (sha256:0123456789ab…)");
+    assert.equal(publishSummary(JSON.stringify({ ...report, dry_run: true })), "would tag r:5000/team/app: 1.4.2, 1.4, 1, latest (sha256:0123456789ab…)");
+    assert.equal(publishSummary("not json"), "");
   });
 });
 
