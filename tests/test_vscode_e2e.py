@@ -16,16 +16,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import playwright.sync_api as playwright
 import pytest
+from test_build_native import seed_base
 
 from harness import seed
 from harness.codeserver import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CodeServer, ensure_vsix
 from harness.project import make_project
 from harness.registry import Registry, RegistryFactory
 from harness.skopeo import Skopeo
-from test_build_native import seed_base
-
-playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -58,7 +57,9 @@ class Images:
         self.host = registry.host
         self.base_python = seed_base(registry)  # the base image the project builds on
         tool = seed.build_image("e2e-tool")
-        self.tool = seed.push_image(registry, "acme/tool", tool, ["1.2.3", "1.2.5", "1.4.0", "2.0.1"])
+        self.tool = seed.push_image(
+            registry, "acme/tool", tool, ["1.2.3", "1.2.5", "1.4.0", "2.0.1"]
+        )
         before = seed.push_image(registry, "acme/base", seed.build_image("e2e-base-0"), ["1.0"])
         # The tag moves on: a Dockerfile pinned to the old digest is "tag-moved".
         seed.push_image(registry, "acme/base", seed.build_image("e2e-base-1"), ["1.0"])
@@ -67,7 +68,6 @@ class Images:
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
-    from harness.registry import RegistryFactory
 
     factory = RegistryFactory(tmp_path_factory.mktemp("e2e-registry"))
     try:
@@ -96,7 +96,7 @@ def make_workspace(root: Path, images: Images) -> Path:
     ws = make_project(root / "workspace")
     with (ws / "pyproject.toml").open("a") as handle:
         handle.write(
-            "\n[tool.portside.image]\nbuilder = \"native\"\n"
+            '\n[tool.portside.image]\nbuilder = "native"\n'
             f'base = "{images.registry.ref("base/python", "3.12")}"\n'
             f'destinations = ["{images.registry.ref("team/hello")}"]\n'
         )
@@ -237,7 +237,7 @@ def test_tag_completion_lists_the_registrys_tags_newest_first(
     line = f"FROM {images.host}/acme/tool:"
     bench.goto(1, len(line) + 1)
 
-    def labels() -> list[str]:
+    def labels() -> list[tuple[str, str]]:
         bench.page.keyboard.press("Control+Space")
         rows = bench.page.locator(".suggest-widget.visible .monaco-list-row")
         try:
@@ -246,15 +246,20 @@ def test_tag_completion_lists_the_registrys_tags_newest_first(
             bench.page.keyboard.press("Escape")
             return []
         found = sorted(
-            (int(r.get_attribute("data-index") or 0), r.locator(".label-name").inner_text())
+            (
+                int(r.get_attribute("data-index") or 0),
+                r.locator(".label-name").inner_text(),
+                " ".join(r.locator(".details-label").all_inner_texts()),
+            )
             for r in rows.all()
         )
-        return [label for _, label in found]
+        return [(label, source) for _, label, source in found]
 
     got = bench.wait(labels, "tag completion")
     bench.shot("tag-completion")
     bench.page.keyboard.press("Escape")
-    assert got == ["2.0.1", "1.4.0", "1.2.5", "1.2.3"]
+    # Newest first, each item saying it is Portside's (next to other extensions' items).
+    assert got == [(tag, "Portside") for tag in ("2.0.1", "1.4.0", "1.2.5", "1.2.3")]
 
 
 def test_stale_base_image_is_a_problem_and_the_pin_action_rewrites_the_line(
@@ -275,7 +280,9 @@ def test_stale_base_image_is_a_problem_and_the_pin_action_rewrites_the_line(
     pin = bench.page.locator(".action-widget .monaco-list-row", has_text="Pin to digest")
     pin.first.wait_for(timeout=20_000)
     titles = bench.page.locator(".action-widget .monaco-list-row").all_inner_texts()
-    assert any(f"Update to newest major: {images.host}/acme/tool:2.0.1" in t for t in titles), titles
+    assert any(f"Update to newest major: {images.host}/acme/tool:2.0.1" in t for t in titles), (
+        titles
+    )
     bench.shot("code-actions")
     # The widget takes keys, not clicks (a pointer shield lies over it): walk down to it.
     focused = bench.page.locator(".action-widget .monaco-list-row.focused")
@@ -303,8 +310,9 @@ def test_status_bar_counts_stale_moved_and_unpinned_images_and_jumps_to_them(
     bench.open_file("app/Containerfile")
     # Dockerfile: stale and unpinned (one image); Containerfile: the tag moved.
     bench.wait(
-        lambda: bench.status()
-        == "Portside: 2 base images to look at (1 stale, 1 moved, 1 unpinned)",
+        lambda: (
+            bench.status() == "Portside: 2 base images to look at (1 stale, 1 moved, 1 unpinned)"
+        ),
         f"the status bar count (now {bench.status()!r})",
     )
     item = bench.page.locator('.statusbar-item[aria-label^="Portside"]').first
@@ -359,9 +367,9 @@ def _server_pids(cache_dir: Path) -> list[int]:
             environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmdline[-2:-1] == [b"lsp"] or b"lsp" in cmdline[1:2]:
-            if f"PORTSIDE_CACHE_DIR={cache_dir}".encode() in environ:
-                pids.append(int(proc.name))
+        is_server = cmdline[-2:-1] == [b"lsp"]  # `portside lsp` (argv ends with b"")
+        if is_server and f"PORTSIDE_CACHE_DIR={cache_dir}".encode() in environ:
+            pids.append(int(proc.name))
     return pids
 
 
@@ -415,7 +423,9 @@ def test_untrusted_workspace_contacts_only_user_allow_listed_registries(
         current = json.loads(settings.read_text())
         bench.command("Preferences: Open User Settings (JSON)")
         bench.page.locator('.tab.active[aria-label^="settings.json"]').first.wait_for()
-        editor = bench.page.locator(".editor-instance .monaco-editor", has_text="workbench.startupEditor")
+        editor = bench.page.locator(
+            ".editor-instance .monaco-editor", has_text="workbench.startupEditor"
+        )
         editor.first.locator(".view-lines").click()
         bench.page.keyboard.press("Control+A")
         bench.page.keyboard.press("Delete")
@@ -424,9 +434,7 @@ def test_untrusted_workspace_contacts_only_user_allow_listed_registries(
             json.dumps({**current, "portside.trustedRegistries": [images.host]})
         )
         bench.page.keyboard.press("Control+S")
-        bench.wait(
-            lambda: images.host in settings.read_text(), "the saved user settings"
-        )
+        bench.wait(lambda: images.host in settings.read_text(), "the saved user settings")
         saved = json.loads(settings.read_text())
         assert saved["portside.trustedRegistries"] == [images.host]
         stale = f"{images.host}/acme/tool:2.0.1 is available (major update from 1.2.3)"

@@ -114,6 +114,16 @@ export class Portside implements vscode.Disposable {
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       initializationOptions: { portside: this.settings() },
       middleware: {
+        // Beside another Dockerfile extension's items, ours say whose they are.
+        provideCompletionItem: async (document, position, context, token, next) => {
+          const result = await next(document, position, context, token);
+          const items = Array.isArray(result) ? result : (result?.items ?? []);
+          for (const item of items) {
+            const label = typeof item.label === "string" ? { label: item.label } : item.label;
+            item.label = { ...label, description: label.description ?? "Portside" };
+          }
+          return result;
+        },
         workspace: {
           // The server asks for section "portside": give it the keys it knows, plus trust.
           configuration: (params, token, next) => {
