@@ -12,6 +12,8 @@ export interface Candidate {
   readonly source: string;
   /** The server's command line (stdio is the default transport). */
   readonly argv: readonly string[];
+  /** Run `--version` first: only where nothing cheaper says whether it can start. */
+  readonly probe?: boolean;
 }
 
 export interface ProbeResult {
@@ -35,7 +37,7 @@ export interface Env {
 }
 
 export type Discovery =
-  | { readonly found: true; readonly candidate: Candidate; readonly version: string }
+  | { readonly found: true; readonly candidate: Candidate; readonly version?: string }
   | { readonly found: false; readonly tooOld: readonly { candidate: Candidate; version: string }[] };
 
 export function executableName(name: string, platform: NodeJS.Platform): string {
@@ -49,8 +51,14 @@ export function portsideBesideInterpreter(interpreter: string, platform: NodeJS.
 }
 
 async function* candidates(env: Env): AsyncGenerator<Candidate | string> {
-  if (env.configured.length > 0) {
-    yield { source: "setting portside.server.command", argv: [...env.configured] };
+  const [program] = env.configured;
+  if (program !== undefined) {
+    const resolved = program.includes("/") || program.includes("\\") ? (env.isFile(program) ? program : undefined) : env.which(program);
+    if (resolved === undefined) {
+      yield `setting portside.server.command: ${program} not found`;
+    } else {
+      yield { source: "setting portside.server.command", argv: [resolved, ...env.configured.slice(1)] };
+    }
   } else {
     yield "setting portside.server.command: not set";
   }
@@ -75,7 +83,8 @@ async function* candidates(env: Env): AsyncGenerator<Candidate | string> {
   if (python === undefined) {
     yield "python3 -m lsp_server: no python3 on PATH";
   } else {
-    yield { source: "python3 -m lsp_server", argv: [python, "-m", "lsp_server"] };
+    // python3 is there, lsp_server may not be: only running it tells.
+    yield { source: "python3 -m lsp_server", argv: [python, "-m", "lsp_server"], probe: true };
   }
 }
 
@@ -87,6 +96,12 @@ export async function discover(env: Env): Promise<Discovery> {
       continue;
     }
     const shown = step.argv.join(" ");
+    if (step.probe !== true) {
+      // It exists: start it and read its version from its answer to `initialize`,
+      // rather than pay for a second interpreter start-up first.
+      env.log(`discovery: ${step.source}: ${shown}: using it`);
+      return { found: true, candidate: step };
+    }
     env.log(`discovery: ${step.source}: trying ${shown} --version`);
     const result = await env.probe(step.argv);
     if (!result.ok) {
@@ -108,14 +123,18 @@ export async function discover(env: Env): Promise<Discovery> {
   return { found: false, tooOld };
 }
 
+export function unsupportedMessage(argv0: string, version: string): string {
+  return (
+    `Portside: the language server at ${argv0} is ${version}; this extension needs ` +
+    `>= ${SUPPORTED.min} and < ${SUPPORTED.below}. Upgrade it (pipx upgrade portside) or set portside.server.command.`
+  );
+}
+
 /** The one message shown when no server could be used. */
 export function notFoundMessage(d: Discovery & { found: false }): string {
   const old = d.tooOld[0];
   if (old !== undefined) {
-    return (
-      `Portside: the language server at ${old.candidate.argv[0]} is ${old.version}; this extension needs ` +
-      `>= ${SUPPORTED.min} and < ${SUPPORTED.below}. Upgrade it (pipx upgrade portside) or set portside.server.command.`
-    );
+    return unsupportedMessage(old.candidate.argv[0] ?? "", old.version);
   }
   return (
     `Portside: no language server found. Install it with: ${INSTALL_COMMAND} ` +

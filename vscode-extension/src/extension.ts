@@ -16,7 +16,8 @@ import {
   State,
   DidChangeConfigurationNotification,
 } from "vscode-languageclient/node";
-import { type Discovery, discover, notFoundMessage } from "./discovery";
+import { type Discovery, discover, notFoundMessage, unsupportedMessage } from "./discovery";
+import { checkVersion } from "./version";
 import { isFile, probe, which } from "./probe";
 import { RestartPolicy } from "./restart";
 import { serverSettings } from "./settings";
@@ -135,6 +136,8 @@ export class Portside implements vscode.Disposable {
           },
         },
       },
+      // A server that fails its start-up is reported once (with the log), not retried.
+      initializationFailedHandler: () => false,
       errorHandler: {
         error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue }),
         closed: (): CloseHandlerResult => this.onClosed(),
@@ -145,9 +148,24 @@ export class Portside implements vscode.Disposable {
     client.onDidChangeState((e) => {
       this.status.setServer(e.newState === State.Running ? "running" : e.newState === State.Starting ? "starting" : "stopped");
     });
-    this.log.appendLine(`Starting ${found.candidate.argv.join(" ")} (${found.version})`);
+    this.log.appendLine(`Starting ${found.candidate.argv.join(" ")}`);
     try {
       await client.start();
+      const info = client.initializeResult?.serverInfo;
+      const version = `${info?.name ?? "?"} ${info?.version ?? "(no version)"}`;
+      if (checkVersion(version) !== "ok") {
+        const message = unsupportedMessage(command, version);
+        this.log.appendLine(message);
+        await this.stop();
+        this.status.setServer("stopped");
+        void vscode.window.showErrorMessage(message, "Open log").then((pick) => {
+          if (pick === "Open log") {
+            this.log.show();
+          }
+        });
+        return;
+      }
+      this.log.appendLine(`Running ${version}`);
     } catch (e) {
       this.status.setServer("stopped");
       this.log.appendLine(`The server did not start: ${String(e)}`);

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { type Env, type ProbeResult, cliCommand, discover, notFoundMessage, portsideBesideInterpreter } from "../../src/discovery";
+import { type Env, type ProbeResult, cliCommand, discover, notFoundMessage, portsideBesideInterpreter, unsupportedMessage } from "../../src/discovery";
 import { probe, which } from "../../src/probe";
 
 function env(over: Partial<Env> & { answers?: Record<string, ProbeResult>; onPath?: Record<string, string>; files?: string[] }): Env & { lines: string[]; probed: string[] } {
@@ -27,35 +27,45 @@ function env(over: Partial<Env> & { answers?: Record<string, ProbeResult>; onPat
 }
 
 describe("discover", () => {
-  it("uses the configured command first and stops there", async () => {
+  it("uses the configured command first, without running anything to find it", async () => {
     const e = env({
       configured: ["/opt/p/bin/portside", "lsp"],
+      files: ["/opt/p/bin/portside"],
       onPath: { portside: "/usr/bin/portside" },
-      answers: { "/opt/p/bin/portside lsp": { ok: true, output: "portside-lsp 0.1.0" }, "/usr/bin/portside lsp": { ok: true, output: "portside-lsp 0.1.0" } },
     });
     const d = await discover(e);
     assert.ok(d.found);
     assert.deepEqual(d.candidate.argv, ["/opt/p/bin/portside", "lsp"]);
-    assert.deepEqual(e.probed, ["/opt/p/bin/portside lsp"]);
+    assert.deepEqual(e.probed, []);
   });
 
-  it("goes on in order: python environment, PATH, python3 -m lsp_server, logging each step", async () => {
+  it("looks a configured bare name up on PATH, and skips a configured command that is missing", async () => {
+    const bare = await discover(env({ configured: ["portside", "lsp"], onPath: { portside: "/usr/bin/portside" } }));
+    assert.ok(bare.found);
+    assert.deepEqual(bare.candidate.argv, ["/usr/bin/portside", "lsp"]);
+    const e = env({ configured: ["/gone/portside", "lsp"], onPath: { portside: "/usr/bin/portside" } });
+    const d = await discover(e);
+    assert.ok(d.found);
+    assert.equal(d.candidate.source, "PATH");
+    assert.match(e.lines.join("\n"), /portside.server.command: \/gone\/portside not found/);
+  });
+
+  it("goes on in order: python environment, PATH, python3 -m lsp_server (probed), logging each step", async () => {
     const e = env({
       pythonInterpreter: () => Promise.resolve("/work/proj/.venv/bin/python"),
-      files: ["/work/proj/.venv/bin/portside"],
-      onPath: { portside: "/usr/local/bin/portside", python3: "/usr/bin/python3" },
+      onPath: { python3: "/usr/bin/python3" },
       answers: { "/usr/bin/python3 -m lsp_server": { ok: true, output: "portside-lsp 0.1.3" } },
     });
     const d = await discover(e);
     assert.ok(d.found);
     assert.equal(d.candidate.source, "python3 -m lsp_server");
     assert.equal(d.version, "portside-lsp 0.1.3");
-    assert.deepEqual(e.probed, ["/work/proj/.venv/bin/portside lsp", "/usr/local/bin/portside lsp", "/usr/bin/python3 -m lsp_server"]);
+    assert.deepEqual(e.probed, ["/usr/bin/python3 -m lsp_server"]);
     const log = e.lines.join("\n");
     assert.match(log, /portside.server.command: not set/);
-    assert.match(log, /Python environment of \/work\/proj\/.venv\/bin\/python: trying/);
-    assert.match(log, /PATH: does not start: ENOENT/);
-    assert.match(log, /using it/);
+    assert.match(log, /Python environment of \/work\/proj\/.venv\/bin\/python: no \/work\/proj\/.venv\/bin\/portside/);
+    assert.match(log, /PATH: no portside/);
+    assert.match(log, /python3 -m lsp_server: portside-lsp 0.1.3: using it/);
   });
 
   it("prefers the interpreter's environment over PATH", async () => {
@@ -63,27 +73,37 @@ describe("discover", () => {
       pythonInterpreter: () => Promise.resolve("/p/.venv/bin/python"),
       files: ["/p/.venv/bin/portside"],
       onPath: { portside: "/usr/bin/portside" },
-      answers: { "/p/.venv/bin/portside lsp": { ok: true, output: "portside-lsp 0.1.0" }, "/usr/bin/portside lsp": { ok: true, output: "portside-lsp 0.1.0" } },
     });
     const d = await discover(e);
     assert.ok(d.found);
-    assert.equal(d.candidate.argv[0], "/p/.venv/bin/portside");
+    assert.deepEqual(d.candidate.argv, ["/p/.venv/bin/portside", "lsp"]);
   });
 
-  it("skips a server that is too old and says so when nothing else works", async () => {
-    const e = env({ onPath: { portside: "/usr/bin/portside" }, answers: { "/usr/bin/portside lsp": { ok: true, output: "portside-lsp 0.0.9" } } });
-    const d = await discover(e);
+  it("skips a python3 -m lsp_server that is too old or missing and says so", async () => {
+    const old = env({ onPath: { python3: "/usr/bin/python3" }, answers: { "/usr/bin/python3 -m lsp_server": { ok: true, output: "portside-lsp 0.0.9" } } });
+    const d = await discover(old);
     assert.equal(d.found, false);
     assert.equal(d.tooOld.length, 1);
     const message = notFoundMessage(d);
-    assert.match(message, /\/usr\/bin\/portside is portside-lsp 0\.0\.9/);
+    assert.match(message, /\/usr\/bin\/python3 is portside-lsp 0\.0\.9/);
     assert.match(message, />= 0\.1\.0/);
+    const missing = env({ onPath: { python3: "/usr/bin/python3" }, answers: { "/usr/bin/python3 -m lsp_server": { ok: false, output: "No module named lsp_server" } } });
+    await discover(missing);
+    assert.match(missing.lines.join("\n"), /does not start: No module named lsp_server/);
   });
 
   it("says how to install when nothing is found", async () => {
     const d = await discover(env({}));
     assert.equal(d.found, false);
     assert.match(notFoundMessage(d), /pipx install 'portside\[lsp\]'/);
+  });
+
+  it("explains a server outside the supported range", () => {
+    assert.equal(
+      unsupportedMessage("/usr/bin/portside", "portside-lsp 0.0.1"),
+      "Portside: the language server at /usr/bin/portside is portside-lsp 0.0.1; this extension needs >= 0.1.0 and < 1.0.0. " +
+        "Upgrade it (pipx upgrade portside) or set portside.server.command.",
+    );
   });
 
   it("finds portside beside a Windows interpreter", () => {
