@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import json
 import math
 import re
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from portside import errors
+from portside import errors, jsonscan
 from portside.redact import redact_text
 from portside.registry.challenge import Challenge, Scope, merge_scopes, parse_challenges, pick
 from portside.registry.credentials import TOKEN_USERNAME, Credential, CredentialStore
@@ -115,8 +114,8 @@ def _header_safe(value: str) -> bool:
 def parse_token_response(body: bytes, *, realm_host: str) -> tuple[str, float, str | None]:
     """(token, lifetime seconds, refresh token) from a token endpoint's JSON."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        doc = jsonscan.loads(body)
+    except ValueError:  # not JSON, or nested too deeply
         doc = None
     if not isinstance(doc, dict):
         raise errors.InvalidResponse(

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portside import jsonscan
 from portside.errors import CredentialError, PortsideError
 from portside.plugins import hookimpl
 from portside.reference import DOCKER_HUB, DOCKER_HUB_LEGACY_KEY, canonical_registry
@@ -163,7 +164,7 @@ def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        data = json.loads(text)
+        data = jsonscan.loads(text)
     except ValueError as exc:
         # JSONDecodeError's message names a position, never the content; build our
         # own anyway so no fragment of a secret can slip through.
@@ -506,7 +507,7 @@ def helper_get(
             hint=f"run `echo {server_url} | {program} get` to see its error",
         )
     try:
-        data = json.loads(out)
+        data = jsonscan.loads(out)
     except ValueError:
         data = None
     if not isinstance(data, dict):
