@@ -43,7 +43,8 @@ export async function publish(portside: Portside): Promise<void> {
   if (file === undefined) {
     return;
   }
-  const args = [...base, "publish", "--project", folder.uri.fsPath, ...(mode.dryRun ? ["--dry-run"] : [])];
+  // --json: the report on stdout, summed up in the final message.
+  const args = [...base, "publish", "--project", folder.uri.fsPath, "--json", ...(mode.dryRun ? ["--dry-run"] : [])];
   portside.log.appendLine(`Running ${[file, ...args].join(" ")}`);
   const outcome = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Portside: ${mode.label.toLowerCase()}`, cancellable: true },
