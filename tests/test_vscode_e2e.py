@@ -19,6 +19,7 @@ from typing import Any
 import playwright.sync_api as playwright
 import pytest
 from test_build_native import seed_base
+from test_publish_cli import tags_of
 
 from harness import seed
 from harness.codeserver import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CodeServer, ensure_vsix
@@ -533,3 +534,40 @@ def test_build_and_publish_pushes_with_progress(
     assert done[0].startswith(
         f"Portside: published: tagged {images.registry.ref('team/hello')}: 1.4.2, 1.4, 1, latest"
     ), done
+
+
+def test_cancelling_a_publish_stops_it_before_any_tag_moves(
+    trusted: tuple[Workbench, Path], images: Images, proxy_factory: Any
+) -> None:
+    bench, ws = trusted
+    proxy = proxy_factory(images.registry)
+    # Blobs go through; the manifest waits, so the publish is still running when cancelled.
+    proxy.delay("PUT", r"/v2/team/slow/manifests/.*", 30)
+    pyproject = ws / "pyproject.toml"
+    original = pyproject.read_text()
+    pyproject.write_text(
+        original.replace(images.registry.ref("team/hello"), f"{proxy.host}/team/slow")
+    )
+    try:
+        bench.open_file("Dockerfile")
+        bench.command("Portside: Build and Publish")
+        bench.page.locator(".quick-input-list .monaco-list-row").first.wait_for()
+        bench.page.keyboard.press("Enter")  # Publish
+        bench.wait(
+            lambda: any(r.method == "PUT" and "/manifests/" in r.path for r in proxy.requests),
+            "the manifest upload to start",
+        )
+        toast = bench.page.locator(".notification-toast", has_text="Portside: publish")
+        bench.shot("publish-progress")
+        toast.get_by_role("button", name="Cancel").click()
+        done = bench.wait(
+            lambda: [n for n in bench.notifications() if "publish cancelled" in n],
+            "the cancelled message",
+        )
+        assert done == [
+            "Portside: publish cancelled; tags are moved only when every push is complete."
+        ]
+        bench.shot("publish-cancelled")
+        assert tags_of(images.registry, "team/slow") == []
+    finally:
+        pyproject.write_text(original)
