@@ -23,6 +23,7 @@ import os
 import sys
 
 from portside.errors import PortsideError, UsageError
+from portside.terminal import clean
 
 TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
 if TYPE_CHECKING:
@@ -514,9 +515,13 @@ def _make_cached(args: Args) -> CachedRegistry:
         # Only a cache miss gets here: the network stack is imported now, not before.
         from portside.registry.client import RegistryClient
 
-        return RegistryClient(_client_options(args))
+        # The cache's credential store: a helper runs once for reading and fetching.
+        return RegistryClient(_client_options(args), credentials=cached.credentials)
 
-    return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
+    cached = CachedRegistry(
+        client_factory=client_factory, offline=args.offline, refresh=args.refresh
+    )
+    return cached
 
 
 def _run(cached: CachedRegistry, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -617,15 +622,6 @@ def _parse_ref(text: str) -> Reference:
 
 
 # -- output --------------------------------------------------------------------------
-
-# C0 controls, DEL and C1 controls: a registry's tag, label or error text must not be
-# able to move the cursor, rewrite the terminal title or hide text from the reader.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-
-
-def clean(text: str) -> str:
-    """``text`` with control characters shown as ``\\xNN`` escapes."""
-    return text.translate(_CONTROL)
 
 
 def _out() -> TextIO:
@@ -740,6 +736,12 @@ def _print_inspect(info: ImageInfo, args: Args) -> None:
 # -- verbs ---------------------------------------------------------------------------
 
 
+def _newest_first(tags: list[str]) -> list[str]:
+    from portside.versions import sort_tags  # only when the cache has no ranking yet
+
+    return sort_tags(tags)
+
+
 def _print_each(
     answers: list[Answer[T]], print_one: Callable[[str, T], object], *, between: str = ""
 ) -> int:
@@ -787,7 +789,8 @@ def _cmd_tags(args: Args, cached: CachedRegistry) -> int:
     limit = args.limit
 
     async def newest_first(ref: Reference) -> list[str]:
-        return (await cached.tags_newest_first(ref))[:limit]
+        # Ranking is ours, not the cache's; it keeps the ranked list beside the tags.
+        return (await cached.tags_derived(ref, "newest-first", _newest_first))[:limit]
 
     answers = _each(cached, args.refs, newest_first)
     only = _only(answers)

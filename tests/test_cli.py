@@ -154,7 +154,7 @@ def test_stale_cache_and_registry_down_warns_and_answers(
     ref = f"{proxy.host}/library/nginx"
     cold = run("tags", ref)
     assert cold.returncode == 0, cold.stderr
-    for path in (run.cache_dir / "v1" / "tags").iterdir():  # make the entry old
+    for path in (run.cache_dir / "v2" / "tags").iterdir():  # make the entry old
         doc = json.loads(path.read_text())
         doc["fetched_at"] = time.time() - 3 * 3600
         path.write_text(json.dumps(doc))

@@ -416,7 +416,7 @@ async def test_catalog_and_recent_image_name_completion(
     assert isinstance(edit, lsp.TextEdit) and edit.range.start.character == len("FROM ")
     # Images the server saw resolve come first, and are remembered in the cache dir.
     await session.diagnostics(uri, has("unpinned"))
-    recent_file = tmp_path / "cache0" / "v1" / "recent-images.json"
+    recent_file = tmp_path / "cache0" / "v2" / "recent-images.json"
     for _ in range(250):
         if recent_file.exists():
             break

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from portside import errors
+from portside.contract import CredentialSource
 from portside.reference import Digest
-from portside.registry.credentials import CredentialStore
 from portside.registry.transport import ClientOptions
 
 __all__ = [
@@ -98,7 +98,7 @@ class BuildRequest:
     # Scratch space (storage roots, layouts); a fresh temporary directory when None.
     work_dir: Path | None = None
     client_options: ClientOptions | None = None
-    credentials: CredentialStore | None = None
+    credentials: CredentialSource | None = None
 
 
 @dataclass(frozen=True)

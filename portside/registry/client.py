@@ -16,12 +16,13 @@ from types import TracebackType
 import httpx
 
 from portside import errors, jsonscan
+from portside.contract import CredentialSource
 from portside.redact import redact_url
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
 from portside.registry.auth import Authenticator
 from portside.registry.challenge import Scope
-from portside.registry.credentials import CredentialStore
+from portside.registry.credentials import Credential, CredentialStore
 from portside.registry.manifest import (
     Descriptor,
     ImageConfig,
@@ -98,7 +99,7 @@ class RegistryClient:
         self,
         options: ClientOptions | None = None,
         *,
-        credentials: CredentialStore | None = None,
+        credentials: CredentialSource | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.options = options or ClientOptions()
@@ -130,6 +131,11 @@ class RegistryClient:
         """What the registry's quota headers said last; ``None`` means unknown, not zero."""
         host = Reference(registry, "x/x", None, None).api_host
         return self._transport.rate_limit(host)
+
+    def credential_sent(self, registry: str) -> Credential | None:
+        """The credential this client's requests to ``registry`` carried so far, or None
+        while they all went anonymously (what the cache keys an answer by)."""
+        return self._auth.credential_sent(registry)
 
     # -- plumbing --------------------------------------------------------------------
 
