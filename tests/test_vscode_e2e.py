@@ -342,8 +342,22 @@ def test_check_now_and_image_details(trusted: tuple[Workbench, Path], images: Im
         lambda: [n for n in bench.notifications() if "against their registries" in n],
         "the check's result",
     )
-    assert re.search(r"checked \d+ Dockerfiles against their registries: \d+ findings", done[0])
+    assert re.search(r"checked \d+ Dockerfiles? against their registries: \d+ findings?", done[0])
     bench.shot("check-now")
+
+    # The editor's context menu offers the Dockerfile commands.
+    bench.page.locator(".monaco-editor .view-lines").first.click(button="right")
+    menu = bench.page.locator(".context-view .monaco-menu .action-label")
+    menu.first.wait_for()
+    entries = set(menu.all_inner_texts())
+    assert {
+        "Pin All Base Images in File",
+        "Show Image Details",
+        "Check for Updates Now",
+        "Build and Publish",
+    } <= entries, entries
+    bench.shot("context-menu")
+    bench.page.keyboard.press("Escape")
 
     bench.goto(1, 1)  # anywhere on the FROM line
     bench.command("Portside: Show Image Details")

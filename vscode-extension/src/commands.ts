@@ -7,6 +7,7 @@ import type { Portside } from "./extension";
 import { fromImageColumn } from "./fromLine";
 import { publish } from "./publish";
 import type { StatusBar } from "./statusBar";
+import { plural } from "./text";
 
 const DOCKERFILES = "**/{Dockerfile,Containerfile,Containerfile.*,*.Dockerfile,Dockerfile.*,*.dockerfile}";
 
@@ -33,8 +34,7 @@ async function pinFile(portside: Portside): Promise<void> {
   if (result === undefined) {
     return;
   }
-  const what = result.changed === 1 ? "1 image" : `${result.changed} images`;
-  void vscode.window.showInformationMessage(`Portside: pinned ${what} in ${vscode.workspace.asRelativePath(editor.document.uri)}.`);
+  void vscode.window.showInformationMessage(`Portside: pinned ${plural(result.changed, "image")} in ${vscode.workspace.asRelativePath(editor.document.uri)}.`);
 }
 
 async function pinWorkspace(portside: Portside): Promise<void> {
@@ -75,7 +75,7 @@ async function pinWorkspace(portside: Portside): Promise<void> {
   for (const p of problems) {
     portside.log.appendLine(`pin: ${p}`);
   }
-  void vscode.window.showInformationMessage(`Portside: pinned ${images} images in ${files} of ${uris.length} Dockerfiles.${tail}`);
+  void vscode.window.showInformationMessage(`Portside: pinned ${plural(images, "image")} in ${String(files)} of ${plural(uris.length, "Dockerfile")}.${tail}`);
 }
 
 async function checkForUpdates(portside: Portside): Promise<void> {
@@ -88,7 +88,7 @@ async function checkForUpdates(portside: Portside): Promise<void> {
     return;
   }
   const findings = Object.values(result.findings).reduce((a, b) => a + b, 0);
-  void vscode.window.showInformationMessage(`Portside: checked ${result.checked} Dockerfiles against their registries: ${findings} findings.`);
+  void vscode.window.showInformationMessage(`Portside: checked ${plural(result.checked, "Dockerfile")} against their registries: ${plural(findings, "finding")}.`);
 }
 
 async function showImageDetails(portside: Portside, context: vscode.ExtensionContext): Promise<void> {

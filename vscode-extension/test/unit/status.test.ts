@@ -5,6 +5,7 @@ import { RestartPolicy } from "../../src/restart";
 import { LineSplitter, parseProgressLine, publishSummary } from "../../src/progress";
 import { fromImageColumn } from "../../src/fromLine";
 import { checkVersion } from "../../src/version";
+import { plural } from "../../src/text";
 
 const d = (code: string, line: number, character = 5, source = "portside"): DiagnosticLike => ({
   source,
@@ -99,5 +100,13 @@ describe("status bar without a running server", () => {
     assert.equal(statusState(entries, "stopped").tooltip, "Portside: the language server is not running (see the log)");
     assert.equal(statusState(entries, "stopped").count, 0);
     assert.equal(statusState(entries, "starting").text, "$(sync~spin) Portside");
+  });
+});
+
+describe("messages", () => {
+  it("count in words that agree", () => {
+    assert.equal(plural(1, "image"), "1 image");
+    assert.equal(plural(0, "image"), "0 images");
+    assert.equal(plural(3, "Dockerfile"), "3 Dockerfiles");
   });
 });
