@@ -585,3 +585,38 @@ def test_cancelling_a_publish_stops_it_before_any_tag_moves(
         assert tags_of(images.registry, "team/slow") == []
     finally:
         pyproject.write_text(original)
+
+
+# A server that says it is older than the extension supports: only a different version
+# of the real server could, so a pygls server that answers `initialize` stands in for it.
+OLD_SERVER = """
+from pygls.lsp.server import LanguageServer
+LanguageServer("portside-lsp", "0.0.1").start_io()
+"""
+
+
+def test_a_server_older_than_supported_is_stopped_with_a_message(
+    tmp_path: Path, vsix: Path, images: Images, browser: Any
+) -> None:
+    ws = make_workspace(tmp_path, images)
+    stub = tmp_path / "old_server.py"
+    stub.write_text(OLD_SERVER)
+    settings = {**TRUSTED, "portside.server.command": [sys.executable, str(stub)]}
+    server = start_server(tmp_path, vsix, settings, path=None)
+    try:
+        bench = open_window(server, browser, ws, "old-server")
+        bench.open_file("Dockerfile")
+        found = bench.wait(
+            lambda: [n for n in bench.notifications() if "this extension needs" in n],
+            "the too-old message",
+        )
+        assert found == [
+            f"Portside: the language server at {sys.executable} is portside-lsp 0.0.1; this "
+            "extension needs >= 0.1.0 and < 1.0.0. Upgrade it (pipx upgrade portside) or set "
+            "portside.server.command."
+        ]
+        assert bench.status() == "Portside: the language server is not running (see the log)"
+        bench.shot("too-old")
+        bench.page.close()
+    finally:
+        server.stop()
