@@ -8,9 +8,11 @@ environment (PATH decides which Portside server the extension finds).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -130,6 +132,7 @@ class CodeServer:
                 cwd=self.base,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its extension hosts and servers go with it
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -146,13 +149,20 @@ class CodeServer:
         return f"http://127.0.0.1:{self.port}/?folder={folder}"
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        """Stop code-server and everything it started (extension hosts, language servers)."""
+        if self.process is None:
+            return
+        group = self.process.pid  # its own session: the group id is its pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        # Children that outlived it (an extension host still shutting down).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
 
     def extension_logs(self) -> str:
         """Every log the extension host wrote (the Portside output channel included)."""
