@@ -102,6 +102,11 @@ class Unauthorized(RegistryError):
     exit_code = 4
 
 
+class CredentialsRefused(Unauthorized):
+    """401 although credentials were sent: the registry (or its token server) refused
+    the configured ones. Not "unreachable": a check must say so loudly and fail."""
+
+
 class Denied(RegistryError):
     """403 or a token with less access than asked: the credentials work but lack rights."""
 
