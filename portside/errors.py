@@ -188,6 +188,15 @@ class CacheMiss(PortsideError):
     exit_code = 5
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means "no registry answered this" (down, offline cache miss,
+    failing, rate-limited, no credentials given) rather than "it answered no"
+    (``NotFound``) or "it refused the credentials we gave" (``CredentialsRefused``)."""
+    if isinstance(exc, (NotFound, CredentialsRefused)):
+        return False
+    return isinstance(exc, (RegistryError, CredentialError, CacheMiss))
+
+
 class DaemonUnavailable(UsageError):
     """The daemon cannot run here (not Linux, a runtime directory others can enter, a
     socket path too long); commands still run, in-process."""
