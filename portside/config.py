@@ -147,7 +147,7 @@ def parse_config(table: Mapping[str, Any], *, source: str) -> PolicyConfig:
         "pre-commit",
     }
     # Keys other surfaces own (image building, the language server) are theirs to check.
-    foreign = {"image", "lsp", "watch", "query"}
+    foreign = {"image", "lsp", "watch", "query", "setuptools"}
     for key in table:
         if key not in known and key not in foreign:
             raise ConfigError(

@@ -28,7 +28,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,19 @@ def _final_tag_version(tag: str) -> tuple[int, ...] | None:
         return None
     version = parse_version(tag)
     return (*version.release, version.post or 0)
+
+
+def check_release_version(text: str, *, allow_dev: bool = False) -> Version:
+    """``text`` parsed, refusing development and local versions unless ``allow_dev``:
+    what a build plugin asks before publishing, since builds also run for
+    ``pip install`` from a checkout."""
+    version = parse_version(text)
+    if (version.dev is not None or version.local is not None) and not allow_dev:
+        raise errors.UsageError(
+            f"{text} is a development or local version: not publishing its image",
+            hint="release a final or pre-release version, or set allow-dev = true",
+        )
+    return version
 
 
 def _sanitise(text: str) -> str:
@@ -824,6 +837,7 @@ async def run_build(
     client_options: ClientOptions | None = None,
     credentials: CredentialStore | None = None,
     work_dir: Path | None = None,
+    wheel: Path | None = None,
     progress: Progress = no_progress,
 ) -> BuildResult:
     """Build the configured image with the configured builder.
@@ -855,6 +869,7 @@ async def run_build(
         user=config.user,
         workdir=config.workdir,
         pip_args=config.pip_args,
+        wheel=wheel,
         source_date_epoch=epoch,
         work_dir=work_dir,
         client_options=client_options,
@@ -918,9 +933,15 @@ async def run_publish(
     client_options: ClientOptions | None = None,
     credentials: CredentialStore | None = None,
     work_dir: Path | None = None,
+    version: str | None = None,
+    wheel: Path | None = None,
     progress: Progress = console_progress,
 ) -> PublishReport:
     """``portside publish``: build, compute tags per destination, push, tag last.
+
+    ``version`` overrides the configured one (a build plugin passes the project's
+    metadata version, dynamic ones included); ``wheel`` is the project's wheel already
+    built, which the native builder then uses instead of building its own.
 
     Writes the JSON report to ``json_path`` (also when the publish failed) and raises
     ``PublishError`` on failure, so the command exits non-zero. A failure before the push
@@ -929,6 +950,8 @@ async def run_publish(
     from portside.build import get_builder
 
     config = load_image_config(project_dir)
+    if version is not None:
+        config = replace(config, version=version)
     if not config.destinations:
         raise errors.ConfigError("no [tool.portside.image] destinations to publish to")
     if not config.version:
@@ -973,6 +996,7 @@ async def run_publish(
             client_options=client_options,
             credentials=credentials,
             work_dir=work_dir,
+            wheel=wheel,
             progress=progress,
         )
     except errors.PortsideError as exc:

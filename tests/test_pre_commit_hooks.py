@@ -19,6 +19,7 @@ from harness import seed
 from harness.dockerconfig import CREDENTIAL_ENV, DockerConfig
 from harness.images import build_image
 from harness.ports import free_port
+from harness.readme import readme_snippet
 from harness.registry import Registry
 from harness.snapshot import ROOT, git, init_repo
 from portside.discover import DOCKERFILE_PATTERN, is_dockerfile
@@ -288,10 +289,7 @@ def test_lint_without_and_with_hadolint(make_repo: object) -> None:
 
 def test_readme_pre_commit_config(make_repo: object, registry: Registry) -> None:
     """The README's .pre-commit-config.yaml, pointed at the snapshot, works as shown."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"<!-- snippet: pre-commit-config -->\n```yaml\n(.*?)```", readme, re.S)
-    assert match, "the README lost its .pre-commit-config.yaml snippet"
-    config = yaml.safe_load(match.group(1))
+    config = yaml.safe_load(readme_snippet("pre-commit-config"))
     [entry] = config["repos"]
     assert re.fullmatch(r"v\d+\.\d+\.\d+|[0-9a-f]{40}", entry["rev"])  # pinned, not a branch
     repo: Repo = make_repo()  # type: ignore[operator]

@@ -94,6 +94,9 @@ class BuildRequest:
     user: str | None = None
     workdir: str | None = None
     pip_args: tuple[str, ...] = ()
+    # Native builder: the project's wheel, already built (a build plugin's own); None
+    # to build it from ``context``.
+    wheel: Path | None = None
     source_date_epoch: int | None = None
     # Scratch space (storage roots, layouts); a fresh temporary directory when None.
     work_dir: Path | None = None
