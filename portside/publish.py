@@ -57,11 +57,14 @@ __all__ = [
     "PublishError",
     "PublishReport",
     "Version",
+    "build_for_release",
+    "check_release_version",
     "compute_tags",
     "git_info",
     "image_annotations",
     "load_image_config",
     "parse_version",
+    "publish_built",
     "push_image",
     "run_build",
     "run_publish",
@@ -949,13 +952,7 @@ async def run_publish(
     """
     from portside.build import get_builder
 
-    config = load_image_config(project_dir)
-    if version is not None:
-        config = replace(config, version=version)
-    if not config.destinations:
-        raise errors.ConfigError("no [tool.portside.image] destinations to publish to")
-    if not config.version:
-        raise errors.ConfigError("no version: set [project] version")
+    config = _release_config(project_dir, version)
     try:
         get_builder(config.builder)  # before any registry is asked anything
     except errors.PortsideError as exc:
@@ -965,27 +962,8 @@ async def run_publish(
     annotations = image_annotations(
         version=config.version, git=git, epoch=epoch, base_name=config.base
     )
-    tags: dict[str, list[str]] = {}
     async with RegistryClient(client_options, credentials=credentials) as client:
-        for name in config.destinations:
-            ref = Reference.parse(name)
-            try:
-                existing = await client.list_tags(
-                    Reference(ref.registry, ref.repository, None, None)
-                )
-            except errors.NotFound:
-                existing = []
-            except errors.PortsideError as exc:
-                raise _failed(f"tags of {name}", tags, exc, json_path) from exc
-            tags[name] = compute_tags(
-                config.version,
-                existing=existing,
-                sha=git.short,
-                branch=git.branch,
-                channel=config.channel,
-                extra=config.tags,
-            )
-            progress("tags", f"{name}: {', '.join(tags[name])}")
+        tags = await _release_tags(client, config, git, json_path, progress)
         if dry_run and config.builder == "native":
             # A native build writes blobs to the registry: a dry run must not build.
             return await _plan_native(client, config, tags, json_path, progress)
@@ -1021,6 +999,139 @@ async def run_publish(
     finally:
         if result.layout is not None:
             Layout(result.layout).remove()
+    _write_report(report, json_path)
+    return report
+
+
+async def _release_tags(
+    client: RegistryClient,
+    config: ImageConfigTable,
+    git: GitInfo,
+    json_path: Path | None,
+    progress: Progress,
+) -> dict[str, list[str]]:
+    """The tags of ``config.version`` at every destination, given what each holds."""
+    assert config.version is not None
+    tags: dict[str, list[str]] = {}
+    for name in config.destinations:
+        ref = Reference.parse(name)
+        try:
+            existing = await client.list_tags(Reference(ref.registry, ref.repository, None, None))
+        except errors.NotFound:
+            existing = []
+        except errors.PortsideError as exc:
+            raise _failed(f"tags of {name}", tags, exc, json_path) from exc
+        tags[name] = compute_tags(
+            config.version,
+            existing=existing,
+            sha=git.short,
+            branch=git.branch,
+            channel=config.channel,
+            extra=config.tags,
+        )
+        progress("tags", f"{name}: {', '.join(tags[name])}")
+    return tags
+
+
+# -- build now, publish later (a build plugin's build, its publisher's push) ---------------
+
+# What a build plugin writes beside the artifacts (and its clean step removes).
+RELEASE_REPORT = "portside-publish.json"  # the publish report
+BUILD_RECORD = "portside-build.json"  # an image built now, published later
+BUILD_WORK = "portside-image"  # beside the record: a layout builder's image until pushed
+RELEASE_FILES = (RELEASE_REPORT, BUILD_RECORD, BUILD_WORK)
+
+
+def _release_config(project_dir: Path, version: str | None) -> ImageConfigTable:
+    config = load_image_config(project_dir)
+    if version is not None:
+        config = replace(config, version=version)
+    if not config.destinations:
+        raise errors.ConfigError("no [tool.portside.image] destinations to publish to")
+    if not config.version:
+        raise errors.ConfigError("no version: set [project] version")
+    return config
+
+
+async def build_for_release(
+    project_dir: Path,
+    out_dir: Path,
+    *,
+    version: str | None = None,
+    wheel: Path | None = None,
+    client_options: ClientOptions | None = None,
+    credentials: CredentialStore | None = None,
+    progress: Progress = console_progress,
+) -> BuildResult:
+    """Build the configured image now and record it in ``out_dir/portside-build.json``
+    for :func:`publish_built`. Nothing is tagged: a native build is on the registry by
+    digest only (invisible), a layout build stays in ``out_dir/portside-image``."""
+    config = _release_config(project_dir, version)
+    annotations = image_annotations(
+        version=config.version,
+        git=git_info(project_dir),
+        epoch=source_date_epoch(),
+        base_name=config.base,
+    )
+    work = out_dir / BUILD_WORK
+    work.mkdir(parents=True, exist_ok=True)
+    result = await run_build(
+        config,
+        annotations=annotations,
+        client_options=client_options,
+        credentials=credentials,
+        work_dir=work,
+        wheel=wheel,
+        progress=progress,
+    )
+    record = {"version": config.version, "annotations": annotations, "build": result.to_json()}
+    (out_dir / BUILD_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return result
+
+
+async def publish_built(
+    project_dir: Path,
+    record_path: Path,
+    *,
+    dry_run: bool = False,
+    json_path: Path | None = None,
+    client_options: ClientOptions | None = None,
+    credentials: CredentialStore | None = None,
+    progress: Progress = console_progress,
+) -> PublishReport:
+    """Tag and push the image :func:`build_for_release` recorded, as ``run_publish``
+    would have (same tags, same all-or-nothing order, same report)."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        result = BuildResult.from_json(record["build"])
+        version = str(record["version"])
+        annotations = {str(k): str(v) for k, v in record["annotations"].items()}
+    except FileNotFoundError:
+        raise errors.UsageError(
+            f"no image was built for release ({record_path} is missing)",
+            hint="build it first: HATCH_BUILD_HOOK_ENABLE_PORTSIDE=1 hatch build, with "
+            "publish = false in [tool.hatch.build.hooks.portside]",
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise errors.UsageError(f"{record_path} is not a build record: {exc}") from None
+    config = _release_config(project_dir, version)
+    async with RegistryClient(client_options, credentials=credentials) as client:
+        tags = await _release_tags(client, config, git_info(project_dir), json_path, progress)
+    try:
+        report = await run_push(
+            result,
+            tags,
+            dry_run=dry_run,
+            annotations=annotations if result.kind == "oci-layout" else None,
+            client_options=client_options,
+            credentials=credentials,
+            progress=progress,
+        )
+    except PublishError as exc:
+        _write_report(exc.report, json_path)
+        raise
+    except errors.PortsideError as exc:
+        raise _failed("push", tags, exc, json_path, digest=str(result.digest)) from exc
     _write_report(report, json_path)
     return report
 

@@ -232,3 +232,27 @@ def portside_wheelhouse(
     out = tmp_path_factory.mktemp("wheelhouse")
     build_wheel(repository_snapshot[0], out)
     return out
+
+
+@pytest.fixture(scope="session")
+def hatch_bin(tmp_path_factory: pytest.TempPathFactory, portside_wheelhouse: Path) -> Path:
+    """``hatch`` in a virtualenv of its own with portside installed beside it, as
+    ``pipx install hatch && pipx inject hatch portside`` would (the publisher plugin runs
+    in hatch's environment). Not in the dev venv: with hatch's click there, every
+    ``import httpx`` would import httpx's command line and rich."""
+    import os
+    import subprocess
+    import venv
+
+    home = tmp_path_factory.mktemp("hatch-venv")
+    venv.create(home, with_pip=True)
+    python = home / "bin" / "python"
+    links = " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS"), str(portside_wheelhouse)]))
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "hatch>=1.12", "portside"],
+        env={**os.environ, "PIP_FIND_LINKS": links},
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return home / "bin" / "hatch"

@@ -23,7 +23,6 @@ from harness.skopeo import Skopeo, SkopeoError
 # Each build installs its backend and portside into a fresh environment: generous.
 pytestmark = pytest.mark.timeout(900)
 
-BIN = Path(sys.executable).parent
 REPO = "team/hello"
 REPORT = "portside-publish.json"
 
@@ -120,13 +119,13 @@ def assert_published(registry: Registry, dist: Path, version: str, tags: list[st
 
 
 def test_hatch_build_hook(
-    tmp_path: Path, plain_registry: Registry, build_env: dict[str, str]
+    tmp_path: Path, plain_registry: Registry, build_env: dict[str, str], hatch_bin: Path
 ) -> None:
     seed_base(plain_registry)
     project = make_project(
         tmp_path / "hello", readme_snippet("hatch-build-hook"), plain_registry, "1.4.2"
     )
-    hatch = str(BIN / "hatch")
+    hatch = str(hatch_bin)
 
     plain = run([hatch, "build"], project, build_env)
     assert plain.returncode == 0, both(plain)
@@ -164,14 +163,14 @@ def test_hatch_build_hook(
 
 
 def test_hatch_build_hook_failure_is_one_line_and_publishes_nothing(
-    tmp_path: Path, plain_registry: Registry, build_env: dict[str, str]
+    tmp_path: Path, plain_registry: Registry, build_env: dict[str, str], hatch_bin: Path
 ) -> None:
     # No base image on the registry: the build fails before any tag moves.
     project = make_project(
         tmp_path / "hello", readme_snippet("hatch-build-hook"), plain_registry, "2.0.0"
     )
     failed = run(
-        [str(BIN / "hatch"), "build", "-t", "wheel"],
+        [str(hatch_bin), "build", "-t", "wheel"],
         project,
         build_env,
         HATCH_BUILD_HOOK_ENABLE_PORTSIDE="1",
@@ -186,38 +185,62 @@ def test_hatch_build_hook_failure_is_one_line_and_publishes_nothing(
 
 
 def test_hatch_publisher(
-    tmp_path: Path, plain_registry: Registry, build_env: dict[str, str]
+    tmp_path: Path, plain_registry: Registry, build_env: dict[str, str], hatch_bin: Path
 ) -> None:
     seed_base(plain_registry)
-    project = make_project(
-        tmp_path / "hello", readme_snippet("hatch-build-hook"), plain_registry, "3.1.0"
+    snippet = readme_snippet("hatch-build-hook").replace(
+        "enable-by-default = false", "enable-by-default = false\npublish = false"
     )
-    commands = [
-        line.removeprefix("$ ").split("#")[0].split()
-        for line in readme_snippet("hatch-publisher").splitlines()
-        if line.startswith("$ hatch")
+    project = make_project(tmp_path / "hello", snippet, plain_registry, "3.1.0")
+    steps = []  # the README's commands: (environment, argv)
+    for line in readme_snippet("hatch-publisher").splitlines():
+        words = line.removeprefix("$ ").split("#")[0].split()
+        env = dict(w.split("=", 1) for w in words if re.fullmatch(r"[A-Z_]+=\S*", w))
+        argv = [w for w in words if not re.fullmatch(r"[A-Z_]+=\S*", w)]
+        if argv[:1] == ["hatch"]:
+            steps.append((env, [str(hatch_bin), *argv[1:]]))
+    assert [argv[1:3] for _, argv in steps] == [
+        ["build", "-t"],
+        ["publish", "-p"],
+        ["publish", "-p"],
     ]
-    assert [c[:2] for c in commands] == [
-        ["hatch", "build"],
-        ["hatch", "publish"],
-        ["hatch", "publish"],
-    ]
-    build, dry, real = ([str(BIN / "hatch"), *c[1:]] for c in commands)
+    (build_extra, build), (_, dry), (_, real) = steps
 
-    built = run(build, project, build_env)
+    built = run(build, project, build_env, **build_extra)
     assert built.returncode == 0, both(built)
-    assert published_tags(plain_registry) == []
+    assert published_tags(plain_registry) == []  # built, not tagged: invisible
+    record = json.loads((project / "dist" / "portside-build.json").read_text())
+    assert record["version"] == "3.1.0"
 
     planned = run(dry, project, build_env)
     assert planned.returncode == 0, both(planned)
     for tag in ("3.1.0", "3.1", "3", "latest"):
-        assert f"would tag {plain_registry.ref(REPO)}:{tag}" in planned.stderr, both(planned)
+        assert f"{plain_registry.ref(REPO)}:{tag}" in planned.stderr, both(planned)
     assert published_tags(plain_registry) == []  # the dry run changed nothing
     assert json.loads((project / "dist" / REPORT).read_text())["dry_run"] is True
 
     done = run(real, project, build_env)
     assert done.returncode == 0, both(done)
     assert_published(plain_registry, project / "dist", "3.1.0", ["3.1.0", "3.1", "3", "latest"])
+    # Exactly the image built earlier: no second build.
+    assert (
+        json.loads((project / "dist" / REPORT).read_text())["digest"] == record["build"]["digest"]
+    )
+
+    # A dev version is refused when the image is built: nothing to publish, nothing moved.
+    set_version(project, "3.2.0.dev0")
+    dev = run(build, project, build_env, **build_extra)
+    assert dev.returncode != 0 and "development or local version" in dev.stderr
+    assert published_tags(plain_registry) == ["3", "3.1", "3.1.0", "latest"]
+
+    # hatch clean (hook enabled) removes the record, the report and the image folder.
+    run([str(hatch_bin), "clean"], project, build_env, **build_extra)
+    left = {p.name for p in (project / "dist").iterdir()} if (project / "dist").exists() else set()
+    assert not left & {"portside-build.json", REPORT, "portside-image"}
+    missing = run(real, project, build_env)
+    assert missing.returncode != 0
+    assert "portside: error: no image was built for release" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_setuptools_build(
