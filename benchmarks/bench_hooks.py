@@ -52,7 +52,7 @@ from harness import seed  # noqa: E402
 from harness.images import build_image, build_index  # noqa: E402
 from harness.readme import readme_snippet  # noqa: E402
 from harness.registry import Registry  # noqa: E402
-from harness.snapshot import build_wheel, git, init_repo, snapshot_repository  # noqa: E402
+from harness.snapshot import build_wheel, git, init_repo, install_hatch, snapshot_repository  # noqa: E402
 from portside.discover import DOCKERFILE_PATTERN  # noqa: E402
 from portside.dockerfile import parse  # noqa: E402
 from portside.errors import InvalidReference  # noqa: E402
@@ -271,7 +271,7 @@ def main() -> int:
         build_env = {**base_env, "PIP_FIND_LINKS": links, "UV_FIND_LINKS": str(wheelhouse)}
         build_env["PORTSIDE_CACHE_DIR"] = str(work / "build-cache")
         project = release_project(work / "project", registry)
-        hatch = [str(BIN / "hatch"), "build", "-t", "wheel"]
+        hatch = [str(install_hatch(work / "hatch-venv", wheelhouse)), "build", "-t", "wheel"]
         publish = [sys.executable, "-m", "portside", "publish", "--project", str(project)]
         enabled = {**build_env, "HATCH_BUILD_HOOK_ENABLE_PORTSIDE": "1"}
         set_destination(project, registry, "team/warm")

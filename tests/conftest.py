@@ -240,19 +240,6 @@ def hatch_bin(tmp_path_factory: pytest.TempPathFactory, portside_wheelhouse: Pat
     ``pipx install hatch && pipx inject hatch portside`` would (the publisher plugin runs
     in hatch's environment). Not in the dev venv: with hatch's click there, every
     ``import httpx`` would import httpx's command line and rich."""
-    import os
-    import subprocess
-    import venv
+    from harness.snapshot import install_hatch
 
-    home = tmp_path_factory.mktemp("hatch-venv")
-    venv.create(home, with_pip=True)
-    python = home / "bin" / "python"
-    links = " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS"), str(portside_wheelhouse)]))
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "hatch>=1.12", "portside"],
-        env={**os.environ, "PIP_FIND_LINKS": links},
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return home / "bin" / "hatch"
+    return install_hatch(tmp_path_factory.mktemp("hatch-venv"), portside_wheelhouse)

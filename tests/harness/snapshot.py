@@ -70,3 +70,21 @@ def init_repo(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q")
     return path
+
+
+def install_hatch(home: Path, wheelhouse: Path) -> Path:
+    """``hatch`` in a new virtualenv at ``home`` with portside (from ``wheelhouse``)
+    installed beside it, as ``pipx install hatch && pipx inject hatch portside`` would."""
+    import os
+    import venv
+
+    venv.create(home, with_pip=True)
+    links = " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS"), str(wheelhouse)]))
+    subprocess.run(
+        [str(home / "bin" / "python"), "-m", "pip", "install", "-q", "hatch>=1.12", "portside"],
+        env={**os.environ, "PIP_FIND_LINKS": links},
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return home / "bin" / "hatch"
