@@ -38,7 +38,7 @@ class PinPlan:
     changes: list[Change] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     # Those of ``problems`` that mean no registry answered (offline, down): a gate may
-    # let them pass (see portside.gate); the file is left as it is either way.
+    # let them pass (see portside.verdict); the file is left as it is either way.
     unchecked: list[str] = field(default_factory=list)
 
     @property

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from portside import gate, report
+from portside import report, verdict
 from portside.check import check_files
 from portside.config import load_config
 from pre_commit_hooks._common import files_of, parser, run_hook, say, with_registry
@@ -22,13 +22,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SEVERITY|KIND",
         action="append",
         help="fail on findings of this severity or above, or of this kind (repeatable, "
-        f"comma-separated; default: [tool.portside] fail-on, else {','.join(gate.CHECK_FAIL_ON)})",
+        "comma-separated; default: [tool.portside.pre-commit] fail-on, else "
+        f"{','.join(verdict.CHECK_FAIL_ON)})",
     )
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
         config = load_config(Path.cwd())
-        thresholds = gate.parse_thresholds(args.fail_on or config.fail_on or gate.CHECK_FAIL_ON)
+        thresholds = verdict.parse_thresholds(
+            args.fail_on or config.fail_on or verdict.CHECK_FAIL_ON
+        )
         require = args.require_network or config.require_network
         files = files_of(args.files)
         if not files:
@@ -36,12 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = with_registry(args, lambda cached: check_files(files, cached))
         for error in result.errors:
             say(PROG, "error", error)
-        verdict = gate.judge(result.findings, thresholds, require_network=require)
-        if verdict.failing:
-            sys.stdout.write(report.to_text(verdict.failing) + "\n")
-        line = verdict.unchecked_line()
+        outcome = verdict.judge(result.findings, thresholds, require_network=require)
+        if outcome.failing:
+            sys.stdout.write(report.to_text(outcome.failing) + "\n")
+        line = outcome.unchecked_line()
         if line:
             say(PROG, "error" if require else "unchecked", line)
-        return 0 if verdict.ok and not result.errors else 1
+        return 0 if outcome.ok and not result.errors else 1
 
     return run_hook(PROG, body)

@@ -9,7 +9,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from portside import gate, report
+from portside import report, verdict
 from portside.check import check_files
 from pre_commit_hooks._common import files_of, parser, run_hook, say
 
@@ -23,21 +23,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SEVERITY|KIND",
         action="append",
         help="fail on findings of this severity or above, or of this kind (repeatable, "
-        f"comma-separated; default {','.join(gate.LINT_FAIL_ON)})",
+        f"comma-separated; default {','.join(verdict.LINT_FAIL_ON)})",
     )
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        thresholds = gate.parse_thresholds(args.fail_on or gate.LINT_FAIL_ON)
+        thresholds = verdict.parse_thresholds(args.fail_on or verdict.LINT_FAIL_ON)
         files = files_of(args.files)
         if not files:
             return 0
         result = asyncio.run(check_files(files, None))  # None: no registry at all
         for error in result.errors:
             say(PROG, "error", error)
-        verdict = gate.judge(result.findings, thresholds)
-        if verdict.failing:
-            sys.stdout.write(report.to_text(verdict.failing) + "\n")
-        return 0 if verdict.ok and not result.errors else 1
+        outcome = verdict.judge(result.findings, thresholds)
+        if outcome.failing:
+            sys.stdout.write(report.to_text(outcome.failing) + "\n")
+        return 0 if outcome.ok and not result.errors else 1
 
     return run_hook(PROG, body)

@@ -1,4 +1,4 @@
-"""Pass or fail: what a gate (a pre-commit hook, a CI step) decides from findings.
+"""Pass or fail: what a check gate (a pre-commit hook, a CI step) decides from findings.
 
 A gate fails on findings that reach one of its thresholds (a severity or a kind, as
 ``portside check --fail-on`` takes them), and always on refused credentials. Images
