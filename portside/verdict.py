@@ -26,9 +26,9 @@ LINT_FAIL_ON = ("warning", "latest", "disallowed-registry", "invalid-reference",
 ALWAYS_FAIL_ON = ("credentials-refused",)
 
 
-def parse_thresholds(values: Iterable[str]) -> tuple[str, ...]:
+def parse_thresholds(values: Iterable[str], *, where: str = "--fail-on") -> tuple[str, ...]:
     """``--fail-on`` values (repeatable, comma-separated) checked: severities, kinds or
-    plugin kinds (``hadolint/DL3008``, ``hadolint``)."""
+    plugin kinds (``hadolint/DL3008``, ``hadolint``). ``where`` names their source."""
     out: list[str] = []
     for value in values:
         for name in (part.strip() for part in value.split(",")):
@@ -37,7 +37,7 @@ def parse_thresholds(values: Iterable[str]) -> tuple[str, ...]:
             known = name in SEVERITY_ORDER or name in KINDS or is_plugin_kind(name)
             if not known and name != "hadolint":  # a plugin's name: all its kinds
                 raise errors.UsageError(
-                    f"--fail-on {name!r} is neither a severity nor a kind",
+                    f"{where} {name!r} is neither a severity nor a kind",
                     hint=f"severities: {', '.join(SEVERITY_ORDER)}; kinds: "
                     f"{', '.join(KINDS)}, or a plugin's kind such as hadolint/DL3008",
                 )

@@ -164,6 +164,27 @@ def test_check_pass_and_fail(make_repo: object, registry: Registry) -> None:
     assert "Dockerfile.prod:1:6: info [unpinned]" in strict.stdout
 
 
+def test_check_configured_in_pyproject(make_repo: object, registry: Registry) -> None:
+    repo: Repo = make_repo()  # type: ignore[operator]
+    repo.write("Dockerfile", f"FROM {registry.host}/library/python:3.13\n")
+    repo.write("pyproject.toml", '[tool.portside.pre-commit]\nfail-on = ["unpinned"]\n')
+    configured = repo.run("portside-check")
+    assert configured.returncode == 1, output(configured)
+    assert "Dockerfile:1:6: info [unpinned]" in configured.stdout
+    relaxed = repo.run("portside-check", "--fail-on", "not-found")  # args win
+    assert relaxed.returncode == 0, output(relaxed)
+
+    repo.write("pyproject.toml", '[tool.portside.pre-commit]\nfail-on = ["sometimes"]\n')
+    bad = repo.run("portside-check")
+    assert bad.returncode == 1
+    assert (
+        "portside-check: error: " in bad.stdout
+        and "[tool.portside.pre-commit] fail-on 'sometimes' is neither a severity nor a kind"
+        in bad.stdout
+    )
+    assert "Traceback" not in bad.stdout
+
+
 def test_check_offline_and_require_network(make_repo: object, plain_registry: Registry) -> None:
     seed.push_image(plain_registry, "team/app", build_image("offline"), ["1.0"], via="fs")
     repo: Repo = make_repo()  # type: ignore[operator]
