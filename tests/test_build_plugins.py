@@ -104,11 +104,14 @@ def published_tags(registry: Registry) -> list[str]:
         return []  # no such repository: nothing was published
 
 
-def assert_published(registry: Registry, dist: Path, version: str, tags: list[str]) -> None:
-    """skopeo sees exactly ``tags``, each at the digest the report beside the wheel names."""
+def assert_published(
+    registry: Registry, dist: Path, version: str, tags: list[str], *, earlier: tuple[str, ...] = ()
+) -> None:
+    """skopeo sees exactly ``tags`` (and ``earlier`` releases' tags), each of ``tags`` at
+    the digest the report beside the wheel names."""
     report = json.loads((dist / REPORT).read_text())
     assert report["ok"] is True and report["dry_run"] is False
-    assert published_tags(registry) == sorted(tags)
+    assert published_tags(registry) == sorted([*tags, *earlier])
     skopeo = Skopeo.for_registry(registry)
     for tag in tags:
         assert skopeo.digest(registry.ref(REPO, tag)) == report["digest"]
@@ -182,6 +185,21 @@ def test_hatch_build_hook_failure_is_one_line_and_publishes_nothing(
     assert published_tags(plain_registry) == []
     report = json.loads((project / "dist" / REPORT).read_text())
     assert report["ok"] is False and report["destinations"][0]["tags_set"] == []
+
+
+def test_hatch_config_switch_enables_the_hook(
+    tmp_path: Path, plain_registry: Registry, build_env: dict[str, str], hatch_bin: Path
+) -> None:
+    """``enable-by-default = true`` written in the table (a release-only target's
+    switch) enables the hook without the environment variable."""
+    seed_base(plain_registry)
+    snippet = readme_snippet("hatch-build-hook").replace(
+        "enable-by-default = false", "enable-by-default = true"
+    )
+    project = make_project(tmp_path / "hello", snippet, plain_registry, "0.2.0")
+    done = run([str(hatch_bin), "build", "-t", "wheel"], project, build_env)
+    assert done.returncode == 0, both(done)
+    assert_published(plain_registry, project / "dist", "0.2.0", ["0.2.0", "0.2", "0", "latest"])
 
 
 def test_hatch_publisher(
@@ -269,3 +287,17 @@ def test_setuptools_build(
     assert local.returncode != 0
     assert "portside: error: 1.0.0+local.3 is a development or local version" in both(local)
     assert published_tags(plain_registry) == ["0", "0.9", "0.9.0", "latest"]
+
+    # The config switch instead of the environment: a release-only pyproject.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("publish = false", "publish = true"))
+    set_version(project, "0.9.1")
+    switched = run([*build, "--wheel"], project, build_env)
+    assert switched.returncode == 0, both(switched)
+    assert_published(
+        plain_registry,
+        project / "dist",
+        "0.9.1",
+        ["0.9.1", "0.9", "0", "latest"],
+        earlier=("0.9.0",),
+    )
