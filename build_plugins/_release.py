@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from portside.cli import clean
 from portside.errors import PortsideError
+from portside.terminal import clean
 
 if TYPE_CHECKING:
     from portside.publish import PublishReport

@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from portside import errors, versions
 from portside.config import ImagePolicy, PolicyConfig
+
+# The plugin contract's types, defined below the plugin manager; re-exported here.
+from portside.contract import Edit as Edit
+from portside.contract import Finding as Finding
 from portside.dockerfile import Dockerfile, Document, ImageUse, Position, Range
 from portside.reference import Digest, Reference
 
@@ -67,41 +71,6 @@ KINDS = (
 )
 
 _IGNORE = re.compile(r"^\s*#\s*portside:\s*ignore(?:\s*=\s*([\w,\s./-]+))?\s*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Edit:
-    """Replace the text in ``range`` with ``new_text``."""
-
-    range: Range
-    new_text: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    range: Range
-    image: str
-    kind: str
-    severity: str
-    message: str
-    suggestion: str | None = None  # the image as it would read after the fix
-    edit: Edit | None = None
-    level: str | None = None  # for stale: major / minor / patch
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "line": self.range.start.line + 1,
-            "column": self.range.start.character + 1,
-            "end_line": self.range.end.line + 1,
-            "end_column": self.range.end.character + 1,
-            "image": self.image,
-            "kind": self.kind,
-            "severity": self.severity,
-            "message": self.message,
-            "suggestion": self.suggestion,
-        }
 
 
 @dataclass

@@ -10,8 +10,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from portside.cli import clean
 from portside.errors import PortsideError
+from portside.terminal import clean
 
 T = TypeVar("T")
 
