@@ -37,6 +37,9 @@ class PinPlan:
     new_text: str | None = None  # None: nothing to write (no change, or problems)
     changes: list[Change] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Those of ``problems`` that mean no registry answered (offline, down): a gate may
+    # let them pass (see portside.verdict); the file is left as it is either way.
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -129,6 +132,8 @@ async def plan_pin(
         line = use.range.start.line + 1
         if isinstance(result, errors.PortsideError):
             plan.problems.append(f"line {line}: {use.text}: {result.message}")
+            if errors.is_unreachable(result):
+                plan.unchecked.append(plan.problems[-1])
             continue
         tag, digest = result
         if ref.digest == digest and (ref.tag or "latest") == tag:

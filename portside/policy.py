@@ -47,6 +47,8 @@ DEFAULT_SEVERITY = {
     "not-found": "error",
     "platform-missing": "error",
     "unreachable": "info",
+    # Wrong credentials are not a registry being away: nothing else will fix them.
+    "credentials-refused": "error",
     "invalid-reference": "error",
     "disallowed-registry": "error",
     "unresolved": "info",
@@ -61,6 +63,7 @@ KINDS = (
     "not-found",
     "platform-missing",
     "unreachable",
+    "credentials-refused",
     "invalid-reference",
     "disallowed-registry",
     "unresolved",
@@ -398,6 +401,15 @@ async def _tags(cached: CachedRegistry, ref: Reference) -> list[str]:
 
 
 def _unreachable(ctx: _Context, item: Judged, exc: errors.PortsideError) -> None:
+    if isinstance(exc, errors.CredentialsRefused):
+        if not item.silenced("credentials-refused"):
+            hint = f" ({exc.hint})" if exc.hint else ""
+            ctx.add(
+                item.use,
+                "credentials-refused",
+                f"could not check {item.ref.familiar}: {exc.message}{hint}",
+            )
+        return
     if item.silenced("unreachable"):
         return
     ctx.add(item.use, "unreachable", f"could not check {item.ref.familiar}: {exc.message}")
