@@ -1091,6 +1091,39 @@ async def run_publish(
         progress("error", f"build: {exc.message}")
         raise _failed("build", tags, exc, json_path) from exc
     try:
+        return await _push_release(
+            result,
+            tags,
+            config,
+            annotations=annotations,
+            gate_report=gate_report,
+            dry_run=dry_run,
+            json_path=json_path,
+            client_options=client_options,
+            credentials=credentials,
+            progress=progress,
+        )
+    finally:
+        if result.layout is not None:
+            Layout(result.layout).remove()
+
+
+async def _push_release(
+    result: BuildResult,
+    tags: Mapping[str, Sequence[str]],
+    config: ImageConfigTable,
+    *,
+    annotations: Mapping[str, str],
+    gate_report: GateReport,
+    dry_run: bool,
+    json_path: Path | None,
+    client_options: ClientOptions | None,
+    credentials: CredentialStore | None,
+    progress: Progress,
+) -> PublishReport:
+    """Push a release build and tag it (all or nothing), write the report, tell the
+    consumers: the part ``run_publish`` and ``publish_built`` share."""
+    try:
         report = await run_push(
             result,
             tags,
@@ -1108,16 +1141,13 @@ async def run_publish(
     except errors.PortsideError as exc:
         # Reading the build back (its layout or the registry) failed before any push.
         raise _failed("push", tags, exc, json_path, digest=str(result.digest)) from exc
-    finally:
-        if result.layout is not None:
-            Layout(result.layout).remove()
     _write_report(report, json_path)
     if not dry_run:
         from portside.notify.published import notify_published
 
         # Consumers hear of the release; a notifier failing does not fail the publish.
         try:
-            await notify_published(project_dir, report.destinations)
+            await notify_published(config.project_dir, report.destinations)
         except errors.PortsideError as exc:
             progress("warning", f"published, but nobody was notified: {exc.message}")
     return report
@@ -1238,25 +1268,18 @@ async def publish_built(
     async with RegistryClient(client_options, credentials=credentials) as client:
         tags = await _release_tags(client, config, git_info(project_dir), json_path, progress)
         gate_report = await _gate(client, config, tags, json_path, progress)
-    try:
-        report = await run_push(
-            result,
-            tags,
-            dry_run=dry_run,
-            annotations=annotations if result.kind == "oci-layout" else None,
-            client_options=client_options,
-            credentials=credentials,
-            progress=progress,
-            retire_superseded=_moving(tags) if config.retire_superseded else (),
-        )
-        report.gate = gate_report
-    except PublishError as exc:
-        _write_report(exc.report, json_path)
-        raise
-    except errors.PortsideError as exc:
-        raise _failed("push", tags, exc, json_path, digest=str(result.digest)) from exc
-    _write_report(report, json_path)
-    return report
+    return await _push_release(
+        result,
+        tags,
+        config,
+        annotations=annotations,
+        gate_report=gate_report,
+        dry_run=dry_run,
+        json_path=json_path,
+        client_options=client_options,
+        credentials=credentials,
+        progress=progress,
+    )
 
 
 def _moving(tags: Mapping[str, Sequence[str]]) -> list[str]:
