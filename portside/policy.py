@@ -85,8 +85,14 @@ class Finding:
     suggestion: str | None = None  # the image as it would read after the fix
     edit: Edit | None = None
     level: str | None = None  # for stale: major / minor / patch
+    # For stale: every update on offer, smallest step first (the newest in the current
+    # major, then the newest overall when that is a major), as images to write.
+    proposals: tuple[Proposed, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.kind == "stale":
+            extra = {"level": self.level, "proposals": [p.to_json() for p in self.proposals]}
         return {
             "file": self.file,
             "line": self.range.start.line + 1,
@@ -98,7 +104,21 @@ class Finding:
             "severity": self.severity,
             "message": self.message,
             "suggestion": self.suggestion,
+            **extra,
         }
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """One update a ``stale`` finding offers: ``tag`` at ``level``, written as
+    ``suggestion`` (with the new digest when the image is pinned)."""
+
+    tag: str
+    level: str
+    suggestion: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"tag": self.tag, "level": self.level, "suggestion": self.suggestion}
 
 
 @dataclass
@@ -120,6 +140,7 @@ class _Context:
         suggestion: str | None = None,
         edit: Edit | None = None,
         level: str | None = None,
+        proposals: tuple[Proposed, ...] = (),
     ) -> None:
         key = severity_key or kind
         fallback = default_severity or DEFAULT_SEVERITY[key]
@@ -135,6 +156,7 @@ class _Context:
                 suggestion=suggestion,
                 edit=edit,
                 level=level,
+                proposals=proposals,
             )
         )
 
@@ -406,11 +428,12 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
         _unreachable(ctx, item, exc)
         return
 
-    if ref.tag is not None and ref.tag not in tags:
-        if not item.silenced("not-found"):
-            ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
-        return
+    missing = ref.tag is not None and ref.tag not in tags
+    if missing and not item.silenced("not-found"):
+        ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
 
+    # A tag that is gone (a removed snapshot: jammy-20240530) still gets the newest in
+    # its line offered: that is the fix.
     if ref.tag is not None and ref.tag != "latest":
         scheme = versions.scheme_for(
             ref.name, {"*": item.policy.scheme} if item.policy.scheme else None
@@ -427,6 +450,8 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
                     suggestion=f"{ref.familiar_name}:{newest}",
                     edit=retarget(use, ref, newest, None),
                 )
+    if missing:
+        return
 
     try:
         if ref.digest is not None and ref.tag is not None and not item.silenced("tag-moved"):
@@ -464,32 +489,38 @@ async def _stale(
     ref, use = item.ref, item.use
     if item.silenced("stale") or ref.tag is None:
         return
-    newer = versions.newer_in_line(
-        ref.tag, tags, scheme=scheme, allow_levels=item.policy.update_levels
-    )
-    if not newer:
+    found = versions.proposals(ref.tag, tags, scheme=scheme, allow_levels=item.policy.update_levels)
+    if not found:
         return
-    newest = newer[0]
-    current = scheme.parse(ref.tag)
-    candidate = scheme.parse(newest)
-    level = scheme.update_level(current, candidate) if current and candidate else None
-    level = level or "patch"
-    digest: Digest | None = None
-    if ref.digest is not None:
+
+    async def digest_of(tag: str) -> Digest | None:
         # A pinned image stays pinned: suggest the new tag at its digest.
+        if ref.digest is None:
+            return None
         try:
-            digest = (await cached.resolve(Reference(ref.registry, ref.repository, newest))).digest
+            return (await cached.resolve(Reference(ref.registry, ref.repository, tag))).digest
         except errors.PortsideError:
-            digest = None
-    suggestion = f"{ref.familiar_name}:{newest}" + (f"@{digest}" if digest else "")
+            return None
+
+    digests = await asyncio.gather(*(digest_of(p.tag) for p in found))
+    proposed = tuple(
+        Proposed(p.tag, p.level, f"{ref.familiar_name}:{p.tag}" + (f"@{d}" if d else ""))
+        for p, d in zip(found, digests, strict=True)
+    )
+    # The finding's own fix is the newest overall; the others ride along.
+    newest, level, digest = found[-1].tag, found[-1].level, digests[-1]
+    message = f"{ref.familiar_name}:{newest} is available ({level} update from {ref.tag})"
+    if len(found) > 1:
+        message += f"; in the current major: {found[0].tag} ({found[0].level})"
     ctx.add(
         use,
         "stale",
-        f"{ref.familiar_name}:{newest} is available ({level} update from {ref.tag})",
+        message,
         severity_key=f"stale-{level}",
-        suggestion=suggestion,
+        suggestion=proposed[-1].suggestion,
         edit=retarget(use, ref, newest, digest) if (digest or ref.digest is None) else None,
         level=level,
+        proposals=proposed,
     )
 
 

@@ -49,10 +49,23 @@ TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-# v? numbers [u update] [pre-release word [number]] [_build]
+# v? numbers [u update] [pre-release word [number]] [_build]; the word in either case
+# (php's 8.3.11RC2 is 8.3.11rc2).
 _VERSION = re.compile(
-    r"v?(\d+(?:\.\d+)*)(?:u(\d+))?(?:([a-z]+)(\d+)?)?(?:_(\d+))?",
+    r"v?(\d+(?:\.\d+)*)(?:u(\d+))?(?:([a-zA-Z]+)(\d+)?)?(?:_(\d+))?",
     re.ASCII,
+)
+# A pre-release or build part written as the first part after the hyphen: mongo's
+# 7.0.10-rc0, groovy's 6.0.0-beta-2, openjdk's 23-ea-14, Java's 8u392-b08 (a build
+# number). Only words that mean a pre-release in every official image that uses them;
+# ``dev`` is not one (Chainguard's 3.12-dev is a variant with build tools).
+_HYPHEN_PART = re.compile(
+    r"(?:(rc|alpha|beta|preview|ea)(?:-?(\d+))?|b(\d+))(?:-|$)", re.ASCII | re.IGNORECASE
+)
+_HYPHEN_FIRST = frozenset("rabepRABEP")
+# A date-only tag (alpine's 20240329), optionally with a respin and a variant.
+_DATE_TAG = re.compile(
+    r"((?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))((?:\.\d+)*)(?:-(.+))?", re.ASCII
 )
 # Renovate skips tags that look like a git commit; so do we (``1a2b3c4``).
 _COMMIT = re.compile(r"[0-9a-f]{7,40}", re.ASCII)
@@ -67,6 +80,7 @@ PRE_RELEASE_RANK = {
     "beta": 2,
     "pre": 3,
     "preview": 3,
+    "ea": 1,  # Java's early-access builds: 23-ea-14
     "c": 4,
     "rc": 4,
 }
@@ -158,6 +172,19 @@ def _is_date_stamp(numbers: str) -> bool:
     return len(first) >= 8
 
 
+def _hyphen_part(variant: str) -> tuple[tuple[str, int] | None, str | None, str] | None:
+    """(pre-release, build, rest of the variant) when ``variant`` starts with a
+    pre-release or build part (``rc0``, ``ea-14-nanoserver``, ``b08-jre``), else ``None``."""
+    match = _HYPHEN_PART.match(variant)
+    if match is None:
+        return None
+    word, number, build = match.groups()
+    rest = variant[match.end() :]
+    if word is not None:
+        return (word.lower(), int(number or 0)), None, rest
+    return None, build, rest
+
+
 def parse_tag(tag: str) -> TagVersion | None:
     """The version a tag names in the default scheme, or ``None`` (``latest``)."""
     head, _, variant = tag.partition("-")
@@ -171,9 +198,14 @@ def parse_tag(tag: str) -> TagVersion | None:
         return None
     pre = None
     if word is not None:
+        word = word.lower()
         if word not in PRE_RELEASE_RANK:
             return None
         pre = (word, int(number or 0))
+    elif build is None and variant[:1] in _HYPHEN_FIRST:
+        part = _hyphen_part(variant)
+        if part is not None:
+            pre, build, variant = part
     if update is not None:
         # Java's 8u412: one number, then "u" and the update number.
         if "." in text:
@@ -208,7 +240,7 @@ def _head_key(head: str) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[i
     builds = (-int(build), 1) if build else (1,)
     if word is None:
         return (0, negated, _FINAL, builds)
-    rank = PRE_RELEASE_RANK.get(word)
+    rank = PRE_RELEASE_RANK.get(word.lower())
     if rank is None:
         return _NOT_A_VERSION
     return (0, negated, (1, -rank, -int(number or 0)), builds)
@@ -235,6 +267,13 @@ def newest_first_key(
             _head_keys[head] = key
     if key[0]:
         return (1, (), _FINAL, (), "", tag)
+    if variant[:1] in _HYPHEN_FIRST and key[2] == _FINAL and key[3] == (1,):
+        part = _hyphen_part(variant)  # 7.0.10-rc0: as parse_tag reads it
+        if part is not None:
+            pre, build, rest = part
+            pre_key = (1, -PRE_RELEASE_RANK[pre[0]], -pre[1]) if pre else _FINAL
+            build_key = (-int(build), 1) if build else key[3]
+            return (0, key[1], pre_key, build_key, rest, tag)
     return (0, key[1], key[2], key[3], variant, tag)
 
 
@@ -324,6 +363,8 @@ class VersionScheme(abc.ABC):
         """
         if candidate.key <= current.key:
             return None
+        if current.form.startswith("calendar:"):
+            return "patch"  # a newer snapshot of the same thing: the smallest release step
         a, b = current.release, candidate.release
         width = max(len(a), len(b))
         a = a + (0,) * (width - len(a))
@@ -343,14 +384,33 @@ class VersionScheme(abc.ABC):
             return True
         return current.pre is not None and current.release == candidate.release
 
+    def is_released(self, version: TagVersion) -> bool:
+        """Whether ``version`` may be offered today (a distribution release is not
+        before its release date, see :mod:`portside.codenames`); final or not is
+        :meth:`offers_prerelease`'s business."""
+        return True
+
+    def offers(self, current: TagVersion, candidate: TagVersion) -> bool:
+        """Whether ``candidate`` may be offered to a user of ``current`` at all:
+        :meth:`offers_prerelease`, and released unless ``current`` is of its release."""
+        if not self.offers_prerelease(current, candidate):
+            return False
+        return current.release == candidate.release or self.is_released(candidate)
+
     def variant_update(self, current: TagVersion, candidate: TagVersion) -> bool:
         """Whether ``candidate`` is ``current``'s line on a newer variant of one family
         (``alpine3.20`` -> ``alpine3.24``, ``bookworm`` -> ``trixie``), at the same or a
-        newer version of the same major.
+        newer version of the same major. A distribution in the variant must be released
+        (``trixie`` from 2025-08-09); an Ubuntu LTS moves to an LTS only.
 
         A newer major is not offered this way: that is a ``stale`` decision with its
         own update levels.
         """
+        if current.form.startswith("calendar:"):
+            # A date has no "major" to stay within: any snapshot at least as new will do.
+            if current.form != candidate.form or candidate.key < current.key:
+                return False
+            return _newer_variant(current.variant, candidate.variant)
         if (current.form, len(current.release), current.build is None) != (
             candidate.form,
             len(candidate.release),
@@ -359,26 +419,43 @@ class VersionScheme(abc.ABC):
             return False
         if candidate.release[:1] != current.release[:1] or candidate.key < current.key:
             return False
-        if not self.offers_prerelease(current, candidate):
+        if not self.offers(current, candidate):
             return False
-        mine = variant_family(current.variant)
-        theirs = variant_family(candidate.variant)
-        if mine is None or theirs is None or mine[0] != theirs[0]:
-            return False
-        return theirs[1] > mine[1]
+        return _newer_variant(current.variant, candidate.variant)
 
     def __repr__(self) -> str:
         return f"<version scheme {self.name}>"
 
 
+def _newer_variant(mine_text: str, theirs_text: str) -> bool:
+    mine = variant_family(mine_text)
+    theirs = variant_family(theirs_text)
+    if mine is None or theirs is None or mine[0] != theirs[0] or theirs[1] <= mine[1]:
+        return False
+    return codenames.variant_offered(mine_text, theirs_text)
+
+
+def parse_date_tag(tag: str) -> TagVersion | None:
+    """A date-only tag (``20240329``, ``20240329.1-slim``) as a snapshot: the date is
+    the release, in a line of its own (form ``calendar:``, as the calendar scheme reads
+    it), so it moves to the newest snapshot and never to a version."""
+    match = _DATE_TAG.fullmatch(tag)
+    if match is None:
+        return None
+    date, more, variant = match.groups()
+    release = (int(date), *(int(n) for n in more.split(".")[1:]))
+    return TagVersion(tag, release, None, variant or "", None, "calendar:")
+
+
 class DockerScheme(VersionScheme):
-    """The default: Renovate's docker versioning with the differences listed above."""
+    """The default: Renovate's docker versioning with the differences listed above;
+    date-only tags are snapshots (:func:`parse_date_tag`)."""
 
     name = "docker"
     description = "version before the first '-', the rest is the variant (Renovate's docker)"
 
     def parse(self, tag: str) -> TagVersion | None:
-        return parse_tag(tag)
+        return parse_tag(tag) or parse_date_tag(tag)
 
 
 DEFAULT_SCHEME: VersionScheme = DockerScheme()
@@ -420,21 +497,81 @@ def newer_in_line(
     ``patch`` also allows pre-release and build steps. Empty when ``current_tag`` is
     not a version in ``scheme`` (default: :data:`DEFAULT_SCHEME`).
     """
+    return [v.tag for v, _ in _newer(current_tag, tags, scheme, allow_levels)]
+
+
+def _newer(
+    current_tag: str,
+    tags: Iterable[str],
+    scheme: VersionScheme | None,
+    allow_levels: Iterable[str],
+) -> list[tuple[TagVersion, str]]:
+    """:func:`newer_in_line` with each tag's version and update level."""
     scheme = scheme or DEFAULT_SCHEME
     current = scheme.parse(current_tag)
     if current is None:
         return []
     allowed = _levels(allow_levels)
-    found: list[TagVersion] = []
+    found: list[tuple[TagVersion, str]] = []
     for candidate in _other_versions(current_tag, tags, scheme):
         if not scheme.is_compatible(current, candidate):
             continue
-        if not scheme.offers_prerelease(current, candidate):
+        if not scheme.offers(current, candidate):
             continue
         level = scheme.update_level(current, candidate)
         if level is not None and level in allowed:
-            found.append(candidate)
+            found.append((candidate, level))
     return _newest_first(current, found)
+
+
+class Proposal:
+    """One update on offer: the ``tag`` to move to and its update ``level``
+    (``major``, ``minor``, ``patch``, ``prerelease``, ``build``)."""
+
+    __slots__ = ("level", "tag")
+
+    def __init__(self, tag: str, level: str) -> None:
+        self.tag = tag
+        self.level = level
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Proposal):
+            return NotImplemented
+        return (self.tag, self.level) == (other.tag, other.level)
+
+    def __hash__(self) -> int:
+        return hash((self.tag, self.level))
+
+    def __repr__(self) -> str:
+        return f"Proposal({self.tag!r}, {self.level!r})"
+
+    def to_json(self) -> dict[str, str]:
+        return {"tag": self.tag, "level": self.level}
+
+
+def proposals(
+    current_tag: str,
+    tags: Iterable[str],
+    *,
+    scheme: VersionScheme | None = None,
+    allow_levels: Iterable[str] = ("major", "minor", "patch"),
+) -> list[Proposal]:
+    """The updates to offer ``current_tag``, as Renovate offers them: the newest tag in
+    the current major (a minor or smaller step), then the newest overall when that is
+    a major step (``16.1-bookworm`` -> ``16.9-bookworm`` and ``17.5-bookworm``). Each
+    tag once; empty when nothing is newer. Same rules as :func:`newer_in_line`.
+    """
+    found = _newer(current_tag, tags, scheme, allow_levels)
+    if not found:
+        return []
+    out: list[Proposal] = []
+    in_major = next(((v, level) for v, level in found if level != "major"), None)
+    if in_major is not None:
+        out.append(Proposal(in_major[0].tag, in_major[1]))
+    newest, level = found[0]
+    if level == "major":
+        out.append(Proposal(newest.tag, level))
+    return out
 
 
 def newest_in_line(
@@ -476,12 +613,14 @@ def _variant_rank(version: TagVersion) -> tuple[int, ...]:
     return family[1] if family else ()
 
 
-def _newest_first(current: TagVersion, found: Iterable[TagVersion]) -> list[str]:
+def _newest_first(
+    current: TagVersion, found: Iterable[tuple[TagVersion, str]]
+) -> list[tuple[TagVersion, str]]:
     # Equal keys (v1.2.4 and 1.2.4): the spelling the current tag uses first, then by name.
     v_prefixed = current.tag.startswith("v")
-    ordered = sorted(found, key=lambda v: (v.tag.startswith("v") != v_prefixed, v.tag))
-    ordered.sort(key=lambda v: v.key, reverse=True)
-    return [v.tag for v in ordered]
+    ordered = sorted(found, key=lambda f: (f[0].tag.startswith("v") != v_prefixed, f[0].tag))
+    ordered.sort(key=lambda f: f[0].key, reverse=True)
+    return ordered
 
 
 # -- choosing a scheme ------------------------------------------------------------------
@@ -577,8 +716,9 @@ def _glob(pattern: str) -> re.Pattern[str]:
 def scheme_for(image_name: str, config: Mapping[str, str] | None = None) -> VersionScheme:
     """The scheme for an image. ``config`` maps image names or globs over the normalised
     name (``docker.io/library/ubuntu``, ``*/eclipse-temurin``) to scheme names: an exact
-    name wins, then the first glob that matches. Then :data:`BUILTIN_IMAGE_SCHEMES`, then
-    the default. Raises :class:`UnknownSchemeError` for a name no plugin provides.
+    name wins, then the first glob that matches. Then :data:`BUILTIN_IMAGE_SCHEMES` (also
+    for mirrors: ``*/library/ubuntu``), then the default. Raises
+    :class:`UnknownSchemeError` for a name no plugin provides.
     """
     name = _normalise_name(image_name)
     chosen: str | None = None
@@ -595,6 +735,10 @@ def scheme_for(image_name: str, config: Mapping[str, str] | None = None) -> Vers
                     break
     if chosen is None:
         chosen = BUILTIN_IMAGE_SCHEMES.get(name)
+    if chosen is None and "/library/" in name:
+        # A mirror of the official image keeps its path (mirror.gcr.io/library/ubuntu,
+        # public.ecr.aws/docker/library/debian, a local registry seeded from Docker Hub).
+        chosen = BUILTIN_IMAGE_SCHEMES.get("docker.io/library/" + name.rpartition("/")[2])
     if chosen is None:
         return DEFAULT_SCHEME
     return get_scheme(chosen)
