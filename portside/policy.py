@@ -326,6 +326,11 @@ def retarget(use: ImageUse, ref: Reference, tag: str, digest: Digest | None) -> 
     return None
 
 
+def image_scheme(ref: Reference, policy: ImagePolicy) -> versions.VersionScheme:
+    """The version scheme for ``ref`` under its image rules (``scheme = ...``)."""
+    return versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+
+
 @dataclass(frozen=True)
 class UpdateOption:
     """One way to update an image: to the newest tag of one step size, or the variant."""
@@ -364,7 +369,7 @@ def update_options(
     if ref.tag is None or ref.tag == "latest":
         return []
     policy = (config or PolicyConfig()).for_image(ref.name, ref.familiar_name)
-    scheme = versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+    scheme = image_scheme(ref, policy)
     tags = list(tags)
     wanted: list[tuple[str, str]] = []
     for level in UPDATE_LEVELS:
@@ -435,9 +440,7 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
     # A tag that is gone (a removed snapshot: jammy-20240530) still gets the newest in
     # its line offered: that is the fix.
     if ref.tag is not None and ref.tag != "latest":
-        scheme = versions.scheme_for(
-            ref.name, {"*": item.policy.scheme} if item.policy.scheme else None
-        )
+        scheme = image_scheme(ref, item.policy)
         await _stale(ctx, item, tags, scheme, cached)
         if not item.silenced("variant-update"):
             updates = versions.variant_updates(ref.tag, tags, scheme=scheme)
@@ -489,6 +492,9 @@ async def _stale(
     ref, use = item.ref, item.use
     if item.silenced("stale") or ref.tag is None:
         return
+    from portside.updates import without_same_image
+
+    tags = await without_same_image(cached, ref, tags, scheme)
     found = versions.proposals(ref.tag, tags, scheme=scheme, allow_levels=item.policy.update_levels)
     if not found:
         return

@@ -164,7 +164,7 @@ class PrefixedScheme(VersionScheme):
                 return None  # a date: the calendar scheme's business
             if word is not None and word not in PRE_RELEASE_RANK:
                 return None
-            pre = (word, int(number or 0)) if word is not None else None
+            pre = (word, int(number) if number else -1) if word is not None else None
             form = "".join(t + "-" for t in tokens[:index]) + (glued or "")
             release = tuple(int(n) for n in numbers.split("."))
             return TagVersion(tag, release, pre, "-".join(tokens[index + 1 :]), build, form)

@@ -135,7 +135,7 @@ class TagVersion:
         if self.pre is None:
             return None
         word, number = self.pre
-        return f"{word}{number}" if number else word
+        return word if number < 0 else f"{word}{number}"
 
     @property
     def is_prerelease(self) -> bool:
@@ -172,6 +172,12 @@ def _is_date_stamp(numbers: str) -> bool:
     return len(first) >= 8
 
 
+def _pre_number(text: str | None) -> int:
+    # A pre-release without a number (3.15-rc, 5.3-alpha) is the floating tag of that
+    # channel: -1, below rc0, and never moved to another pre-release (offers_prerelease).
+    return int(text) if text else -1
+
+
 def _hyphen_part(variant: str) -> tuple[tuple[str, int] | None, str | None, str] | None:
     """(pre-release, build, rest of the variant) when ``variant`` starts with a
     pre-release or build part (``rc0``, ``ea-14-nanoserver``, ``b08-jre``), else ``None``."""
@@ -181,7 +187,7 @@ def _hyphen_part(variant: str) -> tuple[tuple[str, int] | None, str | None, str]
     word, number, build = match.groups()
     rest = variant[match.end() :]
     if word is not None:
-        return (word.lower(), int(number or 0)), None, rest
+        return (word.lower(), _pre_number(number)), None, rest
     return None, build, rest
 
 
@@ -201,7 +207,7 @@ def parse_tag(tag: str) -> TagVersion | None:
         word = word.lower()
         if word not in PRE_RELEASE_RANK:
             return None
-        pre = (word, int(number or 0))
+        pre = (word, _pre_number(number))
     elif build is None and variant[:1] in _HYPHEN_FIRST:
         part = _hyphen_part(variant)
         if part is not None:
@@ -243,7 +249,7 @@ def _head_key(head: str) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[i
     rank = PRE_RELEASE_RANK.get(word.lower())
     if rank is None:
         return _NOT_A_VERSION
-    return (0, negated, (1, -rank, -int(number or 0)), builds)
+    return (0, negated, (1, -rank, -_pre_number(number)), builds)
 
 
 def newest_first_key(
@@ -379,10 +385,15 @@ class VersionScheme(abc.ABC):
         return None  # 3.12 -> 3.12.0: another spelling, not an update
 
     def offers_prerelease(self, current: TagVersion, candidate: TagVersion) -> bool:
-        """A pre-release is offered only to a pre-release of the same release."""
+        """A pre-release is offered only to a numbered pre-release of the same release,
+        and only a numbered one (``5.3-rc1`` -> ``5.3-rc2``): a floating pre-release
+        tag (``5.3-rc``, ``5.3-alpha``) follows its channel by itself, so only the final
+        release moves it on."""
         if candidate.pre is None:
             return True
-        return current.pre is not None and current.release == candidate.release
+        if current.pre is None or current.release != candidate.release:
+            return False
+        return current.pre[1] >= 0 and candidate.pre[1] >= 0
 
     def is_released(self, version: TagVersion) -> bool:
         """Whether ``version`` may be offered today (a distribution release is not

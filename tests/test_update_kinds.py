@@ -67,9 +67,14 @@ CASES = [
     # 4. Pre-release and build parts after a hyphen.
     Case("mongo-rc", "mongo-2024-03-to-06", "library/mongo", "2024-06-01", "7.0.10-rc0",
          [("7.0.11", "patch")], "7.0.11", "7.0.11", "7.0.11"),  # never 8.0.0-rc6
+    # openjdk's 23-nanoserver is the image of 23-ea-25-nanoserver (23 is not out): not
+    # an update of either; never 24-ea-*-nanoserver.
     Case("openjdk-ea", "openjdk-22-to-25-2024-03-to-06", "library/openjdk", "2024-06-01",
-         "23-ea-14-nanoserver", [("23-nanoserver", "prerelease")], "23-nanoserver",
-         "23-nanoserver", "23-nanoserver"),  # never 24-ea-*-nanoserver
+         "23-ea-14-nanoserver", [("23-ea-25-nanoserver", "prerelease")],
+         "23-ea-25-nanoserver", "23-ea-25-nanoserver", "23-ea-25-nanoserver"),
+    Case("openjdk-ea-alias", "openjdk-22-to-25-2024-03-to-06", "library/openjdk",
+         "2024-06-01", "23-ea-25-nanoserver", [], None,  # no final release: latest says so
+         "23-ea-25-nanoserver", "23-ea-25-nanoserver"),
     Case("temurin-build", "eclipse-temurin-by-hand", "library/eclipse-temurin", "2025-06-01",
          "8u392-b08-jre", [("8u452-b09-jre", "minor")], "8u452-b09-jre", "8u392-b08-jre",
          "8u452-b09-jre"),

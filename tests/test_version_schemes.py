@@ -752,3 +752,14 @@ def test_two_proposals_newest_in_major_and_newest_overall() -> None:
         versions.Proposal("8.0.42-bookworm", "patch")  # 8.4 has no bookworm variant
     ]
     assert versions.proposals("9.3.0", mysql) == []
+
+
+def test_a_floating_pre_release_moves_only_to_the_final_release() -> None:
+    # bash's 5.3-rc, 5.3-alpha: the channel's own moving tags (Renovate agrees).
+    before = ["5.3-alpha", "5.3-beta", "5.3-rc", "5.3-rc1", "5.3-rc2", "5.2.37", "5.2"]
+    assert newer_in_line("5.3-rc", before) == []
+    assert newer_in_line("5.3-alpha", before) == []
+    assert newer_in_line("5.3-rc1", before) == ["5.3-rc2"]  # never to the floating 5.3-rc
+    after = [*before, "5.3", "5.3.0"]
+    assert newer_in_line("5.3-rc", after) == ["5.3"]
+    assert newer_in_line("5.3-rc1", after) == ["5.3", "5.3-rc2"]

