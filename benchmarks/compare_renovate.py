@@ -224,9 +224,7 @@ def newest(tags: list[str], levels: list[str]) -> str | None:
 def compare(line: Line) -> None:
     if set(line.portside) == set(line.renovate):
         line.verdict = "same"
-    elif newest(line.portside, line.portside_levels) == newest(
-        line.renovate, line.renovate_levels
-    ):
+    elif newest(line.portside, line.portside_levels) == newest(line.renovate, line.renovate_levels):
         line.verdict = "same newest"
     else:
         line.verdict = "differ"
@@ -235,37 +233,162 @@ def compare(line: Line) -> None:
 
 
 def disagreement_reason(line: Line) -> str:
-    """Why the two answers differ, as one of the reasons in ``REASONS``; "" when none of
-    them fits (a defect to look at)."""
+    """Why the two answers differ: a key of ``REASONS``, or "" when none fits (a defect
+    to look at: either Portside is wrong there or a reason is missing here)."""
     from portside import versions
 
     scheme = versions.scheme_for(f"docker.io/library/{line.image}")
     current = scheme.parse(line.tag)
-    mine = [scheme.parse(t) for t in line.portside]
     theirs = [scheme.parse(t) for t in line.renovate]
     if current is None:
-        return ""
-    for parsed in theirs:
-        if parsed is None:
-            continue
-        if parsed.is_prerelease and not (
-            current.is_prerelease and parsed.release == current.release
+        return "alias" if line.renovate and not line.portside else ""
+    if current.form == "u":
+        return "java-update"
+    if any(
+        t is not None
+        and t.pre is not None
+        and not (current.pre is not None and t.release == current.release)
+        for t in theirs
+    ):
+        return "renovate-pre-release-of-another-release"
+    if current.form.startswith("calendar:") and not line.renovate:
+        return "date-only"
+    if current.pre is not None and not line.renovate:
+        return "pre-release-read-as-variant"
+    codename = current.form == scheme.name and scheme.name in ("debian", "ubuntu")
+    if codename or (scheme.name == "ubuntu" and current.form == ""):
+        if current.build is not None and any(t is not None and t.build is None for t in theirs):
+            return "snapshot-to-plain-tag"
+        if current.build is None and any(t is not None and t.build is not None for t in theirs):
+            return "plain-tag-to-snapshot"
+        if not line.renovate and current.variant:
+            return "codename-with-variant"
+        if (
+            scheme.name == "ubuntu"
+            and not _lts(current.release)
+            and all(t is not None and t.release == current.release for t in theirs)
         ):
-            return "renovate-offers-prerelease"
-        if current.form.startswith("calendar:") != parsed.form.startswith("calendar:"):
-            return "renovate-date-versus-version"
-        if (current.pre is None) != (parsed.pre is None) and current.release == parsed.release:
-            pass
-        if not scheme.is_compatible(current, parsed) and not scheme.is_compatible(
-            parsed, current
-        ):
-            return "renovate-leaves-the-line"
-        if not scheme.offers(current, parsed):
-            return "renovate-offers-unreleased"
+            return "interim-moves-on"
     return ""
 
 
-REASONS: dict[str, str] = {}
+def _lts(release: tuple[int, ...]) -> bool:
+    from portside import codenames
+
+    return codenames.ubuntu_is_lts(release)
+
+
+REASONS: dict[str, tuple[str, str]] = {
+    "java-update": (
+        "Java update numbers",
+        "`8u452` is Java 8 update 452. Renovate reads `u452` as a pre-release of `8` and "
+        '"updates" it to the floating `8-...` tag (or to another JDK major); Portside '
+        "reads it as release (8, 452), newer than every other Java 8 tag, so there is "
+        "nothing newer in its line.",
+    ),
+    "renovate-pre-release-of-another-release": (
+        "Renovate offers a pre-release of another release",
+        "Renovate reads `-rc0`, `-rc` after the hyphen as part of the variant, so a "
+        'release candidate of 7.0.21 is "updated" to the candidate of 8.0.10, and a '
+        "floating `6.0-rc` to `8.0-rc`. A pre-release is a test build of one release; "
+        "Portside offers it the final release of that release and newer final releases.",
+    ),
+    "date-only": (
+        "Date-only tags",
+        "`alpine:20240923` is a snapshot; Renovate offers nothing for it. Portside offers "
+        "the newest snapshot (`20250108`), never a version tag.",
+    ),
+    "pre-release-read-as-variant": (
+        "Renovate reads the pre-release as a variant",
+        "`redis:7.4-rc1`, `rabbitmq:4.1-rc-alpine`, `mongo:8.0-rc-noble`, `bash:5.3-rc`, "
+        "`mongo:5.0.27-rc0`: Renovate keeps `rc1`, `rc-alpine`, `rc-noble`, `rc0` as the "
+        "variant and finds no newer tag with it, so a user stays on a test build for "
+        "good. Portside offers what Renovate offers a pre-release it recognises: the "
+        "final release once it is out (`7.4`, `4.1-alpine`, `8.0-noble`, `5.3`) and newer "
+        "final releases of the line (`5.0.27-rc0` -> `7.0.11`). A final release that is "
+        "the very image of the pre-release is not offered (openjdk's `25` during early "
+        "access), and a floating pre-release (`5.3-rc`) is never moved to a numbered one.",
+    ),
+    "snapshot-to-plain-tag": (
+        "Renovate turns a dated snapshot into a plain tag",
+        "`jammy-20250530`, `bullseye-20250520` name one build of a release; Renovate "
+        "offers `24.04` and `12`, floating tags of another shape. Portside offers the "
+        "newest snapshot of the same release and the newest snapshot of the next release "
+        "(`jammy-20250530` -> `noble-20250529`), keeping the user's choice to pin a build.",
+    ),
+    "plain-tag-to-snapshot": (
+        "Renovate turns a release tag into a dated snapshot",
+        "`oracular`, `25.04`, `23.10`, `mantic` name a release and move with it; Renovate "
+        'offers a dated snapshot of the same release (`oracular-20250428`) as a "patch", '
+        "even of a release not out yet (`questing-20250601` on 2025-06-01). That is "
+        "the same release in another shape, not an update; Portside offers the next "
+        "release (for an interim user, the next release; for an LTS user, the next LTS).",
+    ),
+    "codename-with-variant": (
+        "Debian codenames with a variant",
+        "`bullseye-slim`, `bullseye-20250520-slim`, `bullseye-backports`: Renovate's "
+        "Debian rules read bare codenames only, so it offers nothing. Bookworm (and from "
+        "2025-08-09 trixie) is released; Portside offers it with the same variant.",
+    ),
+    "interim-moves-on": (
+        "An Ubuntu interim release moves on",
+        "`oracular-20250428` (24.10, supported until July 2025): Renovate offers no newer "
+        "release to a dated interim snapshot. An interim user is offered the next release "
+        "that is out (`plucky-20250521`, 25.04); LTS users are offered LTS releases only.",
+    ),
+    "alias": (
+        "Debian suite aliases",
+        "`stable`, `oldstable`, `oldoldstable` are moving aliases: they are always the "
+        'newest of their suite. Renovate "updates" `oldstable` to `bullseye-20250520` '
+        "and `stable`, and `stable` to a dated `bookworm` snapshot, which would freeze "
+        "the image or change the suite. Portside offers nothing.",
+    ),
+}
+
+
+def write_disagreements(lines: list[Line], path: Path) -> None:
+    """The disagreements, grouped by reason, each with why Portside's answer is right."""
+    out = [
+        "# Where Portside and Renovate disagree, and why",
+        "",
+        "Written by `benchmarks/compare_renovate.py` (do not edit by hand): every FROM "
+        "line of the last comparison on which `portside check` and Renovate proposed "
+        "different updates, grouped by the reason Portside's answer is the right one. A "
+        'line without a reason would be listed under "Unexplained" and is a defect.',
+        "",
+    ]
+    differ = [x for x in lines if x.verdict != "same"]
+    by_reason: dict[str, list[Line]] = defaultdict(list)
+    for line in differ:
+        by_reason[line.reason].append(line)
+    for key, (title, why) in REASONS.items():
+        group = by_reason.pop(key, [])
+        if not group:
+            continue
+        out += [f"## {title} ({len(group)})", "", why, "", "| date | FROM | Portside | Renovate |",
+                "|---|---|---|---|"]  # fmt: skip
+        for x in group:
+            out.append(
+                f"| {x.date} | `{x.image}:{x.tag}`{'' if x.present else ' (gone)'} "
+                f"| {_answer(x.portside, x.portside_levels)} "
+                f"| {_answer(x.renovate, x.renovate_levels)} |"
+            )
+        out.append("")
+    rest = [x for group in by_reason.values() for x in group]
+    if rest:
+        out += ["## Unexplained", "", "| date | FROM | Portside | Renovate |", "|---|---|---|---|"]
+        out += [
+            f"| {x.date} | `{x.image}:{x.tag}` | {_answer(x.portside, x.portside_levels)} "
+            f"| {_answer(x.renovate, x.renovate_levels)} |"
+            for x in rest
+        ]
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def _answer(tags: list[str], levels: list[str]) -> str:
+    if not tags:
+        return "nothing"
+    return ", ".join(f"`{t}` ({lv})" for t, lv in zip(tags, levels, strict=True))
 
 
 # -- main --------------------------------------------------------------------------------
@@ -282,9 +405,7 @@ def install(renovate: Path) -> None:
     )
 
 
-def one_date(
-    date: str, data: Path, per_image: int, renovate: Path, work: Path
-) -> list[Line]:
+def one_date(date: str, data: Path, per_image: int, renovate: Path, work: Path) -> list[Line]:
     registry = Registry(work / f"registry-{date}").start()
     try:
         repo = work / f"repo-{date}"
@@ -339,7 +460,17 @@ def main() -> int:
     parser.add_argument("--renovate", type=Path, default=DEFAULT_RENOVATE)
     parser.add_argument("--install", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "renovate-compare.json")
+    parser.add_argument(
+        "--reclassify",
+        type=Path,
+        help="only compare and explain again the lines in this earlier --out file",
+    )
     options = parser.parse_args()
+    if options.reclassify is not None:
+        lines = [Line(**x) for x in json.loads(options.reclassify.read_text(encoding="utf-8"))]
+        for line in lines:
+            compare(line)
+        return report(lines, options.out)
     if options.install:
         install(options.renovate)
     if not (options.renovate / "node_modules" / "renovate").is_dir():
@@ -353,8 +484,13 @@ def main() -> int:
             lines += one_date(date, options.data, options.per_image, options.renovate, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps([asdict(x) for x in lines], indent=1), encoding="utf-8")
+    return report(lines, options.out)
+
+
+def report(lines: list[Line], out: Path) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([asdict(x) for x in lines], indent=1), encoding="utf-8")
+    write_disagreements(lines, DISAGREEMENTS)
     print(summary(lines))
     return 0
 
