@@ -152,8 +152,16 @@ def run_portside(date: str, repo: Path, cache: Path) -> dict[tuple[str, int], li
     for finding in json.loads(done.stdout):
         if finding["kind"] == "stale":
             image = Path(finding["file"]).parent.name
-            out[(image, finding["line"])] = finding["proposals"]
+            out[(image, finding["line"])] = finding.get("proposals") or _one_proposal(finding)
     return out
+
+
+def _one_proposal(finding: dict[str, str]) -> list[dict[str, str]]:
+    # Portside before several proposals (to compare with an older version): only the
+    # newest, its level in the message ("... (major update from 3.12)").
+    tag = finding["suggestion"].split("@")[0].rsplit(":", 1)[1]
+    level = re.search(r"\((\w+) update from", finding["message"])
+    return [{"tag": tag, "level": level.group(1) if level else "major"}]
 
 
 RENOVATE_CONFIG = """module.exports = {
@@ -221,14 +229,14 @@ def newest(tags: list[str], levels: list[str]) -> str | None:
     return tags[-1]
 
 
-def compare(line: Line) -> None:
+def compare(line: Line, *, explain: bool = True) -> None:
     if set(line.portside) == set(line.renovate):
         line.verdict = "same"
     elif newest(line.portside, line.portside_levels) == newest(line.renovate, line.renovate_levels):
         line.verdict = "same newest"
     else:
         line.verdict = "differ"
-    if line.verdict != "same":
+    if explain and line.verdict != "same":
         line.reason = disagreement_reason(line)
 
 
@@ -448,7 +456,6 @@ def one_date(date: str, data: Path, per_image: int, renovate: Path, work: Path) 
         ]
         line.renovate = [str(u["newValue"]) for u in updates]
         line.renovate_levels = [str(u["updateType"]) for u in updates]
-        compare(line)
     return lines
 
 
@@ -461,6 +468,11 @@ def main() -> int:
     parser.add_argument("--install", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "renovate-compare.json")
     parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="only record both answers (to compare another Portside on PYTHONPATH)",
+    )
+    parser.add_argument(
         "--reclassify",
         type=Path,
         help="only compare and explain again the lines in this earlier --out file",
@@ -468,9 +480,7 @@ def main() -> int:
     options = parser.parse_args()
     if options.reclassify is not None:
         lines = [Line(**x) for x in json.loads(options.reclassify.read_text(encoding="utf-8"))]
-        for line in lines:
-            compare(line)
-        return report(lines, options.out)
+        return report(lines, options.out, explain=not options.raw)
     if options.install:
         install(options.renovate)
     if not (options.renovate / "node_modules" / "renovate").is_dir():
@@ -484,24 +494,30 @@ def main() -> int:
             lines += one_date(date, options.data, options.per_image, options.renovate, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return report(lines, options.out)
+    return report(lines, options.out, explain=not options.raw)
 
 
-def report(lines: list[Line], out: Path) -> int:
+def report(lines: list[Line], out: Path, *, explain: bool) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([asdict(x) for x in lines], indent=1), encoding="utf-8")
-    write_disagreements(lines, DISAGREEMENTS)
-    print(summary(lines))
+    for line in lines:
+        compare(line, explain=explain)
+    if explain:
+        out.write_text(json.dumps([asdict(x) for x in lines], indent=1), encoding="utf-8")
+        write_disagreements(lines, DISAGREEMENTS)
+    print(summary(lines, explained=explain))
     return 0
 
 
-def summary(lines: list[Line]) -> str:
+def summary(lines: list[Line], *, explained: bool = True) -> str:
     rows = ["| date | FROM lines | same proposals | same newest | differ | unexplained |",
             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for date in sorted({x.date for x in lines}):
         mine = [x for x in lines if x.date == date]
         verdicts = Counter(x.verdict for x in mine)
-        unexplained = sum(1 for x in mine if x.verdict != "same" and not x.reason)
+        unexplained: int | str = sum(1 for x in mine if x.verdict != "same" and not x.reason)
+        if not explained:
+            unexplained = "-"
         rows.append(
             f"| {date} | {len(mine)} | {verdicts['same']} | {verdicts['same newest']} "
             f"| {verdicts['differ']} | {unexplained} |"
