@@ -329,6 +329,13 @@ def _decode_descriptor(value: object) -> Descriptor | None:
         return None
 
 
+def _decode_descriptors(value: object) -> list[Descriptor] | None:
+    if not isinstance(value, list):
+        return None
+    found = [_decode_descriptor(item) for item in value]
+    return None if any(d is None for d in found) else [d for d in found if d is not None]
+
+
 def _describe_age(seconds: float) -> str:
     if seconds < 120:
         return f"{max(seconds, 0):.0f} s"
@@ -545,6 +552,28 @@ class CachedRegistry:
             return await self._manifest_by_digest(ref, ref.digest)
         descriptor = await self._resolve_tag(ref, get_body=True)
         return await self._manifest_by_digest(ref, descriptor.digest)
+
+    async def referrers(self, ref: Reference) -> list[Descriptor]:
+        """The artifacts attached to ``ref``'s digest (signatures, SBOMs, lifecycle and
+        vulnerability reports): a mutable answer, cached like a tag's target."""
+        if ref.digest is None:
+            raise UsageError("referrers need a digest reference (name@sha256:…)")
+        key = ("referrers", ref.registry, ref.repository, str(ref.digest))
+
+        async def fetch(old: Entry | None) -> list[Descriptor]:
+            started = self._clock()
+            client = await self._get_client()
+            found = await client.referrers(ref)
+            self.store.put_entry(key, [d.to_json() for d in found], fetched_at=started)
+            return found
+
+        return await self._mutable(
+            key,
+            ttl=self.resolve_ttl,
+            decode=_decode_descriptors,
+            fetch=fetch,
+            what=f"what is attached to {ref.name}@{ref.digest.short}",
+        )
 
     async def blob(self, ref: Reference, digest: Digest, *, max_bytes: int | None = None) -> bytes:
         """A blob of ``ref``'s repository, verified; kept for good."""

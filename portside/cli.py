@@ -390,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OS/ARCH[/VARIANT]",
         help="print the digest of this platform's image instead of the index's",
     )
+    from portside.cli_retention import add_verbs as add_retention_verbs
+
+    add_retention_verbs(verb)
+    from portside.cli_lifecycle import add_verbs as add_lifecycle_verbs
+
+    add_lifecycle_verbs(verb)
     return parser
 
 
@@ -848,7 +854,35 @@ def _cmd_publish(args: Args, cached: CachedRegistry) -> int:
     return 0
 
 
+def _cmd_prune(args: Args, cached: CachedRegistry) -> int:
+    from portside.cli_retention import run_prune
+
+    return run_prune(args, _client_options(args))
+
+
+def _cmd_usage(args: Args, cached: CachedRegistry) -> int:
+    from portside.cli_retention import run_usage
+
+    return run_usage(args, _client_options(args))
+
+
+def _cmd_retire(args: Args, cached: CachedRegistry) -> int:
+    from portside.cli_lifecycle import run_retire
+
+    return run_retire(args, _client_options(args))
+
+
+def _cmd_pull_back(args: Args, cached: CachedRegistry) -> int:
+    from portside.cli_lifecycle import run_pull_back
+
+    return run_pull_back(args, _client_options(args))
+
+
 _COMMANDS = {
+    "retire": _cmd_retire,
+    "pull-back": _cmd_pull_back,
+    "prune": _cmd_prune,
+    "usage": _cmd_usage,
     "build": _cmd_build,
     "push": _cmd_push,
     "publish": _cmd_publish,

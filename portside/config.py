@@ -132,7 +132,7 @@ def parse_config(table: Mapping[str, Any], *, source: str) -> PolicyConfig:
     """Validate a ``[tool.portside]`` table; unknown keys are errors (typos must show)."""
     known = {"allowed-registries", "require-digest", "update-levels", "severity", "images"}
     # Keys other surfaces own (image building, the language server) are theirs to check.
-    foreign = {"image", "lsp", "watch", "query"}
+    foreign = {"image", "lsp", "watch", "query", "retention"}
     for key in table:
         if key not in known and key not in foreign:
             raise ConfigError(
@@ -236,11 +236,12 @@ def find_config_file(start: Path) -> Path | None:
     return None
 
 
-def load_config(start: Path) -> PolicyConfig:
-    """The configuration that applies to files under ``start`` (defaults when none)."""
+def load_table(start: Path) -> tuple[dict[str, Any], str] | None:
+    """The ``[tool.portside]`` table that applies under ``start`` and the file it came
+    from, or ``None`` when no configuration file is found."""
     path = find_config_file(start)
     if path is None:
-        return PolicyConfig()
+        return None
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -253,4 +254,13 @@ def load_config(start: Path) -> PolicyConfig:
         table = doc.get("tool", {}).get("portside", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.portside] must be a table")
-    return parse_config(table, source=str(path))
+    return table, str(path)
+
+
+def load_config(start: Path) -> PolicyConfig:
+    """The configuration that applies to files under ``start`` (defaults when none)."""
+    found = load_table(start)
+    if found is None:
+        return PolicyConfig()
+    table, source = found
+    return parse_config(table, source=source)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from portside.policy import Finding
     from portside.registry.credentials import Credential
     from portside.versions import VersionScheme
+    from portside.vulnerabilities import ImageAttachments, Vulnerability, VulnerabilityReport
 
 hookspec = pluggy.HookspecMarker("portside")
 
@@ -91,5 +92,27 @@ def portside_dockerfile_findings(path: str, text: str, document: Dockerfile) -> 
     raises, times out or returns something other than findings becomes one finding of
     kind ``plugin-error`` naming the plugin; the other findings are unaffected. The
     built-in ``portside.hadolint`` runs hadolint when its binary is installed.
+    """
+    raise NotImplementedError  # a specification: pluggy never calls this body
+
+
+@hookspec
+def portside_vulnerabilities(
+    image: ImageAttachments,
+) -> list[Vulnerability] | VulnerabilityReport:
+    """Return the known vulnerabilities of one image (``portside.vulnerabilities``).
+
+    ``image.reference`` names the image, ``image.digests`` its index and/or platform
+    manifest, ``image.attachments`` the reports attached to them as OCI referrers
+    (SARIF and OpenVEX artifacts, with their bytes). Return ``Vulnerability`` objects
+    (id, severity one of ``low``, ``medium``, ``high``, ``critical`` or ``unknown``,
+    package, fixed-in version), or a ``VulnerabilityReport`` when some input could not
+    be read (its ``warnings`` are shown, naming what was ignored). A plugin that calls
+    a local scanner may ignore the attachments and scan ``image.reference`` itself.
+
+    Called in a worker thread, each plugin on its own: one that raises becomes one
+    warning naming it; the others' answers stand. OpenVEX statements attached to the
+    image are applied afterwards to every plugin's answer. The built-in
+    ``portside.attached_reports`` reads attached SARIF 2.1.0 reports.
     """
     raise NotImplementedError  # a specification: pluggy never calls this body

@@ -25,6 +25,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "portside.build.buildah",
     "portside.build.native",
     "portside.hadolint",
+    "portside.attached_reports",
 )
 
 _lock = threading.Lock()

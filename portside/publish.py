@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import datetime as dt
 import errno
 import json
 import re
@@ -43,6 +44,7 @@ from portside.build.base import (
     source_date_epoch,
 )
 from portside.build.layout import Layout, canonical, platform_key
+from portside.gate import GateConfig, GateReport, parse_gate
 from portside.progress import PlainReporter, Reporter
 from portside.reference import Digest, Reference
 from portside.registry.client import RegistryClient, UploadResult
@@ -472,6 +474,8 @@ class PublishReport:
     dry_run: bool = False
     ok: bool = True
     error: str | None = None
+    gate: GateReport | None = None
+    retired: list[dict[str, str]] = field(default_factory=list)  # digests tags moved away from
 
     @property
     def tags_moved(self) -> list[str]:
@@ -486,6 +490,8 @@ class PublishReport:
             "tags_moved": self.tags_moved,
             "error": self.error,
             "destinations": [d.to_json() for d in self.destinations],
+            "gate": self.gate.to_json() if self.gate is not None else None,
+            "retired": self.retired,
         }
 
 
@@ -619,10 +625,13 @@ async def push_image(
     dry_run: bool = False,
     concurrency: int = CONCURRENCY,
     progress: Progress = no_progress,
+    retire_superseded: Sequence[str] = (),
 ) -> PublishReport:
     """Push ``source`` to every ``{repository: tags}``; tags only once all have it all.
 
-    Raises ``PublishError`` (carrying the report) when anything failed.
+    ``retire_superseded``: tags (the moving ones) whose previous image is retired once
+    they moved away from it. Raises ``PublishError`` (carrying the report) when
+    anything failed.
     """
     dests = {name: Reference.parse(name) for name in destinations}
     reports = {
@@ -678,6 +687,7 @@ async def push_image(
         )
         raise PublishError(report.error, report, cause=causes[0] if causes else None)
     # Tags last: every destination holds every blob and manifest by now.
+    left = await _tag_targets(client, dests, destinations, retire_superseded, source.top.digest)
     for name, ref in dests.items():
         for tag in destinations[name]:
             try:
@@ -697,7 +707,48 @@ async def push_image(
                 raise PublishError(report.error, report, cause=exc) from exc
             reports[name].tags_set.append(tag)
             progress("tag", f"{reports[name].repository}:{tag} -> {source.top.digest}")
+    await _retire_left(client, left, source.top.digest, report, progress)
     return report
+
+
+async def _tag_targets(
+    client: RegistryClient,
+    dests: Mapping[str, Reference],
+    destinations: Mapping[str, Sequence[str]],
+    moving: Sequence[str],
+    new: Digest,
+) -> dict[tuple[str, Digest], list[str]]:
+    """(repository, digest) -> the moving tags that point there now and will move."""
+    left: dict[tuple[str, Digest], list[str]] = {}
+    for name, ref in dests.items():
+        for tag in destinations[name]:
+            if tag not in moving:
+                continue
+            try:
+                now = await client.head_manifest(Reference(ref.registry, ref.repository, tag))
+            except errors.NotFound:
+                continue
+            if now.digest != new:
+                left.setdefault((name, now.digest), []).append(tag)
+    return left
+
+
+async def _retire_left(
+    client: RegistryClient,
+    left: Mapping[tuple[str, Digest], Sequence[str]],
+    new: Digest,
+    report: PublishReport,
+    progress: Progress,
+) -> None:
+    """Retire what the moving tags left: consumers pinned to it learn they must move."""
+    from portside.lifecycle import retire
+
+    for (name, old), tags in left.items():
+        ref = Reference.parse(name).repository_ref().with_digest(old)
+        reason = f"superseded by {new} (tags {', '.join(tags)} moved)"
+        await retire(client, ref, date=dt.datetime.now(dt.timezone.utc), reason=reason)
+        report.retired.append({"repository": ref.name, "digest": str(old), "reason": reason})
+        progress("retire", f"{ref.name}@{old.short}: {reason}")
 
 
 # -- configuration and the command-line entry points ----------------------------------------
@@ -724,11 +775,15 @@ class ImageConfigTable:
     labels: Mapping[str, str] = field(default_factory=dict)
     pip_args: tuple[str, ...] = ()
     version: str | None = None
+    # When a moving tag (1.4, 1, latest) moves, retire the digest it leaves (opt-in).
+    retire_superseded: bool = False
+    gate: GateConfig = field(default_factory=GateConfig)
 
 
 _KEYS = {
     "builder", "base", "context", "dockerfile", "platforms", "destinations", "tags",
     "channel", "entrypoint", "cmd", "env", "user", "workdir", "labels", "pip-args", "version",
+    "retire-superseded", "gate",
 }  # fmt: skip
 
 
@@ -775,6 +830,11 @@ def load_image_config(project_dir: Path) -> ImageConfigTable:
 
     context = text("context")
     dockerfile = text("dockerfile")
+    retire_superseded = table.get("retire-superseded", False)
+    if not isinstance(retire_superseded, bool):
+        raise errors.ConfigError(
+            f"{path}: [tool.portside.image] retire-superseded must be true or false"
+        )
     return ImageConfigTable(
         project_dir=project_dir,
         builder=text("builder") or "native",
@@ -793,6 +853,8 @@ def load_image_config(project_dir: Path) -> ImageConfigTable:
         labels=mapping("labels"),
         pip_args=strings("pip-args") or (),
         version=text("version") or doc.get("project", {}).get("version"),
+        retire_superseded=retire_superseded,
+        gate=parse_gate(table.get("gate"), f"{path}: [tool.portside.image.gate]"),
     )
 
 
@@ -882,6 +944,7 @@ async def run_push(
     client_options: ClientOptions | None = None,
     credentials: CredentialStore | None = None,
     progress: Progress = no_progress,
+    retire_superseded: Sequence[str] = (),
 ) -> PublishReport:
     """``portside push SRC DEST...``: SRC is ``oci:DIR``, a registry reference or a build."""
     async with RegistryClient(client_options, credentials=credentials) as client:
@@ -889,7 +952,14 @@ async def run_push(
         if annotations and isinstance(image, _LayoutSource):
             annotate_layout(image.layout, annotations)
             image = _LayoutSource(image.layout)
-        return await push_image(client, image, destinations, dry_run=dry_run, progress=progress)
+        return await push_image(
+            client,
+            image,
+            destinations,
+            dry_run=dry_run,
+            progress=progress,
+            retire_superseded=retire_superseded,
+        )
 
 
 def _failed(
@@ -899,6 +969,7 @@ def _failed(
     json_path: Path | None,
     *,
     digest: str = "",
+    gate_report: GateReport | None = None,
 ) -> PublishError:
     """A publish that stopped at ``step`` before any push: no destination got a tag."""
     text = exc.message if isinstance(exc, errors.PortsideError) else str(exc)
@@ -906,6 +977,7 @@ def _failed(
     report = PublishReport(digest, {}, [DestinationReport(n, list(t)) for n, t in tags.items()])
     report.ok = False
     report.error = f"{step}: {text}; nothing was pushed and no tag was moved"
+    report.gate = gate_report
     _write_report(report, json_path)
     return PublishError(report.error, report, cause=exc, hint=hint)
 
@@ -963,6 +1035,7 @@ async def run_publish(
                 extra=config.tags,
             )
             progress("tags", f"{name}: {', '.join(tags[name])}")
+        gate_report = await _gate(client, config, tags, json_path, progress)
         if dry_run and config.builder == "native":
             # A native build writes blobs to the registry: a dry run must not build.
             return await _plan_native(client, config, tags, json_path, progress)
@@ -987,7 +1060,9 @@ async def run_publish(
             client_options=client_options,
             credentials=credentials,
             progress=progress,
+            retire_superseded=_moving(tags) if config.retire_superseded else (),
         )
+        report.gate = gate_report
     except PublishError as exc:
         _write_report(exc.report, json_path)
         raise
@@ -999,6 +1074,38 @@ async def run_publish(
             Layout(result.layout).remove()
     _write_report(report, json_path)
     return report
+
+
+def _moving(tags: Mapping[str, Sequence[str]]) -> list[str]:
+    # The first tag is the version itself; the others (1.4, 1, latest, a channel) move.
+    return sorted({tag for names in tags.values() for tag in names[1:]})
+
+
+async def _gate(
+    client: RegistryClient,
+    config: ImageConfigTable,
+    tags: Mapping[str, Sequence[str]],
+    json_path: Path | None,
+    progress: Progress,
+) -> GateReport:
+    """The base images' lifecycle and vulnerabilities, before anything is built."""
+    from portside import gate
+
+    dockerfile = config.dockerfile or (config.context or config.project_dir) / "Dockerfile"
+    bases = gate.base_images(base=config.base, dockerfile=dockerfile, builder=config.builder)
+    try:
+        found = await gate.check(client, bases, config.gate)
+    except errors.PortsideError as exc:
+        raise _failed("gate", tags, exc, json_path) from exc
+    for warning in found.warnings:
+        progress("warning", warning)
+    for allowed in found.allowed:
+        progress("gate", f"{allowed['id']} in {allowed['image']} allowed: {allowed['reason']}")
+    if found.refused:
+        failure = _failed("gate", tags, gate.refusal(found), json_path, gate_report=found)
+        raise failure
+    progress("gate", f"base images checked: {', '.join(found.base_images) or 'none'}")
+    return found
 
 
 async def _plan_native(

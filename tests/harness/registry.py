@@ -137,6 +137,7 @@ class Registry:
         users: Mapping[str, str] | None = None,
         token_issuer: TokenIssuer | None = None,
         storage_root: Path | None = None,
+        deletable: bool = True,
         start_timeout: float = START_TIMEOUT,
     ) -> None:
         if auth not in ("none", "basic", "token"):
@@ -146,6 +147,7 @@ class Registry:
         self.auth: Auth = auth
         self.tls = tls
         self.readonly = readonly
+        self.deletable = deletable
         self.notifications_url = notifications_url
         self.start_timeout = start_timeout
         self.root = storage_root or workdir / "storage"
@@ -238,7 +240,7 @@ class Registry:
             "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
             "storage": {
                 "filesystem": {"rootdirectory": str(self.root)},
-                "delete": {"enabled": True},
+                "delete": {"enabled": self.deletable},
                 # No blob-descriptor cache: seed.py writes storage behind the registry's
                 # back and must be seen at once. No upload purging for the same reason.
                 "maintenance": {
@@ -407,6 +409,7 @@ class RegistryFactory:
         token_issuer: TokenIssuer | None = None,
         start: bool = True,
         name: str | None = None,
+        deletable: bool = True,
     ) -> Registry:
         if tls is True:
             if self.default_tls is None:
@@ -424,6 +427,7 @@ class RegistryFactory:
             notifications_url=notifications_url,
             users=users,
             token_issuer=token_issuer,
+            deletable=deletable,
         )
         self.created.append(registry)
         if start:
