@@ -140,6 +140,7 @@ def clock_env(extra: dict[str, str]) -> dict[str, str]:
 def run_portside(date: str, repo: Path, cache: Path) -> dict[tuple[str, int], list[dict[str, str]]]:
     done = subprocess.run(
         [*faked(date), sys.executable, "-m", "portside", "check", "--json", str(repo)],
+        cwd=repo,  # not this checkout: `python -m` would import its portside first
         env=clock_env({"PORTSIDE_CACHE_DIR": str(cache), "PORTSIDE_DAEMON": "off"}),
         capture_output=True,
         text=True,
