@@ -87,6 +87,12 @@ def load_history(path: Path) -> list[HistoryRow]:
     return [HistoryRow(r[0], r[1], None if r[2] == "-" else r[2]) for r in rows if r]
 
 
+def image_name(stem: str) -> str:
+    """The image a history file is of: the test copy's derived files carry a suffix
+    (``debian-since-2024-03``, ``php-by-hand``, ``openjdk-22-to-25-2024-03-to-06``)."""
+    return re.sub(r"-(since-.*|by-hand|\d+-to-.*|\d{4}-.*)$", "", stem)
+
+
 def shape(tag: str) -> str:
     return re.sub(r"\d+", "#", tag)
 
@@ -420,7 +426,7 @@ def one_date(date: str, data: Path, per_image: int, renovate: Path, work: Path) 
         repo = work / f"repo-{date}"
         lines: list[Line] = []
         for path in sorted(data.glob("*.tsv")):
-            image = path.stem
+            image = image_name(path.stem)
             rows = load_history(path)
             state = seed.replay_history(registry, f"library/{image}", rows, until=date)
             tags = sample(image, rows, date, per_image)
