@@ -21,7 +21,16 @@ Deliberate differences from Renovate, each because Renovate gets real tags wrong
 - ``_N`` after the version is a build number (``21.0.5_11-jdk-noble``, Eclipse Temurin;
   ``8.1.2.4_1``), not a pre-release, so such tags are stable and ``_9`` < ``_11``.
 - A date stamp (a first number of eight or more digits, ``20260805``) is not a version
-  here: it would outrank every real version. The ``calendar`` scheme reads them.
+  here: it would outrank every real version. A tag that is only a date (alpine's
+  ``20240329``) is a snapshot in a line of its own (:func:`parse_date_tag`); the
+  ``calendar`` scheme reads the rest (``tip-20260815``).
+- Pre-release words in upper case (php's ``8.3.11RC2``) and right after the hyphen
+  (mongo's ``7.0.10-rc0``, openjdk's ``23-ea-14``) are pre-releases, not variants; so
+  is Java's ``-b08`` a build number (``8u392-b08-jre``). Renovate keeps them in the
+  variant and "updates" ``7.0.21-rc0`` to ``8.0.10-rc0``. A pre-release without a
+  number (``5.3-rc``) is a floating tag: only its final release moves it on.
+- Several proposals: :func:`proposals` gives the newest in the current major and the
+  newest overall, each with its level, as Renovate does.
 - Variants that carry their own version (``alpine3.20``, ``bookworm``,
   ``windowsservercore-ltsc2022``) are recognised, so a tag on an old variant can be
   offered the same line on a newer variant (:func:`variant_updates`) instead of
