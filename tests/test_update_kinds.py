@@ -84,6 +84,20 @@ CASES = [
     # 6. Two proposals: the newest in the current major and the newest overall.
     Case("mysql-two", "mysql", "library/mysql", "2025-06-01", "8.0.36",
          [("8.4.5", "minor"), ("9.3.0", "major")], "9.3.0", "8.0.42", "9.3.0"),
+    # What worked before and must stay: variants, Windows tags, lower-case pre-releases,
+    # floating tags.
+    Case("python-variant", "python-since-2025-06", "library/python", "2025-10-08",
+         "3.13.7-slim-bookworm", [("3.14.0-slim-bookworm", "minor")], "3.14.0-slim-bookworm",
+         "3.13.8-slim-bookworm", "3.14.0-slim-bookworm"),
+    Case("python-windows", "python-since-2025-06", "library/python", "2025-10-08",
+         "3.13-windowsservercore-ltsc2022", [("3.14-windowsservercore-ltsc2022", "minor")],
+         "3.14-windowsservercore-ltsc2022", "3.13-windowsservercore-ltsc2022",
+         "3.14-windowsservercore-ltsc2022"),
+    Case("python-rc", "python-since-2025-06", "library/python", "2025-10-08",
+         "3.14.0rc2-slim-trixie", [("3.14.0-slim-trixie", "prerelease")],
+         "3.14.0-slim-trixie", "3.14.0-slim-trixie", "3.14.0-slim-trixie"),
+    Case("python-floating", "python-since-2025-06", "library/python", "2025-10-08",
+         "3.13-slim", [("3.14-slim", "minor")], "3.14-slim", "3.13-slim", "3.14-slim"),
 ]  # fmt: skip
 
 
