@@ -413,7 +413,9 @@ def bench_push(
     }
 
     def portside_push(host: str) -> tuple[float, dict[str, Any]]:
-        elapsed, out = run([*portside, "push", f"oci:{image}", f"{host}/bench/big:1"], env)
+        elapsed, out = run(
+            [*portside, "push", "--json", f"oci:{image}", f"{host}/bench/big:1"], env
+        )
         return elapsed, json.loads(out)
 
     def skopeo_copy(host: str) -> float:
@@ -523,7 +525,7 @@ def bench_build(
 
         def native(rep: int) -> float:
             write_app_config(app, base, f"{host}/bench/app-native-{rep}")
-            elapsed, out = run([*portside, "build", "--project", str(app)], build_env)
+            elapsed, out = run([*portside, "build", "--project", str(app), "--json"], build_env)
             if rep == 1:
                 built["ref"] = json.loads(out)["reference"]
             return elapsed

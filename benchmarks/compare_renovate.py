@@ -147,7 +147,7 @@ def run_portside(date: str, repo: Path, cache: Path) -> dict[tuple[str, int], li
     done = subprocess.run(
         [*faked(date), sys.executable, "-m", "portside", "check", "--json", str(repo)],
         cwd=repo,  # not this checkout: `python -m` would import its portside first
-        env=clock_env({"PORTSIDE_CACHE_DIR": str(cache), "PORTSIDE_DAEMON": "off"}),
+        env=clock_env({"PORTSIDE_CACHE_DIR": str(cache)}),
         capture_output=True,
         text=True,
         timeout=1800,

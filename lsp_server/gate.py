@@ -46,7 +46,9 @@ class GatedRegistry(CachedRegistry):
         )
         self.trusted = trusted
         self.allow = tuple(allow)
-        self._offline = CachedRegistry(store=store, offline=True)
+        # The same credentials: the cache answers each caller only what its own
+        # credential (or none) was answered.
+        self._offline = CachedRegistry(store=store, offline=True, credentials=self.credentials)
 
     @property
     def cache_only(self) -> CachedRegistry:

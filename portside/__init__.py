@@ -2,8 +2,8 @@
 
 The core is read top-down; each module depends only on those above it:
 ``errors``, ``redact`` and ``jsonscan``, ``reference``, ``registry/``, ``cache``, ``images``,
-``cli``; then ``launcher`` (the ``portside`` entry point: it hands commands to the
-daemon or runs them through ``cli``), ``rehearsal`` and ``daemon``.
+``cli`` (the ``portside`` command: one process per command, answered from the cache
+without importing the network stack when it can be).
 """
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """``python -m portside``: the same as the ``portside`` command."""
 
-from portside.launcher import main
+from portside.cli import main
 
 raise SystemExit(main())

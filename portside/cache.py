@@ -5,16 +5,31 @@ Two kinds of things are kept, under :func:`default_cache_dir`:
 - **Immutable**, addressed by digest: manifests, indexes and config blobs. Kept for
   good and verified on the way in *and* on the way out: a file whose bytes do not hash
   to its name (a torn write, a disk error, someone editing it) is a miss, never served.
-  Content is shared between repositories and registries: the digest names the bytes.
-- **Mutable**, addressed by (registry, repository, name): a repository's tag list and
-  what a tag points to. Each entry carries its fetch time (and the registry's ETag, when
-  one is known); it is *fresh* for a TTL, then *stale*.
+  The bytes are stored once, whichever repository they came from; the right to be
+  answered them is not shared (see below).
+- **Mutable**, addressed by (registry, scope, repository, name): a repository's tag
+  list and what a tag points to. Each entry carries its fetch time (and the registry's
+  ETag, when one is known); it is *fresh* for a TTL, then *stale*.
 
-Layout (``v1`` is the format; a change of format gets a new directory, never a migration)::
+Who is answered what. Every mutable entry's key carries a credential *scope*:
+:data:`ANONYMOUS` when the request that fetched it sent no credential (the registry
+gave it to anybody), else an HMAC of the credential that was sent, under a random
+per-user key kept in the cache (:meth:`CacheStore.secret_key`); the credential itself
+is never stored. A caller is answered from anonymous entries and from those of its own
+credential's scope only, so a wrong password or none misses and asks the registry.
+Anonymous entries are looked at first: a public image's warm answer needs no
+credential lookup (credential helpers are processes). A digest is answered for a
+repository only after a ``has-manifest`` / ``has-blob`` mark says that repository
+(in a scope the caller may read) was seen to have it. Offline and stale answers follow
+the same rule. The directory and its files must be the user's and writable by nobody
+else (:mod:`portside.private`), otherwise the cache is bypassed with one warning.
 
-    <root>/v1/manifests/<algorithm>/<hex>   media type, "\\n", the exact manifest bytes
-    <root>/v1/blobs/<algorithm>/<hex>       the exact blob bytes
-    <root>/v1/<kind>/<escaped key>.json     {"key": [...], "fetched_at": ..., "value": ...}
+Layout (``v2`` is the format; a change of format gets a new directory, never a migration)::
+
+    <root>/v2/secret-key                    32 random bytes, mode 0600
+    <root>/v2/manifests/<algorithm>/<hex>   media type, "\\n", the exact manifest bytes
+    <root>/v2/blobs/<algorithm>/<hex>       the exact blob bytes
+    <root>/v2/<kind>/<escaped key>.json     {"key": [...], "fetched_at": ..., "value": ...}
 
 An entry file is one JSON object written by ``json.dumps`` (ASCII, no spaces): ``key``
 is the whole key (kind first) and must equal the key it is read for, ``fetched_at``
@@ -64,13 +79,18 @@ if TYPE_CHECKING:
 
     from portside.reference import Digest, Reference
     from portside.registry.client import RegistryClient
+    from portside.registry.credentials import Credential, CredentialStore
     from portside.registry.manifest import Descriptor, ImageConfig, Manifest
     from portside.registry.ratelimit import RateLimit
     from portside.registry.transport import ClientOptions
 
     T = TypeVar("T")
 
-FORMAT = "v1"
+FORMAT = "v2"
+ANONYMOUS = "anonymous"
+"""The credential scope of answers obtained without sending any credential."""
+SECRET_KEY_FILE = "secret-key"  # noqa: S105 - a file name
+_SECRET_KEY_BYTES = 32
 DEFAULT_TAGS_TTL = 300.0
 DEFAULT_RESOLVE_TTL = 300.0
 # Config blobs are small JSON documents; anything bigger than this is refused rather
@@ -117,8 +137,92 @@ class CacheStore:
     """
 
     def __init__(self, root: str | None = None) -> None:
-        self.root = os.path.join(root or default_cache_dir(), FORMAT)
+        self.base = root or default_cache_dir()
+        self.root = os.path.join(self.base, FORMAT)
         self.write_errors = 0
+        # Why the cache is not used at all (another user's directory, say); see _usable.
+        self.problem: str | None = None
+        self._checked = False
+        self._created = False
+        self._secret_key: bytes | None = None
+
+    # -- trust -----------------------------------------------------------------------
+
+    def _usable(self, *, create: bool) -> bool:
+        """Whether the directories are ours alone (created 0700 when ``create``).
+
+        Checked once per instance (a few ``lstat`` calls): a cache another user owns or
+        can write to is bypassed, with :attr:`problem` saying why, never trusted.
+        """
+        if self.problem is not None:
+            return False
+        if create and not self._created:
+            from portside import private
+
+            try:
+                problem = private.ensure_directory(self.base) or private.ensure_directory(self.root)
+            except OSError:
+                self.write_errors += 1  # unusable, not untrusted: the next write retries
+                return False
+            self._created = self._checked = problem is None
+        elif not self._checked:
+            from portside import private
+
+            problem = private.directory_problem(self.base) or private.directory_problem(self.root)
+            self._checked = problem is None
+        else:
+            return True
+        if problem is not None:
+            self._refuse(problem)
+            return False
+        return True
+
+    def _refuse(self, problem: str) -> None:
+        self.problem = (
+            f"not using the cache: {problem}; remove it or make it yours alone "
+            "(chmod go-w), or set PORTSIDE_CACHE_DIR"
+        )
+
+    def secret_key(self) -> bytes | None:
+        """This user's key for naming credentials in entry keys (created on first use).
+
+        Entries fetched with a credential are keyed by an HMAC of it under this key, so
+        the credential itself is never stored and a guess cannot be checked without the
+        key. ``None`` when the key cannot be had safely: such answers are then not cached.
+        """
+        if self._secret_key is not None:
+            return self._secret_key
+        if not self._usable(create=True):
+            return None
+        path = os.path.join(self.root, SECRET_KEY_FILE)
+        data = self._read(path)
+        if data is None:
+            tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(os.urandom(_SECRET_KEY_BYTES))
+                try:
+                    # link, not replace: the first process to create the key wins and
+                    # every other one reads that key.
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+                finally:
+                    os.unlink(tmp)
+            except OSError:
+                return None
+            data = self._read(path)
+        if data is None or len(data) != _SECRET_KEY_BYTES:
+            return None
+        try:
+            if os.stat(path).st_mode & 0o077:
+                self._refuse(f"{path} is readable by other users")
+                return None
+        except OSError:
+            return None
+        self._secret_key = data
+        return data
 
     # -- paths ---------------------------------------------------------------------
 
@@ -132,15 +236,21 @@ class CacheStore:
 
     # -- low-level I/O -------------------------------------------------------------
 
-    @staticmethod
-    def _read(path: str) -> bytes | None:
+    def _read(self, path: str) -> bytes | None:
+        if not self._usable(create=False):
+            return None
+        from portside import private
+
         try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
+            return private.read_file(path)
+        except private.UntrustedFile as exc:
+            # Someone else could write here after all: trust nothing in it.
+            self._refuse(str(exc))
             return None
 
     def _write(self, path: str, data: bytes) -> None:
+        if not self._usable(create=True):
+            return
         directory = os.path.dirname(path)
         tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
         try:
@@ -314,6 +424,11 @@ class NeedsNetwork(Exception):
     """Raised by :meth:`CachedRegistry.run_from_cache` when the cache cannot answer alone."""
 
 
+def _scoped(key: tuple[str, ...], scope: str) -> tuple[str, ...]:
+    """``key`` (kind, registry, ...) as stored for callers of credential ``scope``."""
+    return (key[0], key[1], scope, *key[2:])
+
+
 def _decode_tags(value: object) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(t, str) for t in value):
         return value
@@ -385,6 +500,7 @@ class CachedRegistry:
         tags_ttl: float = DEFAULT_TAGS_TTL,
         resolve_ttl: float = DEFAULT_RESOLVE_TTL,
         clock: Callable[[], float] = time.time,
+        credentials: CredentialStore | None = None,
     ) -> None:
         if offline and refresh:
             raise UsageError("offline and refresh contradict each other", hint="choose one")
@@ -395,7 +511,15 @@ class CachedRegistry:
         self.allow_stale = allow_stale
         self.tags_ttl = tags_ttl
         self.resolve_ttl = resolve_ttl
-        self.warnings: list[str] = []
+        self._warnings: list[str] = []
+        self._store_warned = False
+        self._credentials = credentials
+        # The caller's credential scope per registry (None: anonymous answers only).
+        self._caller_scopes: dict[str, str | None] = {}
+        # (kind, registry, repository, digest) this caller may be answered from the cache.
+        self._seen: set[tuple[str, str, str, str]] = set()
+        # (registry, repository, digest) the registry itself answered during this run.
+        self._confirmed: set[tuple[str, str, str]] = set()
         self._clock = clock
         self._client_factory = client_factory
         self._client: RegistryClient | None = None
@@ -409,6 +533,25 @@ class CachedRegistry:
         self._detached: set[asyncio.Future[Any]] = set()
         # Within one process a manifest read once is not re-read and re-hashed.
         self._manifests: dict[Digest, Manifest] = {}
+
+    @property
+    def warnings(self) -> list[str]:
+        """Lines for the user: stale answers served, failed background refreshes, and
+        (first, once) why the cache directory is not used."""
+        if self.store.problem is not None and not self._store_warned:
+            self._store_warned = True
+            self._warnings.insert(0, self.store.problem)
+        return self._warnings
+
+    @property
+    def credentials(self) -> CredentialStore:
+        """Where the caller's credentials come from; the default client shares it, so a
+        credential helper runs once per process for both."""
+        if self._credentials is None:
+            from portside.registry.credentials import CredentialStore
+
+            self._credentials = CredentialStore()
+        return self._credentials
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -467,7 +610,9 @@ class CachedRegistry:
     # -- operations ----------------------------------------------------------------
 
     async def tags(self, ref: Reference) -> list[str]:
-        """Every tag of ``ref``'s repository, in the registry's order (lexical)."""
+        """Every tag of ``ref``'s repository, in the registry's order (lexical).
+
+        Unsorted by version: ranking is the caller's (``versions.sort_tags``)."""
         key = ("tags", ref.registry, ref.repository)
 
         async def fetch(old: Entry | None) -> list[str]:
@@ -478,10 +623,10 @@ class CachedRegistry:
             listing = await client.list_tags_if_changed(ref, etag=etag)
             if listing.tags is None and old_tags is not None:
                 # 304: the cached list is still right; only its age is renewed.
-                self.store.put_entry(key, old_tags, fetched_at=started, etag=etag)
+                self._put(client, key, old_tags, fetched_at=started, etag=etag)
                 return old_tags
             tags = list(listing.tags or [])
-            self.store.put_entry(key, tags, fetched_at=started, etag=listing.etag)
+            self._put(client, key, tags, fetched_at=started, etag=listing.etag)
             return tags
 
         return await self._mutable(
@@ -501,7 +646,7 @@ class CachedRegistry:
             started = self._clock()
             client = await self._get_client()
             names = await client.catalog(registry)
-            self.store.put_entry(key, names, fetched_at=started)
+            self._put(client, key, names, fetched_at=started)
             return names
 
         return await self._mutable(
@@ -512,39 +657,61 @@ class CachedRegistry:
             what=f"the catalog of {registry}",
         )
 
-    async def tags_newest_first(self, ref: Reference) -> list[str]:
-        """The tags sorted newest version first (``versions.sort_tags``).
+    async def tags_derived(
+        self, ref: Reference, name: str, derive: Callable[[list[str]], list[str]]
+    ) -> list[str]:
+        """``derive(tags)`` (a ranking, say: the caller's business, not the cache's).
 
-        The sorted list is cached beside the tag list and stamped with that list's
-        fetch time, so it is used only while it sorts exactly the cached list: a warm
-        answer then needs neither the version rules nor the sort (about 10 ms for 2,000
-        tags on the command line's warm path).
+        The result is kept beside the tag list, stamped with that list's fetch time and
+        scope, and used only while it derives from exactly the list :meth:`tags` would
+        serve: a warm answer then needs neither ``derive`` nor what it imports (the
+        version rules and their sort: about 10 ms for 2,000 tags).
         """
         tags_key = ("tags", ref.registry, ref.repository)
-        sorted_key = ("tags-newest-first", ref.registry, ref.repository)
+        key = (f"tags-{name}", ref.registry, ref.repository)
         if not self.refresh:
-            source = self.store.get_entry(tags_key)
-            entry = self.store.get_entry(sorted_key)
-            ordered = _decode_tags(entry.value) if entry is not None else None
-            if source is not None and entry is not None and ordered is not None:
+            found = await self._lookup(tags_key, self.tags_ttl, _decode_tags)
+            if found is not None:
+                source, _tags, scope = found
                 age = source.age(self._clock())
-                fresh = 0 <= age <= self.tags_ttl or self.offline
-                if fresh and entry.fetched_at == source.fetched_at:
-                    return ordered
+                if 0 <= age <= self.tags_ttl or self.offline:
+                    entry = self.store.get_entry(_scoped(key, scope))
+                    if entry is not None and entry.fetched_at == source.fetched_at:
+                        derived = _decode_tags(entry.value)
+                        if derived is not None:
+                            return derived
         tags = await self.tags(ref)
-        from portside.versions import sort_tags
-
-        ordered = sort_tags(tags)
-        source = self.store.get_entry(tags_key)
-        if source is not None:
-            self.store.put_entry(sorted_key, ordered, fetched_at=source.fetched_at)
-        return ordered
+        derived = derive(tags)
+        found = await self._lookup(tags_key, self.tags_ttl, _decode_tags)
+        if found is not None and found[1] == tags:
+            source, _tags, scope = found
+            self.store.put_entry(_scoped(key, scope), derived, fetched_at=source.fetched_at)
+        return derived
 
     async def resolve(self, ref: Reference) -> Descriptor:
         """The descriptor ``ref`` points to (its tag's current target, or its digest's)."""
         if ref.digest is not None:
             return (await self.manifest(ref)).descriptor
         return await self._resolve_tag(ref, get_body=False)
+
+    async def resolve_confirmed(self, ref: Reference) -> Descriptor:
+        """:meth:`resolve`, for an answer that will be written into files people build
+        from (``pin``): a cached tag -> digest entry is only a claim, so its digest is
+        returned only when the registry named it in this run or its manifest bytes are
+        in the cache and hash to it; otherwise the tag is asked of the registry again.
+        """
+        descriptor = await self.resolve(ref)
+        if ref.digest is not None:
+            return descriptor  # served only from bytes that hash to the digest
+        digest = descriptor.digest
+        if (ref.registry, ref.repository, str(digest)) in self._confirmed:
+            return descriptor
+        if await self._has("has-manifest", ref, digest):
+            where = f"{ref.name}@{digest}"
+            if self.store.get_manifest(digest, where=where) is not None:
+                return descriptor
+        self._need_network(f"a digest for {ref.familiar} the registry confirmed")
+        return await self._resolve_tag(ref, get_body=True, force=True)
 
     async def manifest(self, ref: Reference) -> Manifest:
         """The manifest or index ``ref`` names, verified."""
@@ -564,7 +731,7 @@ class CachedRegistry:
             started = self._clock()
             client = await self._get_client()
             found = await client.referrers(ref)
-            self.store.put_entry(key, [d.to_json() for d in found], fetched_at=started)
+            self._put(client, key, [d.to_json() for d in found], fetched_at=started)
             return found
 
         return await self._mutable(
@@ -577,7 +744,7 @@ class CachedRegistry:
 
     async def blob(self, ref: Reference, digest: Digest, *, max_bytes: int | None = None) -> bytes:
         """A blob of ``ref``'s repository, verified; kept for good."""
-        data = self.store.get_blob(digest)
+        data = self.store.get_blob(digest) if await self._has("has-blob", ref, digest) else None
         if data is not None:
             if max_bytes is not None and len(data) > max_bytes:
                 raise TooLarge(
@@ -592,9 +759,10 @@ class CachedRegistry:
             client = await self._get_client()
             data = await client.get_blob(ref, digest, max_bytes=max_bytes)
             self.store.put_blob(digest, data)
+            self._saw(client, "has-blob", ref, digest)
             return data
 
-        result: bytes = await self._once(("blob", str(digest)), fetch)
+        result: bytes = await self._once(("blob", ref.registry, ref.repository, str(digest)), fetch)
         return result
 
     async def config(self, ref: Reference, digest: Digest) -> ImageConfig:
@@ -616,7 +784,117 @@ class CachedRegistry:
         if self._cache_only:
             raise NeedsNetwork(what)
 
-    async def _resolve_tag(self, ref: Reference, *, get_body: bool) -> Descriptor:
+    # Who may be answered what. An entry's key carries a credential scope after its kind:
+    # ANONYMOUS for answers obtained without sending a credential (anyone may have
+    # those: the registry gave them to anybody), else an HMAC of the credential that
+    # was sent, so only a caller presenting the same credential is answered from it.
+    # Anonymous entries are looked at first: a public image's warm answer costs no
+    # credential lookup (a credential helper is a process).
+
+    def _scope_of(self, registry: str, credential: Credential) -> str | None:
+        key = self.store.secret_key()
+        if key is None:
+            return None
+        import hashlib
+        import hmac
+        import json
+
+        fields = [
+            registry,
+            credential.username,
+            credential.password,
+            credential.identity_token,
+            credential.registry_token,
+        ]
+        message = json.dumps(fields).encode()
+        return "c" + hmac.new(key, message, hashlib.sha256).hexdigest()[:40]
+
+    async def _caller_scope(self, registry: str) -> str | None:
+        """The credential scope this caller may read besides ANONYMOUS; None if none."""
+        if registry in self._caller_scopes:
+            return self._caller_scopes[registry]
+        try:
+            if self._cache_only:
+                # No event loop may be involved; the store remembers the answer.
+                credential = self.credentials.get(registry)
+            else:
+                credential = await self.credentials.aget(registry)
+        except PortsideError:
+            # A broken helper: anonymous answers only; the client reports the error if
+            # the registry asks for a credential.
+            credential = None
+        scope = None if credential is None else self._scope_of(registry, credential)
+        self._caller_scopes[registry] = scope
+        return scope
+
+    def _fetched_scope(self, client: RegistryClient, registry: str) -> str | None:
+        """The scope of what ``client`` just fetched from ``registry`` (None: keep it out
+        of the cache, for want of a key to name the credential by)."""
+        credential = client.credential_sent(registry)
+        if credential is None:
+            return ANONYMOUS
+        return self._scope_of(registry, credential)
+
+    def _put(
+        self,
+        client: RegistryClient,
+        key: tuple[str, ...],
+        value: object,
+        *,
+        fetched_at: float,
+        etag: str | None = None,
+    ) -> None:
+        scope = self._fetched_scope(client, key[1])
+        if scope is not None:
+            self.store.put_entry(_scoped(key, scope), value, fetched_at=fetched_at, etag=etag)
+
+    async def _lookup(
+        self, key: tuple[str, ...], ttl: float, decode: Callable[[object], T | None]
+    ) -> tuple[Entry, T, str] | None:
+        """The best cached answer for ``key`` this caller may have (fresh first, else
+        the most recent) and its scope, or None."""
+        now = self._clock()
+        found: list[tuple[Entry, T, str]] = []
+        for scope in (ANONYMOUS, None):
+            if scope is None:
+                scope = await self._caller_scope(key[1])
+                if scope is None:
+                    break
+            entry = self.store.get_entry(_scoped(key, scope))
+            value = decode(entry.value) if entry is not None else None
+            if entry is None or value is None:
+                continue
+            if 0 <= entry.age(now) <= ttl:
+                return entry, value, scope
+            found.append((entry, value, scope))
+        return max(found, key=lambda found: found[0].fetched_at, default=None)
+
+    async def _has(self, kind: str, ref: Reference, digest: Digest) -> bool:
+        """Whether ``ref``'s repository was seen to have ``digest`` (a manifest or a blob)
+        by a request this caller may rely on: the bytes are shared between repositories
+        and registries, the right to be answered them is not."""
+        mark = (kind, ref.registry, ref.repository, str(digest))
+        if mark in self._seen:
+            return True
+        if self.store.get_entry(_scoped(mark, ANONYMOUS)) is None:
+            scope = await self._caller_scope(ref.registry)
+            if scope is None or self.store.get_entry(_scoped(mark, scope)) is None:
+                return False
+        self._seen.add(mark)
+        return True
+
+    def _saw(self, client: RegistryClient, kind: str, ref: Reference, digest: Digest) -> None:
+        """The registry just showed that ``ref``'s repository has ``digest``."""
+        mark = (kind, ref.registry, ref.repository, str(digest))
+        if kind == "has-manifest":
+            self._confirmed.add((ref.registry, ref.repository, str(digest)))
+        if mark not in self._seen:
+            self._seen.add(mark)
+            self._put(client, mark, True, fetched_at=self._clock())
+
+    async def _resolve_tag(
+        self, ref: Reference, *, get_body: bool, force: bool = False
+    ) -> Descriptor:
         key = ("resolve", ref.registry, ref.repository, ref.identifier)
 
         async def fetch(old: Entry | None) -> Descriptor:
@@ -631,7 +909,8 @@ class CachedRegistry:
                 # Revalidating: HEAD is cheap (and free of Docker Hub's pull quota); the
                 # body is fetched by digest only if the tag moved to something unseen.
                 descriptor = await client.head_manifest(ref)
-            self.store.put_entry(key, descriptor.to_json(), fetched_at=started)
+            self._saw(client, "has-manifest", ref, descriptor.digest)
+            self._put(client, key, descriptor.to_json(), fetched_at=started)
             return descriptor
 
         return await self._mutable(
@@ -640,14 +919,16 @@ class CachedRegistry:
             decode=_decode_descriptor,
             fetch=fetch,
             what=f"what {ref.familiar} points to",
+            force=force,
         )
 
     async def _manifest_by_digest(self, ref: Reference, digest: Digest) -> Manifest:
         where = f"{ref.name}@{digest}"
-        manifest = self._manifests.get(digest) or self.store.get_manifest(digest, where=where)
-        if manifest is not None:
-            self._manifests[digest] = manifest
-            return manifest
+        if await self._has("has-manifest", ref, digest):
+            manifest = self._manifests.get(digest) or self.store.get_manifest(digest, where=where)
+            if manifest is not None:
+                self._manifests[digest] = manifest
+                return manifest
         self._need_network(f"manifest {digest.short} of {ref.name}")
 
         async def fetch() -> Manifest:
@@ -656,9 +937,11 @@ class CachedRegistry:
             if manifest.digest != digest:  # the client verified; this guards the key
                 raise InvalidResponse(f"{where}: the registry answered another manifest")
             self._remember(manifest)
+            self._saw(client, "has-manifest", ref, digest)
             return manifest
 
-        result: Manifest = await self._once(("manifest", str(digest)), fetch)
+        key = ("manifest", ref.registry, ref.repository, str(digest))
+        result: Manifest = await self._once(key, fetch)
         return result
 
     def _remember(self, manifest: Manifest) -> None:
@@ -673,12 +956,13 @@ class CachedRegistry:
         decode: Callable[[object], T | None],
         fetch: Callable[[Entry | None], Awaitable[T]],
         what: str,
+        force: bool = False,
     ) -> T:
-        entry = None if self.refresh else self.store.get_entry(key)
-        value = decode(entry.value) if entry is not None else None
-        if entry is None or value is None:
+        found = None if self.refresh or force else await self._lookup(key, ttl, decode)
+        if found is None:
             self._need_network(what)
             return await self._once(key, lambda: fetch(None))
+        entry, value, _scope = found
 
         age = entry.age(self._clock())
         # A negative age means the clock went back (or the file came from another
@@ -787,7 +1071,7 @@ class CachedRegistry:
                 else:
                     from portside.registry.client import RegistryClient
 
-                    client = RegistryClient(self.options)
+                    client = RegistryClient(self.options, credentials=self.credentials)
                 await client.__aenter__()
                 self._client = client
         return self._client

@@ -1,4 +1,8 @@
-"""The ``portside`` command.
+"""The ``portside`` command (the console script and ``python -m portside``).
+
+A command is one process: whatever sandbox, limits, namespaces and credentials the
+caller runs it with are those it has. Where people would run it in a loop, one
+command takes several references instead (``tags``, ``inspect`` and ``digest``).
 
 Fast when the cache can answer: the warm path reads argv without argparse, answers
 through :meth:`portside.cache.CachedRegistry.run_from_cache` without an event loop, and
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Coroutine, Sequence
     from pathlib import Path
-    from typing import Any, TextIO, TypeVar
+    from typing import Any, TextIO, TypeAlias, TypeVar
 
     from portside.cache import CachedRegistry
     from portside.images import ImageInfo
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from portside.registry.manifest import Platform
 
     T = TypeVar("T")
+    # One reference of several: as typed, parsed (None if it does not parse), outcome.
+    Answer: TypeAlias = tuple[str, "Reference | None", "T | PortsideError"]
 
 PROG = "portside"
 
@@ -44,16 +50,20 @@ exit codes:
   2    usage error or invalid input (bad option, reference, platform)
   3    not found (repository, tag, manifest, platform)
   4    authentication or credentials (unauthorized, denied, credential helper)
-  5    registry unreachable, rate-limited or failing (5xx); offline cache miss
+  5    registry unreachable, too slow (--timeout, --deadline), rate-limited or failing
+       (5xx); offline cache miss
   6    integrity (digest mismatch, response too large, invalid response)
   130  interrupted (Ctrl-C)
   141  output closed early (e.g. piped into head)
+  With several references (tags, inspect, digest), each one that fails gets one
+  error line naming it, the others are still answered, and the exit code is the
+  highest of theirs (0 when every one was answered).
 
 environment:
   PORTSIDE_CACHE_DIR            cache directory (default $XDG_CACHE_HOME/portside)
   PORTSIDE_INSECURE_REGISTRIES  comma-separated hosts, like --insecure-registry
+  PORTSIDE_DEADLINE             default of --deadline, in seconds
   PORTSIDE_DEBUG=1              show tracebacks
-  PORTSIDE_DAEMON=auto|on|off   run commands in the daemon (see: portside daemon --help)
 """
 
 
@@ -67,6 +77,13 @@ environment:
 # decide. tests/test_cli.py checks that both agree on every form _fast_parse accepts.
 
 VERBS = ("tags", "inspect", "digest")
+
+# --deadline: no command waits on registries for ever. Copying layers and walking or
+# changing a whole registry take longer.
+DEADLINE_ENV = "PORTSIDE_DEADLINE"
+DEFAULT_DEADLINE = 120.0
+TRANSFER_DEADLINE = 3600.0
+TRANSFER_VERBS = ("build", "push", "publish", "prune", "usage", "retire", "pull-back")
 
 
 def _positive_int(text: str) -> int:
@@ -100,6 +117,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, tuple[str, ...] |
     "--offline": ("offline", None, None),
     "--refresh": ("refresh", None, None),
     "--timeout": ("timeout", _positive_float, None),
+    "--deadline": ("deadline", _positive_float, None),
     "--json": ("json", None, ("tags", "inspect")),
     "--limit": ("limit", _positive_int, ("tags",)),
     "--platform": ("platform", str, ("inspect", "digest")),
@@ -109,6 +127,7 @@ _GLOBAL_DEFAULTS: dict[str, object] = {
     "offline": False,
     "refresh": False,
     "timeout": None,
+    "deadline": None,
 }
 _VERB_DEFAULTS: dict[str, dict[str, object]] = {
     "tags": {"json": False, "limit": None},
@@ -123,7 +142,7 @@ def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
     insecure_before: list[str] = []
     insecure_after: list[str] = []
     verb: str | None = None
-    ref: str | None = None
+    refs: list[str] = []
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -133,8 +152,8 @@ def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
                 if token not in VERBS:
                     return None
                 verb = token
-            elif ref is None and token:
-                ref = token
+            elif token:
+                refs.append(token)
             else:
                 return None
             continue
@@ -169,14 +188,14 @@ def _fast_parse(argv: Sequence[str]) -> dict[str, object] | None:
         if attr in values:
             return None
         values[attr] = value
-    if verb is None or ref is None:
+    if verb is None or not refs:
         return None
     if insecure_before and insecure_after:
         return None  # argparse keeps only the later list; let it do so visibly
     result = {**_GLOBAL_DEFAULTS, **_VERB_DEFAULTS[verb], **values}
     result["insecure_registry"] = insecure_before or insecure_after
     result["verb"] = verb
-    result["ref"] = ref
+    result["refs"] = refs
     return result
 
 
@@ -188,7 +207,22 @@ def parse_args(argv: Sequence[str]) -> Args:
     fast = _fast_parse(argv)
     if fast is not None:
         return Args(fast)
-    return Args(vars(build_parser().parse_args(argv)))
+    return Args(_argparse(argv))
+
+
+def _argparse(argv: Sequence[str]) -> dict[str, object]:
+    """argparse's reading, with references anywhere among the options: argparse takes
+    only the first run of them (``tags a --json b`` leaves ``b`` over), the rest are
+    added in their order."""
+    parser = build_parser()
+    namespace, extra = parser.parse_known_args(argv)
+    values = vars(namespace)
+    refs = values.get("refs")
+    if extra and isinstance(refs, list) and not any(word.startswith("-") for word in extra):
+        values["refs"] = [*refs, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return values
 
 
 class Args:
@@ -256,8 +290,30 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         metavar="SECONDS",
         type=_positive_float,
         default=default(None),
-        help="timeout of each request to the registry (default 30)",
+        help="time limit of each request to a registry, all of it: connecting, the "
+        "plain-HTTP/HTTPS probe, headers and body (default 30)",
     )
+    group.add_argument(
+        "--deadline",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=default(None),
+        help="time limit of all the command's registry work together, retries and "
+        f"Retry-After waits included (default ${DEADLINE_ENV} or {DEFAULT_DEADLINE:g}; "
+        f"{', '.join(TRANSFER_VERBS)}: {TRANSFER_DEADLINE:g})",
+    )
+
+
+# How the verbs that take several references say so in their --help.
+_SEVERAL = (
+    "Several references are answered concurrently, in one process, and printed in "
+    "the order given ({plain}{json}). One that fails gets one error line on stderr "
+    "naming it, the others are still answered, and the exit code is the highest of "
+    "theirs. One reference prints exactly what it always did."
+)
+
+
+_REPORT_HELP = "print the JSON report instead of a summary"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,30 +341,54 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(parser, suppress=False)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
 
-    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+    def verb(name: str, help_text: str, more: str = "") -> argparse.ArgumentParser:
+        if more:
+            import textwrap
+
+            more = "\n\n" + textwrap.fill(more, min(_columns() - 2, 80))
         sub = verbs.add_parser(
             name,
             help=help_text,
-            description=help_text,
+            description=help_text + more,
             epilog=EXIT_CODES,
             formatter_class=Formatter,
         )
         _add_global_options(sub, suppress=True)
         return sub
 
-    tags = verb("tags", "list a repository's tags, newest version first")
-    tags.add_argument("ref", metavar="REF", help="image reference; its tag, if any, is ignored")
-    tags.add_argument("--json", action="store_true", help="print a JSON array of tag names")
-    tags.add_argument("--limit", metavar="N", type=_positive_int, help="print the first N only")
+    def several(name: str, help_text: str, ref_help: str, **output: str) -> argparse.ArgumentParser:
+        """A verb that takes several references (REF...)."""
+        sub = verb(name, help_text, _SEVERAL.format(**output))
+        sub.add_argument("refs", metavar="REF", nargs="+", help=ref_help)
+        return sub
 
-    inspect = verb("inspect", "show an image: digests, platforms, created, labels, size")
-    inspect.add_argument("ref", metavar="REF", help="image reference (name[:tag][@digest])")
+    tags = several(
+        "tags",
+        "list a repository's tags, newest version first",
+        "image reference; its tag, if any, is ignored",
+        plain="a line is REF<tab>TAG",
+        json='; with --json, an array of {"reference", "tags"} objects',
+    )
+    tags.add_argument(
+        "--json", action="store_true", help="print a JSON array of tag names (see above)"
+    )
+    tags.add_argument(
+        "--limit", metavar="N", type=_positive_int, help="print the first N (of each) only"
+    )
+
+    inspect = several(
+        "inspect",
+        "show an image: digests, platforms, created, labels, size",
+        "image reference (name[:tag][@digest])",
+        plain="an empty line between images",
+        json="; with --json, an array of the objects",
+    )
     inspect.add_argument(
         "--platform",
         metavar="OS/ARCH[/VARIANT]",
         help="which image of a multi-platform index to inspect (default linux/amd64)",
     )
-    inspect.add_argument("--json", action="store_true", help="print a JSON object")
+    inspect.add_argument("--json", action="store_true", help="print a JSON object (see above)")
 
     check = verb("check", "check the images Dockerfiles use: stale, unpinned, moved, missing")
     check.add_argument(
@@ -357,34 +437,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--ref", dest="ref_only", action="store_true", help="print repository:tag@digest only"
     )
 
-    # Listed for --help only: main() hands `lsp ...` and `daemon ...` to their own parsers.
+    # Listed for --help only: main() hands `lsp ...` to the language server's parser.
     verbs.add_parser(
         "lsp",
         help="start the Dockerfile language server (see: portside lsp --help)",
         add_help=False,
     )
-    verbs.add_parser(
-        "daemon",
-        help="start, stop or show the process that keeps portside loaded "
-        "(see: portside daemon --help)",
-        add_help=False,
-    )
 
     build = verb("build", "build the image configured in [tool.portside.image]")
     build.add_argument("--project", metavar="DIR", default=".", help="project folder (default .)")
+    build.add_argument("--json", action="store_true", help=_REPORT_HELP)
 
     push = verb("push", "copy an image to one or more registries (blobs first, tags last)")
     push.add_argument("source", metavar="SRC", help="oci:DIR or a registry reference")
     push.add_argument("destinations", metavar="DEST", nargs="+", help="registry/repo[:tag]")
     push.add_argument("--dry-run", action="store_true", help="show every push; change nothing")
+    push.add_argument("--json", action="store_true", help=_REPORT_HELP)
 
     publish = verb("publish", "build, tag and push everything [tool.portside.image] configures")
     publish.add_argument("--project", metavar="DIR", default=".", help="project folder (default .)")
     publish.add_argument("--dry-run", action="store_true", help="show every tag and push")
-    publish.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    publish.add_argument(
+        "--json",
+        metavar="FILE",
+        nargs="?",
+        const="-",
+        help=_REPORT_HELP + "; with FILE, write it there instead (also when the publish "
+        "fails) and print the summary",
+    )
 
-    digest = verb("digest", "print the digest to pin a reference to (for shell use)")
-    digest.add_argument("ref", metavar="REF", help="image reference (name[:tag][@digest])")
+    digest = several(
+        "digest",
+        "print the digest to pin a reference to (for shell use)",
+        "image reference (name[:tag][@digest])",
+        plain="a line is REF<tab>DIGEST",
+        json="",
+    )
     digest.add_argument(
         "--platform",
         metavar="OS/ARCH[/VARIANT]",
@@ -420,67 +508,25 @@ def _make_cached(args: Args) -> CachedRegistry:
         os.path.isfile(args.ca_file) and os.access(args.ca_file, os.R_OK)
     ):
         raise UsageError(f"--ca-file {args.ca_file!r} is not a readable file")
-    insecure = _insecure_hosts(args)
-    ca_file: str | None = args.ca_file
-    timeout: float | None = args.timeout
+    _deadline(args)  # a bad $PORTSIDE_DEADLINE is a usage error, even on a cache hit
 
     def client_factory() -> RegistryClient:
         # Only a cache miss gets here: the network stack is imported now, not before.
         from portside.registry.client import RegistryClient
-        from portside.registry.transport import ClientOptions
 
-        if timeout is None:
-            return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file))
-        return RegistryClient(ClientOptions(insecure=insecure, ca_file=ca_file, timeout=timeout))
+        # The cache's credential store: a helper runs once for reading and fetching.
+        return RegistryClient(_client_options(args), credentials=cached.credentials)
 
-    return CachedRegistry(client_factory=client_factory, offline=args.offline, refresh=args.refresh)
-
-
-class _CacheCannotAnswer(BaseException):
-    """In :func:`answer_from_cache`: the answer needs the network. A BaseException, so
-    that it passes main's handlers (nothing has been written yet)."""
+    cached = CachedRegistry(
+        client_factory=client_factory, offline=args.offline, refresh=args.refresh
+    )
+    return cached
 
 
-_cache_only = False
-
-
-def answer_from_cache(argv: Sequence[str]) -> int | None:
-    """Run the command if the cache alone answers it (a plain ``tags``, ``inspect`` or
-    ``digest`` whose answer is cached and fresh), its exit code; else None, having
-    written nothing. The launcher asks this before handing a command to the daemon: a
-    warm answer here costs no hop between processes."""
-    global _cache_only
-    if _fast_parse(argv) is None:
-        return None  # help, errors, unusual spellings: the whole command line decides
-    _cache_only = True
-    try:
-        return main(argv)
-    except _CacheCannotAnswer:
-        return None
-    finally:
-        _cache_only = False
-
-
-def _run(
-    cached: CachedRegistry,
-    make: Callable[[], Coroutine[Any, Any, T]],
-    *,
-    loop_free: bool = True,
-) -> T:
-    """The answer of ``make()``: from the cache without an event loop when it can be.
-
-    ``loop_free=False`` for work that gathers tasks (checking many files), which needs
-    an event loop even when every answer is cached.
-    """
-    from portside.cache import NeedsNetwork
-
-    if loop_free and not cached.refresh:
-        try:
-            return cached.run_from_cache(make())
-        except NeedsNetwork:
-            pass
-    if _cache_only:
-        raise _CacheCannotAnswer
+def _run(cached: CachedRegistry, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """The answer of ``make()`` in an event loop, with the registry's client closed (and
+    unfinished fetches cancelled) at the end. (:func:`_each` answers what the cache
+    holds without one.)"""
     import asyncio
 
     async def with_network() -> T:
@@ -488,6 +534,76 @@ def _run(
             return await make()
 
     return asyncio.run(with_network())
+
+
+def _each(
+    cached: CachedRegistry,
+    texts: Sequence[str],
+    make: Callable[[Reference], Coroutine[Any, Any, T]],
+) -> list[Answer[T]]:
+    """``(text, ref, answer or error)`` for every reference in ``texts``, in their order
+    (``ref`` is None when ``text`` is not a reference).
+
+    A fresh cached answer comes without an event loop (``run_from_cache``); the others
+    are asked concurrently in one event loop, through one client (its connections and
+    cached tokens shared), each failure kept with its reference instead of
+    stopping the rest. A failure that is not a :class:`PortsideError` (a bug, Ctrl-C)
+    still ends the command.
+    """
+    from portside.cache import NeedsNetwork
+
+    refs: list[Reference | None] = []
+    results: dict[int, T | PortsideError] = {}
+    pending: list[tuple[int, Reference]] = []
+    for i, text in enumerate(texts):
+        try:
+            ref = _parse_ref(text)
+        except PortsideError as exc:
+            refs.append(None)
+            results[i] = exc
+            continue
+        refs.append(ref)
+        if cached.refresh:
+            pending.append((i, ref))
+            continue
+        try:
+            results[i] = cached.run_from_cache(make(ref))
+        except NeedsNetwork:
+            pending.append((i, ref))
+        except PortsideError as exc:
+            results[i] = exc
+    if pending:
+        import asyncio
+
+        async def one(ref: Reference) -> T | PortsideError:
+            try:
+                return await make(ref)
+            except PortsideError as exc:
+                return exc
+
+        async def concurrently() -> list[T | PortsideError]:
+            return await asyncio.gather(*(one(ref) for _, ref in pending))
+
+        found = _run(cached, concurrently)
+        results.update((i, result) for (i, _), result in zip(pending, found, strict=True))
+    return [(text, refs[i], results[i]) for i, text in enumerate(texts)]
+
+
+def _only(answers: list[Answer[T]]) -> T | None:
+    """The one reference's answer, its error raised as the command's own (the output
+    of one reference is what it always was); None when there are several."""
+    if len(answers) != 1:
+        return None
+    result = answers[0][2]
+    if isinstance(result, PortsideError):
+        raise result
+    return result
+
+
+def _failed(text: str, error: PortsideError) -> int:
+    """One reference's error line; its exit code."""
+    _say("error", f"{text}: {error.message}")
+    return error.exit_code
 
 
 def _platform(text: str | None) -> Platform | None:
@@ -541,7 +657,9 @@ def _json_strings(items: list[str]) -> str:
     return "[" + ", ".join([encode_basestring_ascii(item) for item in items]) + "]"
 
 
-def _print_tags(tags: list[str], args: Args) -> None:
+def _print_tags(tags: list[str], args: Args, *, heading: str | None = None) -> None:
+    """One repository's tags; ``heading``: the reference as typed, when there are several
+    (on a pipe each line starts with it and a tab, on a terminal it heads the table)."""
     if args.json:
         _out().write(_json_strings(tags) + "\n")
         return
@@ -550,8 +668,11 @@ def _print_tags(tags: list[str], args: Args) -> None:
             text = "\n".join(tags)
             # Registry tags are plain ASCII by the grammar; clean only a hostile list.
             if not text.replace("\n", "").isprintable():
-                text = "\n".join(clean(t) for t in tags)
-            _out().write(text + "\n")
+                tags = [clean(t) for t in tags]
+            if heading is not None:
+                prefix = clean(heading) + "\t"
+                tags = [prefix + t for t in tags]
+            _out().write("\n".join(tags) + "\n")
         return
     from rich.table import Table
     from rich.text import Text
@@ -570,7 +691,10 @@ def _print_tags(tags: list[str], args: Args) -> None:
         table.add_row(
             Text(clean(tag)), Text(version), Text(clean(parsed.variant if parsed else ""))
         )
-    _rich_console().print(table)
+    console = _rich_console()
+    if heading is not None:
+        console.print(Text(clean(heading), style="bold"))
+    console.print(table)
 
 
 def _print_inspect(info: ImageInfo, args: Args) -> None:
@@ -620,33 +744,102 @@ def _print_inspect(info: ImageInfo, args: Args) -> None:
 # -- verbs ---------------------------------------------------------------------------
 
 
+def _newest_first(tags: list[str]) -> list[str]:
+    from portside.versions import sort_tags  # only when the cache has no ranking yet
+
+    return sort_tags(tags)
+
+
+def _print_each(
+    answers: list[Answer[T]], print_one: Callable[[str, T], object], *, between: str = ""
+) -> int:
+    """Several references' answers in order, ``between`` separating those printed, each
+    failure as its error line at its place; the highest exit code (0: none failed)."""
+    code = 0
+    printed = False
+    for text, _, result in answers:
+        if isinstance(result, PortsideError):
+            code = max(code, _failed(text, result))
+            continue
+        if printed and between:
+            _out().write(between)
+        print_one(text, result)
+        printed = True
+    return code
+
+
+def _print_json_each(
+    answers: list[Answer[T]],
+    name: Callable[[Reference], str],
+    entry: Callable[[str, T], dict[str, object]],
+) -> int:
+    """Several references' answers as one JSON array in their order, a failed one as
+    ``{"reference", "error", "exitCode"}`` (its error line on stderr too); the highest
+    exit code. ``name(ref)`` is how the entries name their reference."""
+    import json
+
+    entries = []
+    codes = [0]
+    for text, ref, result in answers:
+        reference = name(ref) if ref is not None else text
+        if isinstance(result, PortsideError):
+            entries.append(
+                {"reference": reference, "error": result.message, "exitCode": result.exit_code}
+            )
+            codes.append(_failed(text, result))
+        else:
+            entries.append(entry(reference, result))
+    _out().write(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+    return max(codes)
+
+
 def _cmd_tags(args: Args, cached: CachedRegistry) -> int:
-    ref = _parse_ref(args.ref)
-    ordered = _run(cached, lambda: cached.tags_newest_first(ref))
-    if args.limit is not None:
-        ordered = ordered[: args.limit]
-    _print_tags(ordered, args)
-    return 0
+    limit = args.limit
+
+    async def newest_first(ref: Reference) -> list[str]:
+        # Ranking is ours, not the cache's; it keeps the ranked list beside the tags.
+        return (await cached.tags_derived(ref, "newest-first", _newest_first))[:limit]
+
+    answers = _each(cached, args.refs, newest_first)
+    only = _only(answers)
+    if only is not None:
+        _print_tags(only, args)
+        return 0
+    if args.json:
+        # Named by repository: the tags are the repository's, whatever tag REF names.
+        return _print_json_each(
+            answers, lambda ref: ref.name, lambda name, tags: {"reference": name, "tags": tags}
+        )
+    between = "\n" if _out().isatty() else ""
+    return _print_each(
+        answers, lambda text, tags: _print_tags(tags, args, heading=text), between=between
+    )
 
 
 def _cmd_inspect(args: Args, cached: CachedRegistry) -> int:
     from portside.images import inspect
 
-    ref = _parse_ref(args.ref)
     platform = _platform(args.platform)
-    info = _run(cached, lambda: inspect(cached, ref, platform))
-    _print_inspect(info, args)
-    return 0
+    answers = _each(cached, args.refs, lambda ref: inspect(cached, ref, platform))
+    only = _only(answers)
+    if only is not None:
+        _print_inspect(only, args)
+        return 0
+    if args.json:
+        return _print_json_each(answers, str, lambda _, info: info.to_json())
+    return _print_each(answers, lambda _, info: _print_inspect(info, args), between="\n")
 
 
 def _cmd_digest(args: Args, cached: CachedRegistry) -> int:
     from portside.images import platform_digest
 
-    ref = _parse_ref(args.ref)
     platform = _platform(args.platform)
-    digest = _run(cached, lambda: platform_digest(cached, ref, platform))
-    _out().write(f"{digest}\n")
-    return 0
+    answers = _each(cached, args.refs, lambda ref: platform_digest(cached, ref, platform))
+    only = _only(answers)
+    if only is not None:
+        _out().write(f"{only}\n")
+        return 0
+    return _print_each(answers, lambda text, digest: _out().write(f"{clean(text)}\t{digest}\n"))
 
 
 def _files(paths: Sequence[str]) -> list[Path]:
@@ -677,7 +870,7 @@ def _cmd_check(args: Args, cached: CachedRegistry) -> int:
             "or a plugin's kind such as hadolint/DL3008",
         )
     files = _files(args.paths)
-    result = _run(cached, lambda: check_files(files, cached), loop_free=False)
+    result = _run(cached, lambda: check_files(files, cached))
     for error in result.errors:
         _say("error", error)
     findings = result.findings
@@ -702,7 +895,7 @@ def _cmd_pin(args: Args, cached: CachedRegistry) -> int:
     from portside.check import plan_pins, write_atomically
 
     files = _files(args.paths)
-    plans = _run(cached, lambda: plan_pins(files, cached, update=args.update), loop_free=False)
+    plans = _run(cached, lambda: plan_pins(files, cached, update=args.update))
     out = _out()
     failed = changed = False
     for plan in plans:
@@ -744,7 +937,7 @@ def _cmd_query(args: Args, cached: CachedRegistry) -> int:
     from portside.query import parse_query, run_query
 
     query = parse_query(args.text)  # syntax errors before any request
-    results = _run(cached, lambda: run_query(query, cached), loop_free=False)
+    results = _run(cached, lambda: run_query(query, cached))
     if not results:
         sys.stderr.write("no image matches\n")
         return 1
@@ -756,7 +949,7 @@ def _cmd_latest(args: Args, cached: CachedRegistry) -> int:
     from portside.query import latest
 
     ref = _parse_ref(args.ref)
-    result = _run(cached, lambda: latest(ref, cached), loop_free=False)
+    result = _run(cached, lambda: latest(ref, cached))
     if result is None:
         sys.stderr.write(f"no release found in the line of {ref.familiar}\n")
         return 1
@@ -769,18 +962,42 @@ def _cmd_latest(args: Args, cached: CachedRegistry) -> int:
     return 0
 
 
+def _deadline(args: Args) -> float:
+    """--deadline, else $PORTSIDE_DEADLINE, else the verb's default: never unbounded."""
+    if args.deadline is not None:
+        return float(args.deadline)
+    text = os.environ.get(DEADLINE_ENV, "")
+    if text:
+        try:
+            return _positive_float(text)
+        except Exception:
+            raise UsageError(
+                f"{DEADLINE_ENV}={text[:40]!r} is not a positive number of seconds"
+            ) from None
+    return TRANSFER_DEADLINE if args.verb in TRANSFER_VERBS else DEFAULT_DEADLINE
+
+
 def _client_options(args: Args) -> Any:
     from portside.registry.transport import ClientOptions
 
+    options = ClientOptions(
+        insecure=_insecure_hosts(args), ca_file=args.ca_file, deadline=_deadline(args)
+    )
     if args.timeout is None:
-        return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file)
-    return ClientOptions(insecure=_insecure_hosts(args), ca_file=args.ca_file, timeout=args.timeout)
+        return options
+    import dataclasses
+
+    return dataclasses.replace(options, timeout=args.timeout)
 
 
-def _print_report(report: Any) -> None:
-    import json
+def _print_report(report: Any, as_json: bool) -> None:
+    """A build's or push's report: JSON with ``--json``, else its summary for a person."""
+    if as_json:
+        import json
 
-    _out().write(json.dumps(report.to_json(), indent=2) + "\n")
+        _out().write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        _out().write("".join(clean(line) + "\n" for line in report.summary()))
 
 
 def _cmd_build(args: Args, cached: CachedRegistry) -> int:
@@ -795,7 +1012,7 @@ def _cmd_build(args: Args, cached: CachedRegistry) -> int:
         result = asyncio.run(
             publish.run_build(config, client_options=_client_options(args), progress=progress)
         )
-    _print_report(result)
+    _print_report(result, args.json)
     return 0
 
 
@@ -823,9 +1040,9 @@ def _cmd_push(args: Args, cached: CachedRegistry) -> int:
                 )
             )
     except publish.PublishError as exc:
-        _print_report(exc.report)
+        _print_report(exc.report, args.json)
         raise
-    _print_report(report)
+    _print_report(report, args.json)
     return 0
 
 
@@ -842,15 +1059,15 @@ def _cmd_publish(args: Args, cached: CachedRegistry) -> int:
                 publish.run_publish(
                     Path(args.project),
                     dry_run=args.dry_run,
-                    json_path=Path(args.json) if args.json else None,
+                    json_path=Path(args.json) if args.json not in (None, "-") else None,
                     client_options=_client_options(args),
                     progress=progress,
                 )
             )
     except publish.PublishError as exc:
-        _print_report(exc.report)
+        _print_report(exc.report, args.json == "-")
         raise
-    _print_report(report)
+    _print_report(report, args.json == "-")
     return 0
 
 
@@ -900,7 +1117,19 @@ _COMMANDS = {
 
 
 def _say(kind: str, text: str) -> None:
-    sys.stderr.write(f"{PROG}: {kind}: {clean(text)}\n")
+    """One line on stderr: ``text``'s line breaks and other controls are escaped, so a
+    registry's message cannot add lines of its own."""
+    _stderr(f"{PROG}: {kind}: {clean(text)}\n")
+
+
+def _stderr(text: str) -> None:
+    # A stderr that is gone (a closed pipe) must not turn the documented exit code of
+    # the error being reported into an internal error.
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _debug() -> bool:
@@ -928,12 +1157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``portside`` command with ``argv`` (default ``sys.argv[1:]``); the exit code."""
     cached: CachedRegistry | None = None
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if sys.stderr is None:
+        # Started with stderr closed (``2>&-``): write into nothing. Opening /dev/null
+        # also takes descriptor 2, so no file opened later lands there by accident.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
     if arguments[:1] == ["lsp"]:
         return _lsp(arguments[1:])
-    if arguments[:1] == ["daemon"]:
-        from portside.daemon import main as daemon_main
-
-        return daemon_main(arguments[1:])
     try:
         try:
             args = parse_args(arguments)
@@ -948,10 +1177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PortsideError as exc:
         if _debug():
             _print_traceback()
-        first, *rest = exc.message.split("\n")
-        _say("error", first)
-        for line in rest:  # a query error's excerpt and caret
-            sys.stderr.write(f"  {clean(line)}\n")
+        # One line, whatever the message holds; only a query error's excerpt and caret,
+        # which Portside made, follow on lines of their own.
+        message, excerpt = exc.message, getattr(exc, "excerpt", None)
+        if isinstance(excerpt, str) and message.endswith("\n" + excerpt):
+            message = message[: -len(excerpt) - 1]
+        else:
+            excerpt = None
+        _say("error", message)
+        for line in excerpt.split("\n") if excerpt else ():
+            _stderr(f"  {clean(line)}\n")
         if exc.hint:
             _say("hint", exc.hint)
         return exc.exit_code

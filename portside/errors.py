@@ -80,6 +80,11 @@ class RegistryUnreachable(RegistryError):
     """The registry could not be asked: DNS, refused connection, timeout."""
 
 
+class DeadlineExceeded(RegistryUnreachable):
+    """The command's whole time budget (``--deadline``) ran out: slow answers, retries
+    or a ``Retry-After`` longer than the time left."""
+
+
 class TLSError(RegistryUnreachable):
     """The TLS handshake failed (unknown CA, wrong host name, plain HTTP on the other side)."""
 
@@ -181,8 +186,3 @@ class CacheMiss(PortsideError):
     """Offline mode and the cache does not hold the answer."""
 
     exit_code = 5
-
-
-class DaemonUnavailable(UsageError):
-    """The daemon cannot run here (not Linux, a runtime directory others can enter, a
-    socket path too long); commands still run, in-process."""

@@ -18,7 +18,6 @@ severities mapped error -> error, warning -> warning, info -> info, style -> hin
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portside import jsonscan
 from portside.errors import PortsideError
 from portside.plugins import hookimpl
 
@@ -125,7 +125,7 @@ def run_hadolint(binary: str, text: str, folder: Path | None) -> list[dict[str, 
     if len(data) > MAX_OUTPUT:
         raise PortsideError(f"hadolint's report is larger than {MAX_OUTPUT} bytes")
     try:
-        report = json.loads(data)
+        report = jsonscan.loads(data)
     except ValueError:
         report = None
     if not isinstance(report, list) or not all(isinstance(r, dict) for r in report):

@@ -13,12 +13,18 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    # Low modules only: the contract's types live in portside.contract, and
+    # build.base imports nothing that reaches the plugin manager.
     from portside.build.base import Builder
+    from portside.contract import (
+        Credential,
+        Finding,
+        ImageAttachments,
+        VersionScheme,
+        Vulnerability,
+        VulnerabilityReport,
+    )
     from portside.dockerfile import Dockerfile
-    from portside.policy import Finding
-    from portside.registry.credentials import Credential
-    from portside.versions import VersionScheme
-    from portside.vulnerabilities import ImageAttachments, Vulnerability, VulnerabilityReport
 
 hookspec = pluggy.HookspecMarker("portside")
 

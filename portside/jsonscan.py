@@ -1,4 +1,12 @@
-"""``json.loads`` without importing ``json``, for the paths where every millisecond shows.
+"""The one JSON parser for bytes from outside (registries, token servers, helpers, the
+cache, files): ``json.loads`` with a depth limit, mostly without importing ``json``.
+
+Bounded: a document nested deeper than ``MAX_DEPTH`` raises :class:`TooDeep`, a
+``ValueError`` like every other malformed document, so a hostile registry's
+``[[[[...]]]]`` is an invalid response (and a bad cache entry a miss), never a
+``RecursionError`` here or in whatever walks the value later.
+
+Without ``json`` where it can, for the paths where every millisecond shows:
 
 ``json.loads`` runs json's C scanner (``_json.make_scanner``) over the decoded text, but
 ``import json`` also imports ``re`` (to skip whitespace), which imports ``enum`` and
@@ -24,6 +32,9 @@ TYPE_CHECKING = False  # avoids importing typing on the warm path; mypy knows it
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+# Far deeper than any manifest, config, token or error body (about 5 levels), far below
+# the interpreter's recursion limit (1000), which walkers of the value count against.
+MAX_DEPTH = 100
 _WHITESPACE = " \t\n\r"  # what json.decoder skips between tokens
 _CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
@@ -68,11 +79,42 @@ def _scan(data: bytes) -> object:
     return value
 
 
-def loads(data: bytes) -> object:
-    """``json.loads(data)``: the same value or the same error, mostly without ``json``."""
-    value = _scan(data)
-    if value is not _UNREAD:
-        return value
-    import json
+class TooDeep(ValueError):
+    """A JSON document nested deeper than the limit."""
 
-    return json.loads(data)
+
+def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> object:
+    """``json.loads(data)``: the same value or the same error, mostly without ``json``;
+    :class:`TooDeep` (a ``ValueError``) for a document nested deeper than ``max_depth``.
+    """
+    try:
+        value = _scan(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+        if value is _UNREAD:
+            import json
+
+            value = json.loads(data)
+    except RecursionError:
+        raise TooDeep(f"JSON nested too deeply (limit {max_depth})") from None
+    # Depth cannot exceed the number of brackets: most documents are settled by a count.
+    if isinstance(data, str):
+        opening = data.count("[") + data.count("{")
+    else:
+        opening = data.count(b"[") + data.count(b"{")
+    if opening > max_depth and _deeper_than(value, max_depth):
+        raise TooDeep(f"JSON nested too deeply (limit {max_depth})")
+    return value
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` deep (no recursion)."""
+    stack: list[tuple[dict[object, object] | list[object], int]] = []
+    if isinstance(value, (dict, list)):
+        stack.append((value, 1))
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False

@@ -71,9 +71,10 @@ async def _target(
                 f"not {ref.familiar_name}",
                 hint="make the query's source the image's own repository",
             )
-        if result.digest is not None:
-            return result.tag, result.digest
-        return result.tag, (await cached.resolve(result.reference)).digest
+        # The query's digest may come from a cached entry: pin writes only what the
+        # registry (or verified manifest bytes) confirm.
+        tagged = result.reference.repository_ref().with_tag(result.tag)
+        return result.tag, (await cached.resolve_confirmed(tagged)).digest
     tag = ref.tag or "latest"
     levels = levels_up_to(update)
     if levels and ref.tag:
@@ -84,8 +85,8 @@ async def _target(
         newer = versions.newer_in_line(ref.tag, tags, scheme=scheme, allow_levels=allowed)
         if newer:
             tag = newer[0]
-    descriptor = await cached.resolve(Reference(ref.registry, ref.repository, tag))
-    return tag, descriptor.digest
+    tagged = Reference(ref.registry, ref.repository, tag)
+    return tag, (await cached.resolve_confirmed(tagged)).digest
 
 
 async def plan_pin(

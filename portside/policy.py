@@ -19,6 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from portside import errors, versions
 from portside.config import ImagePolicy, PolicyConfig
+
+# The plugin contract's types, defined below the plugin manager; re-exported here.
+from portside.contract import Edit as Edit
+from portside.contract import Finding as Finding
+from portside.contract import Proposed as Proposed
 from portside.dockerfile import Dockerfile, Document, ImageUse, Position, Range
 from portside.reference import Digest, Reference
 
@@ -64,61 +69,6 @@ KINDS = (
 )
 
 _IGNORE = re.compile(r"^\s*#\s*portside:\s*ignore(?:\s*=\s*([\w,\s./-]+))?\s*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Edit:
-    """Replace the text in ``range`` with ``new_text``."""
-
-    range: Range
-    new_text: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    range: Range
-    image: str
-    kind: str
-    severity: str
-    message: str
-    suggestion: str | None = None  # the image as it would read after the fix
-    edit: Edit | None = None
-    level: str | None = None  # for stale: major / minor / patch
-    # For stale: every update on offer, smallest step first (the newest in the current
-    # major, then the newest overall when that is a major), as images to write.
-    proposals: tuple[Proposed, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if self.kind == "stale":
-            extra = {"level": self.level, "proposals": [p.to_json() for p in self.proposals]}
-        return {
-            "file": self.file,
-            "line": self.range.start.line + 1,
-            "column": self.range.start.character + 1,
-            "end_line": self.range.end.line + 1,
-            "end_column": self.range.end.character + 1,
-            "image": self.image,
-            "kind": self.kind,
-            "severity": self.severity,
-            "message": self.message,
-            "suggestion": self.suggestion,
-            **extra,
-        }
-
-
-@dataclass(frozen=True)
-class Proposed:
-    """One update a ``stale`` finding offers: ``tag`` at ``level``, written as
-    ``suggestion`` (with the new digest when the image is pinned)."""
-
-    tag: str
-    level: str
-    suggestion: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"tag": self.tag, "level": self.level, "suggestion": self.suggestion}
 
 
 @dataclass

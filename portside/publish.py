@@ -465,6 +465,24 @@ class DestinationReport:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def summary(self, *, dry_run: bool) -> str:
+        """One line for a person: the tags and the blobs of this destination."""
+        from portside.images import human_size
+
+        if self.error is not None:
+            return f"{self.repository}: failed: {self.error}"
+        if dry_run:
+            tags = f"would tag {', '.join(self.tags)}" if self.tags else "no tag"
+            upload = "would upload"
+        else:
+            tags = f"tagged {', '.join(self.tags_set)}" if self.tags_set else "no tag moved"
+            upload = "uploaded"
+        blobs = (
+            f"{upload} {self.blobs_uploaded} blob(s) ({human_size(self.bytes_uploaded)}), "
+            f"{self.blobs_skipped} already there, {self.blobs_mounted} mounted"
+        )
+        return f"{self.repository}: {tags}; {blobs}"
+
 
 @dataclass
 class PublishReport:
@@ -493,6 +511,25 @@ class PublishReport:
             "gate": self.gate.to_json() if self.gate is not None else None,
             "retired": self.retired,
         }
+
+    def summary(self) -> list[str]:
+        """What ``portside push`` and ``publish`` tell a person (``--json``: :meth:`to_json`)."""
+        if self.dry_run:
+            head = f"dry run: would push {self.digest or 'the image'}; nothing was written"
+        elif self.ok:
+            head = f"pushed {self.digest}"
+        else:
+            head = f"failed; tags moved: {', '.join(self.tags_moved) or 'none'}"
+        lines = [head]
+        lines += [f"  {d.summary(dry_run=self.dry_run)}" for d in self.destinations]
+        lines += [f"  retired {r['repository']}@{r['digest']}: {r['reason']}" for r in self.retired]
+        if self.gate is not None:
+            lines += [f"  gate: {warning}" for warning in self.gate.warnings]
+            lines += [
+                f"  gate: {a['id']} in {a['image']} allowed: {a['reason']}"
+                for a in self.gate.allowed
+            ]
+        return lines
 
 
 def _platform_digests(source: _Source) -> dict[str, str]:

@@ -13,91 +13,28 @@ the same way then remove what the publisher says does not affect the image
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from portside import errors
+from portside import errors, jsonscan
+
+# The hook's types, defined in the plugin contract (below the plugin manager this
+# module calls); re-exported here.
+from portside.contract import SEVERITIES as SEVERITIES
+from portside.contract import Attachment as Attachment
+from portside.contract import ImageAttachments as ImageAttachments
+from portside.contract import Vulnerability as Vulnerability
+from portside.contract import VulnerabilityReport as VulnerabilityReport
+from portside.contract import severity_rank as severity_rank
 from portside.reference import Digest, Reference
 from portside.registry.manifest import Descriptor, Manifest
 
 SARIF_TYPES = frozenset({"application/sarif+json", "application/vnd.sarif+json"})
 OPENVEX_TYPES = frozenset({"application/vnd.openvex+json", "application/openvex+json"})
-SEVERITIES = ("unknown", "low", "medium", "high", "critical")  # least to most severe
 MAX_REPORT_BYTES = 16 << 20
 _ID = re.compile(r"(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})", re.I)
-
-
-def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
-
-
-@dataclass(frozen=True)
-class Vulnerability:
-    """One known vulnerability of an image."""
-
-    id: str  # CVE-2024-1234, GHSA-…
-    severity: str  # one of SEVERITIES
-    package: str | None = None
-    fixed_in: str | None = None
-    source: str = ""  # what said so: "SARIF sha256:… (Trivy)"
-
-    def describe(self) -> str:
-        package = f" in {self.package}" if self.package else ""
-        fixed = f", fixed in {self.fixed_in}" if self.fixed_in else ""
-        return f"{self.id} ({self.severity}{package}{fixed})"
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "severity": self.severity,
-            "package": self.package,
-            "fixed_in": self.fixed_in,
-            "source": self.source,
-        }
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """An artifact attached to the image, with the bytes of its layers."""
-
-    artifact_type: str
-    digest: Digest
-    annotations: dict[str, str]
-    documents: tuple[bytes, ...]
-
-
-@dataclass(frozen=True)
-class ImageAttachments:
-    """What the ``portside_vulnerabilities`` hook is given about one image."""
-
-    reference: str  # as the Dockerfile names it, normalised
-    digests: tuple[Digest, ...]  # the index and/or the platform manifest
-    attachments: tuple[Attachment, ...]
-
-
-@dataclass
-class VulnerabilityReport:
-    vulnerabilities: list[Vulnerability] = field(default_factory=list)
-    suppressed: list[str] = field(default_factory=list)  # ids an OpenVEX statement cleared
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def highest(self) -> str | None:
-        if not self.vulnerabilities:
-            return None
-        return max((v.severity for v in self.vulnerabilities), key=severity_rank)
-
-    def at_least(self, severity: str) -> list[Vulnerability]:
-        floor = severity_rank(severity)
-        return [v for v in self.vulnerabilities if severity_rank(v.severity) >= floor]
-
-    def top(self, count: int = 5) -> list[Vulnerability]:
-        return sorted(self.vulnerabilities, key=lambda v: (-severity_rank(v.severity), v.id))[
-            :count
-        ]
 
 
 class ReportError(ValueError):
@@ -106,8 +43,8 @@ class ReportError(ValueError):
 
 def load_json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return jsonscan.loads(data)  # bounded: a report nested too deeply is a ValueError
+    except ValueError:
         raise ReportError(f"is not valid {what} (not JSON)") from None
 
 

@@ -13,7 +13,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -52,15 +51,10 @@ def main() -> int:
     work = ROOT / ".portside-demo"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    # The daemon appears in its own step; elsewhere commands run in-process, and its
-    # socket lives in a private directory of the demo's (removed at the end).
-    runtime = Path(tempfile.mkdtemp(prefix="portside-demo-", dir="/tmp"))
     env = dict(
         os.environ,
         PORTSIDE_CACHE_DIR=str(work / "cache"),
         DOCKER_CONFIG=str(work / "docker"),
-        PORTSIDE_DAEMON="off",
-        PORTSIDE_RUNTIME_DIR=str(runtime),
     )
 
     step("Start a local registry (CNCF distribution) and seed it with real tag data")
@@ -88,17 +82,13 @@ def main() -> int:
         warm = run(env, "tags", f"{host}/{catalog.MANY_TAGS_REPO}", "--limit", "3")
         print(f"cold {cold:.0f} ms, warm {warm:.0f} ms (includes Python start-up)")
 
-        step("Cold answers without Python's start-up: the daemon keeps portside loaded")
-        many = f"{host}/{catalog.MANY_TAGS_REPO}"
-        first_cache = {**env, "PORTSIDE_CACHE_DIR": str(work / "cold-1")}
-        alone = run(first_cache, "tags", many, "--limit", "3")
-        run(env, "daemon", "start")
-        time.sleep(0.5)  # its spare worker gets ready
-        second_cache = {**env, "PORTSIDE_CACHE_DIR": str(work / "cold-2"), "PORTSIDE_DAEMON": "on"}
-        through = run(second_cache, "tags", many, "--limit", "3")
-        print(f"cold in-process {alone:.0f} ms, cold through the daemon {through:.0f} ms")
-        run(env, "daemon", "status")
-        run(env, "daemon", "stop")
+        step("Several images in one command: asked concurrently, printed in the order given")
+        images = [
+            f"{host}/library/{name}" for name in ("python:3.13", "alpine:3.22", "nginx:stable")
+        ]
+        run(env, "digest", *images)
+        print("a reference that fails is reported on its own line; the others are answered:")
+        run(env, "digest", images[0], f"{host}/library/python:no-such-tag", images[1], expect=3)
 
         step("A Dockerfile written in August 2025, against team/python as it was then")
         history = data.load_history("python-since-2025-06")
@@ -145,13 +135,6 @@ def main() -> int:
         run(env, "tags", "127.0.0.1:1/library/python", expect=5)
     finally:
         registry.stop()
-        subprocess.run(
-            [sys.executable, "-m", "portside", "daemon", "stop"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
-        shutil.rmtree(runtime, ignore_errors=True)
     print(f"\n{BOLD}Demo finished.{RESET}")
     return 0
 

@@ -50,14 +50,6 @@ def _no_hadolint_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTSIDE_HADOLINT", "off")
 
 
-@pytest.fixture(autouse=True)
-def _no_daemon_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commands run in-process, as with PORTSIDE_DAEMON=off: a test must not leave a
-    daemon behind, nor use one a developer started. tests/test_daemon.py runs them
-    through a daemon of its own, in a runtime directory of its own."""
-    monkeypatch.setenv("PORTSIDE_DAEMON", "off")
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Backstop for registries whose fixtures never tore down (e.g. KeyboardInterrupt).
     kill_all_registries()

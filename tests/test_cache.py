@@ -324,7 +324,7 @@ async def test_stale_tag_list_revalidates_with_etag(
         publish_1_2(app_registry)
         clock.now += 2
         assert sorted(await cached.tags(ref)) == ["1.0", "1.1", "1.2"]
-    assert store.get_entry(("tags", ref.registry, ref.repository)).etag is None  # type: ignore[union-attr]
+    assert store.get_entry(("tags", ref.registry, "anonymous", ref.repository)).etag is None  # type: ignore[union-attr]
 
 
 async def test_stale_while_revalidate(

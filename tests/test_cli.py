@@ -60,7 +60,6 @@ class Runner:
         env.update(
             {
                 "PORTSIDE_CACHE_DIR": str(self.cache_dir),
-                "PORTSIDE_DAEMON": "off",  # in-process; tests/test_daemon.py covers the daemon
                 "HOME": str(self.home),
                 "PYTHONPATH": str(ROOT),
                 "COLUMNS": "200",
@@ -155,7 +154,7 @@ def test_stale_cache_and_registry_down_warns_and_answers(
     ref = f"{proxy.host}/library/nginx"
     cold = run("tags", ref)
     assert cold.returncode == 0, cold.stderr
-    for path in (run.cache_dir / "v1" / "tags").iterdir():  # make the entry old
+    for path in (run.cache_dir / "v2" / "tags").iterdir():  # make the entry old
         doc = json.loads(path.read_text())
         doc["fetched_at"] = time.time() - 3 * 3600
         path.write_text(json.dumps(doc))
@@ -237,6 +236,211 @@ def test_digest_for_shell_use(registry: Registry, run: Runner) -> None:
     assert pinned.stdout == result.stdout
 
 
+# -- several references in one command ---------------------------------------------------
+
+
+def test_digest_of_several_references_in_argument_order(
+    registry: Registry, proxy_factory: ProxyFactory, run: Runner
+) -> None:
+    proxy = proxy_factory(registry)
+    skopeo = Skopeo.for_registry(registry)
+    texts = [
+        f"{proxy.host}/library/python:3.13",
+        f"{proxy.host}/library/alpine:3.24",
+        f"{proxy.host}/library/debian:bookworm",
+    ]
+    expected = [
+        f"{text}\t{skopeo.digest(text.replace(proxy.host, registry.host))}" for text in texts
+    ]
+    cold = run("digest", *texts)
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stderr == ""
+    assert cold.stdout.splitlines() == expected
+    # Reversed arguments, reversed lines: the order is the arguments', not the answers'.
+    warm = run("digest", *reversed(texts), python_flags=("-X", "importtime"))
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.splitlines() == expected[::-1]
+    asked = len(proxy.requests)
+    # All of them cached and fresh: answered without a request and without the network
+    # stack, as one reference is.
+    again = run("digest", *texts, python_flags=("-X", "importtime"))
+    assert again.stdout.splitlines() == expected
+    assert len(proxy.requests) == asked
+    imported = _imported(again.stderr)
+    assert "portside.cache" in imported
+    assert not imported & set(HEAVY_MODULES), sorted(imported & set(HEAVY_MODULES))
+    # One reference alone prints just the digest, as it always did.
+    assert run("digest", texts[0]).stdout == expected[0].split("\t")[1] + "\n"
+
+
+def test_several_references_are_asked_concurrently(
+    registry: Registry, proxy_factory: ProxyFactory, run: Runner
+) -> None:
+    proxy = proxy_factory(registry)
+    # Every tag list is held back far longer than the wait below: were the references
+    # asked one after another, the second request would never arrive in time.
+    proxy.delay("GET", r"/tags/list$", 60)
+    repos = ["library/python", "library/alpine", "library/debian", "library/nginx"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portside", "tags", *(f"{proxy.host}/{r}" for r in repos)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=run.env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            asked = {r.path for r in proxy.requests if r.path.endswith("/tags/list")}
+            if len(asked) == len(repos):
+                break
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"only {sorted(asked)} asked at once"
+            time.sleep(0.05)
+        assert asked == {f"/v2/{r}/tags/list" for r in repos}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert (out, err) == ("", "")
+
+
+def test_several_references_report_each_failure_and_exit_with_the_worst(
+    registry: Registry, run: Runner
+) -> None:
+    good = registry.ref("library/alpine", "3.24")
+    missing = registry.ref("library/alpine", "no-such-tag")
+    other = registry.ref("library/python", "3.13")
+    skopeo = Skopeo.for_registry(registry)
+    result = run("digest", good, missing, "UPPER/case", other)
+    assert result.returncode == 3, "not found (3) is worse than invalid input (2)"
+    assert result.stdout.splitlines() == [
+        f"{good}\t{skopeo.digest(good)}",
+        f"{other}\t{skopeo.digest(other)}",
+    ]
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2, result.stderr
+    assert errors[0].startswith(f"portside: error: {missing}: ")
+    assert errors[1].startswith("portside: error: UPPER/case: ")
+    assert "lowercase" in errors[1]
+    assert "Traceback" not in result.stderr
+
+    unreachable = f"127.0.0.1:{free_port()}/x/y:1"
+    worse = run("digest", "--timeout", "3", missing, unreachable, good)
+    assert worse.returncode == 5, "unreachable (5) is worse than not found (3)"
+    assert worse.stdout == f"{good}\t{skopeo.digest(good)}\n"
+    assert [line.split(": ")[2] for line in worse.stderr.splitlines()] == [missing, unreachable]
+
+    only_bad = run("digest", missing)
+    assert_clean_error(only_bad, 3)
+
+
+def test_the_deadline_covers_every_reference_and_keeps_the_answered_ones(
+    registry: Registry, proxy_factory: ProxyFactory, run: Runner
+) -> None:
+    proxy = proxy_factory(registry)
+    proxy.delay(None, r"/library/debian/manifests/", 60)  # far past the deadline
+    good = f"{proxy.host}/library/alpine:3.24"
+    slow = f"{proxy.host}/library/debian:bookworm"
+    result = run("digest", "--deadline", "3", slow, good, timeout=50)
+    assert result.returncode == 5, result.stderr
+    expected = Skopeo.for_registry(registry).digest(registry.ref("library/alpine", "3.24"))
+    assert result.stdout == f"{good}\t{expected}\n"
+    errors = result.stderr.splitlines()
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"portside: error: {slow}: ")
+
+
+def test_inspect_several_as_a_json_array(registry: Registry, run: Runner) -> None:
+    python = registry.ref("library/python", "3.13")
+    missing = registry.ref("library/nginx", "no-such-tag")
+    debian = registry.ref("library/debian", "bookworm")
+    result = run("inspect", "--json", python, missing, debian)
+    assert result.returncode == 3
+    docs = json.loads(result.stdout)
+    assert isinstance(docs, list)
+    assert len(docs) == 3
+    assert docs[0]["digest"] == registry.seeded["library/python"].image("3.13").digest
+    assert docs[0] == json.loads(run("inspect", "--json", python).stdout)
+    assert docs[1]["reference"] == missing
+    assert docs[1]["exitCode"] == 3
+    assert docs[1]["error"]
+    assert docs[2]["digest"] == registry.seeded["library/debian"].image("bookworm").digest
+    assert result.stderr.startswith(f"portside: error: {missing}: ")
+    # One reference: the object it always was, not an array of one.
+    assert isinstance(json.loads(run("inspect", "--json", debian).stdout), dict)
+
+    plain = run("inspect", python, debian)
+    assert plain.returncode == 0, plain.stderr
+    blocks = plain.stdout.split("\n\n")
+    assert len(blocks) == 2
+    assert _fields(blocks[0])[0]["digest"] == docs[0]["digest"]
+    assert _fields(blocks[1])[0]["digest"] == docs[2]["digest"]
+
+
+def test_tags_of_several_repositories(registry: Registry, run: Runner) -> None:
+    python, alpine = registry.ref("library/python"), registry.ref("library/alpine")
+    nothing = registry.ref("no/such-repo")
+    theirs = {
+        ref: sort_tags(Skopeo.for_registry(registry).list_tags(ref)) for ref in (python, alpine)
+    }
+    plain = run("tags", alpine, python, "--limit", "4")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.splitlines() == [
+        f"{ref}\t{tag}" for ref in (alpine, python) for tag in theirs[ref][:4]
+    ]
+    as_json = run("tags", "--json", python, nothing, alpine)
+    assert as_json.returncode == 3
+    docs = json.loads(as_json.stdout)
+    assert [d["reference"] for d in docs] == [python, nothing, alpine]
+    assert docs[0]["tags"] == theirs[python]
+    assert docs[1]["exitCode"] == 3
+    assert "tags" not in docs[1]
+    assert docs[2]["tags"] == theirs[alpine]
+    assert as_json.stderr.splitlines()[0].startswith(f"portside: error: {nothing}: ")
+    assert len(as_json.stderr.splitlines()) == 1
+    screen = _run_in_pty(run, "tags", "--limit", "2", alpine, python)
+    assert alpine in screen
+    assert python in screen
+    assert screen.index(alpine) < screen.index(theirs[alpine][0]) < screen.index(python)
+
+
+def _processes_with(entry: str) -> list[int]:
+    """Processes of this user whose environment holds ``entry`` (``NAME=value``)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if entry.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue  # gone, or another user's
+    return found
+
+
+def test_a_command_is_one_process_and_leaves_none_behind(registry: Registry, run: Runner) -> None:
+    """Cold, warm and several-reference commands run in their own process and end with
+    it: nothing is started to outlive them (a resident server once was, after a cold
+    command)."""
+    env = run.env()
+    env.pop("CI", None)  # that server was started everywhere but in CI
+    refs = [registry.ref("library/python", "3.13"), registry.ref("library/alpine", "3.24")]
+    for args in (["tags", refs[0]], ["tags", refs[0]], ["digest", *refs], ["inspect", *refs]):
+        done = subprocess.run(
+            [sys.executable, "-m", "portside", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        # Every command of this test has its own HOME; a process that kept it would be
+        # one these commands left behind.
+        assert _processes_with(f"HOME={run.home}") == []
+
+
 # -- errors and exit codes ----------------------------------------------------------------
 
 
@@ -251,6 +455,8 @@ def test_exit_codes(
     msg = assert_clean_error(run("inspect", python, "--platform", "linux/mips64le"), 2)
     assert "available platforms" in msg
     assert_clean_error(run("tags", python, "--bogus"), 2)
+    # No resident server to start (the removed verb): a command is one process.
+    assert "invalid choice: 'daemon'" in assert_clean_error(run("daemon", "start"), 2)
     assert_clean_error(run("tags"), 2)
     assert_clean_error(run("--offline", "--refresh", "tags", python), 2)
     assert_clean_error(run("tags", python, "--ca-file", "/nonexistent.pem"), 2)
@@ -273,6 +479,11 @@ def test_help_documents_exit_codes(run: Runner) -> None:
     for line in ("0    success", "3    not found", "4    authentication", "130  interrupted"):
         assert line in result.stdout
     assert "130  interrupted" in run("tags", "--help").stdout
+    assert "the exit code is the\n  highest of theirs" in result.stdout
+    for verb in ("tags", "inspect", "digest"):
+        text = " ".join(run(verb, "--help").stdout.split())
+        assert "REF [REF ...]" in text
+        assert "Several references are answered concurrently" in text
     version = run("--version")
     assert version.returncode == 0
     assert version.stdout.startswith("portside ")
@@ -481,6 +692,8 @@ FAST_FORMS = [
     ["tags", "python", "--refresh"],
     ["--timeout", "2.5", "tags", "python"],
     ["tags", "python", "--timeout=7"],
+    ["--deadline", "90", "tags", "python", "--timeout", "3"],
+    ["digest", "python", "--deadline=0.5"],
     ["--insecure-registry", "a:5000", "--insecure-registry=b", "tags", "python"],
     ["tags", "python", "--insecure-registry", "a:5000"],
     ["--ca-file", "/etc/ssl/ca.pem", "inspect", "python:3"],
@@ -488,13 +701,16 @@ FAST_FORMS = [
     ["inspect", "--platform=linux/arm/v7", "python@sha256:" + "a" * 64],
     ["digest", "ghcr.io/o/r:1"],
     ["digest", "--platform", "linux/amd64", "ghcr.io/o/r:1", "--offline"],
+    ["tags", "a", "b"],
+    ["tags", "--json", "a", "b", "c", "--limit", "2"],
+    ["tags", "a", "--json", "b", "--limit", "2", "c"],  # references between options
+    ["digest", "ghcr.io/o/r:1", "python@sha256:" + "b" * 64, "--platform=linux/arm64"],
 ]
 ARGPARSE_FORMS = [
     ["--help"],
     ["tags", "-h"],
     ["--version"],
     ["tags"],
-    ["tags", "a", "b"],
     ["tags", "--lim", "3", "python"],  # an abbreviation: argparse's business
     ["tags", "--limit", "0", "python"],
     ["tags", "--limit", "-3", "python"],
@@ -507,6 +723,7 @@ ARGPARSE_FORMS = [
     ["tags", "-"],
     ["pull", "python"],
     ["tags", "python", "--timeout", "nan"],
+    ["tags", "python", "--deadline", "0"],
 ]
 
 
@@ -514,9 +731,23 @@ ARGPARSE_FORMS = [
 def test_fast_parse_agrees_with_argparse(argv: list[str]) -> None:
     fast = cli._fast_parse(argv)
     assert fast is not None, "a plain spelling takes the fast path"
-    assert fast == vars(cli.build_parser().parse_args(argv))
+    assert fast == cli._argparse(argv)
 
 
 @pytest.mark.parametrize("argv", ARGPARSE_FORMS)
 def test_fast_parse_leaves_the_rest_to_argparse(argv: list[str]) -> None:
     assert cli._fast_parse(argv) is None
+
+
+def test_references_between_options_on_the_argparse_path() -> None:
+    # An abbreviation sends the whole line to argparse, which alone would leave "b" over.
+    assert cli.parse_args(["tags", "a", "--lim", "3", "b"]).refs == ["a", "b"]
+    assert cli.parse_args(["digest", "a", "--plat", "linux/arm64", "b", "c"]).refs == [
+        "a",
+        "b",
+        "c",
+    ]
+    with pytest.raises(SystemExit):
+        cli.parse_args(["tags", "a", "--lim", "3", "--bogus", "b"])
+    with pytest.raises(SystemExit):
+        cli.parse_args(["check", ".", "--json", "extra"])  # not a verb of references

@@ -201,7 +201,9 @@ def test_push_copies_between_registries(
     assert dry.returncode == 0, dry.stderr
     skopeo = Skopeo.for_registry(plain_registry)
     assert plain_registry.repositories_on_disk() == []
-    done = portside("push", source, f"{dest}:3.22", f"{dest}:3", cwd=tmp_path, cache=tmp_path / "c")
+    done = portside(
+        "push", "--json", source, f"{dest}:3.22", f"{dest}:3", cwd=tmp_path, cache=tmp_path / "c"
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] is True

@@ -92,7 +92,7 @@ def _json_inputs() -> list[bytes]:
         '{"a": 1}'.encode("utf-16-be"),
         "[1]".encode("utf-32"),
         "[1]".encode("utf-32-le"),
-        b"[" * 100_000 + b"]" * 100_000,  # too deep for either: RecursionError
+        b"[" * jsonscan.MAX_DEPTH + b"]" * jsonscan.MAX_DEPTH,  # as deep as allowed
     ]
     # Every cut of a real entry (a torn write), and some with a byte changed.
     inputs += [entry[:n] for n in range(len(entry))]
@@ -125,3 +125,36 @@ def test_loads_imports_no_json() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout.splitlines()
     assert out == ["{'a': [1, 2.5, None, 'x']}", "[]"]
+
+
+# -- the depth limit: hostile nesting is a ValueError, never a RecursionError ------------
+
+
+@pytest.mark.parametrize("scanner", [True, False], ids=["C scanner", "json.loads"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * (jsonscan.MAX_DEPTH + 1) + b"]" * (jsonscan.MAX_DEPTH + 1),  # one too deep
+        b"[" * 100_000 + b"]" * 100_000,  # too deep for json.loads itself
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b'{"errors": [{"detail": ' + b"[" * 3000 + b"]" * 3000 + b"}]}",
+        b"[" * 100_000,  # and unfinished
+        "[" * 100_000 + "]" * 100_000,  # text as well as bytes
+    ],
+    ids=["limit+1", "100000", "objects", "inside", "unfinished", "str"],
+)
+def test_nesting_past_the_limit_is_a_value_error(
+    monkeypatch: pytest.MonkeyPatch, data: bytes | str, scanner: bool
+) -> None:
+    if not scanner:
+        monkeypatch.setattr(jsonscan, "_scan_once", None)
+    with pytest.raises(jsonscan.TooDeep):  # a ValueError, as every malformed document
+        jsonscan.loads(data)
+
+
+def test_brackets_inside_strings_do_not_count_as_depth() -> None:
+    tags = ["[" * 300, "{" * 300]
+    assert jsonscan.loads(json.dumps({"tags": tags}).encode()) == {"tags": tags}
+    assert jsonscan.loads(b"[" * 3 + b"]" * 3, max_depth=3) == [[[]]]
+    with pytest.raises(jsonscan.TooDeep):
+        jsonscan.loads(b"[" * 4 + b"]" * 4, max_depth=3)

@@ -19,6 +19,7 @@ from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from harness import seed
+from harness.hostile import push_nested_images
 from harness.proxy import FaultProxy
 from harness.registry import Registry
 
@@ -222,6 +223,20 @@ async def test_local_then_remote_diagnostics(
     assert "3.1" in by["stale"].message
 
 
+async def test_one_nested_manifest_leaves_the_other_images_judged(
+    started: Any, registry: Registry
+) -> None:
+    hostile = push_nested_images(registry)
+    session = await started()
+    uri = session.open(
+        f"FROM {hostile['pinned']} AS one\nFROM {registry.host}/library/python:3.12-slim-bookworm\n"
+    )
+    found = await session.diagnostics(uri, has("stale"), timeout=30)
+    assert (1, "unpinned") in kinds(found) and (1, "stale") in kinds(found)
+    about_hostile = [d for d in found if d.range.start.line == 0]
+    assert any("not valid JSON" in d.message for d in about_hostile), about_hostile
+
+
 async def test_unreachable_is_information(started: Any) -> None:
     session = await started()
     uri = session.open("FROM 127.0.0.1:9/acme/app:1.0\n")
@@ -401,7 +416,7 @@ async def test_catalog_and_recent_image_name_completion(
     assert isinstance(edit, lsp.TextEdit) and edit.range.start.character == len("FROM ")
     # Images the server saw resolve come first, and are remembered in the cache dir.
     await session.diagnostics(uri, has("unpinned"))
-    recent_file = tmp_path / "cache0" / "v1" / "recent-images.json"
+    recent_file = tmp_path / "cache0" / "v2" / "recent-images.json"
     for _ in range(250):
         if recent_file.exists():
             break

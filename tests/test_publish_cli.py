@@ -132,8 +132,19 @@ def test_piped_progress_is_one_plain_line_per_step(
     assert all(re.fullmatch(r"\[[a-z ]+(?: \S+)?\] .+", line) for line in steps), steps
     assert sum("uploaded" in line for line in steps) == 2  # the layer and the config
     assert f"[tag] {dest}:1.0.0 -> " in done.stderr and f"[tag] {dest}:latest -> " in done.stderr
-    report = json.loads(done.stdout)
+    # Without --json, a summary for a person, like every verb's plain output.
+    summary = done.stdout.splitlines()
+    assert summary[0].startswith("pushed sha256:")
+    assert summary[1].startswith(f"  {dest}: tagged 1.0.0, latest; uploaded 2 blob(s) (")
+    assert not done.stdout.lstrip().startswith("{")
+    again = run_cli(
+        "push", "--json", f"oci:{layout.root}", f"{dest}:1.0.0", f"{dest}:latest", env=cli_env
+    )
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
     assert report["ok"] and sorted(report["tags_moved"]) == [f"{dest}:1.0.0", f"{dest}:latest"]
+    assert report["digest"] == summary[0].removeprefix("pushed ")
+    assert report["destinations"][0]["blobs_skipped"] == 2  # the second push uploads nothing
 
 
 def test_terminal_progress_shows_rich_bars(
@@ -159,6 +170,9 @@ def test_terminal_progress_shows_rich_bars(
     assert re.search(r"2\.\d/2\.\d MB", text), text
     assert f"{dest}:1.0.0 -> sha256:" in text  # the tag step, as a line above the bars
     assert tags_of(plain_registry, "team/tty") == ["1.0.0"]
+    # The summary, not the JSON report, on a terminal.
+    assert f"{dest}: tagged 1.0.0; uploaded 2 blob(s)" in text
+    assert '"tags_moved"' not in text
 
 
 # -- dry run -------------------------------------------------------------------------
@@ -173,8 +187,8 @@ def test_push_dry_run_lists_every_push_and_tag_and_changes_nothing(
     blobs = [top.config, *top.layers]
     a, b = one.ref("team/app"), two.ref("mirror/app")
     done = run_cli(
-        "push", "--dry-run", f"oci:{layout.root}", f"{a}:1.0.0", f"{a}:latest", f"{b}:1.0.0",
-        env=cli_env,
+        "push", "--dry-run", "--json", f"oci:{layout.root}", f"{a}:1.0.0", f"{a}:latest",
+        f"{b}:1.0.0", env=cli_env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     plan = [line.removeprefix("[plan] ") for line in done.stderr.splitlines() if "[plan]" in line]
@@ -209,7 +223,7 @@ def test_publish_dry_run_native_shows_build_pushes_and_tags(
         base=reg.ref("base/python", "3.12"),
     )
     before = sorted(p.name for p in (reg.root / "docker/registry/v2/blobs").rglob("data"))
-    done = run_cli("publish", "--dry-run", "--project", str(project), env=cli_env)
+    done = run_cli("publish", "--dry-run", "--project", str(project), "--json", env=cli_env)
     assert done.returncode == 0, done.stderr
     plan = [line.removeprefix("[plan] ") for line in done.stderr.splitlines() if "[plan]" in line]
     assert any(
@@ -323,8 +337,8 @@ def test_push_with_refused_credentials_tags_no_destination(
     layout = make_layout(tmp_path / "l")
     good, refused = plain_registry.ref("team/app"), basic_registry.ref("team/app")
     done = run_cli(
-        "push", f"oci:{layout.root}", f"{good}:1.0.0", f"{good}:latest", f"{refused}:1.0.0",
-        env=cli_env,  # no credentials at all for the basic-auth registry
+        "push", "--json", f"oci:{layout.root}", f"{good}:1.0.0", f"{good}:latest",
+        f"{refused}:1.0.0", env=cli_env,  # no credentials at all for the basic-auth registry
     )  # fmt: skip
     error = assert_clean_failure(done, 4)
     assert f"push to {refused}:" in error and "no tag was moved" in error
@@ -337,8 +351,8 @@ def test_push_with_refused_credentials_tags_no_destination(
     auth = (basic_registry.username or "", basic_registry.password or "")
     write_docker_config(tmp_path / "dc", auths={basic_registry.host: auth})
     again = run_cli(
-        "push", f"oci:{layout.root}", f"{good}:1.0.0", f"{good}:latest", f"{refused}:1.0.0",
-        env={**cli_env, "DOCKER_CONFIG": str(tmp_path / "dc")},
+        "push", "--json", f"oci:{layout.root}", f"{good}:1.0.0", f"{good}:latest",
+        f"{refused}:1.0.0", env={**cli_env, "DOCKER_CONFIG": str(tmp_path / "dc")},
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["destinations"][0]["bytes_uploaded"] == 0
@@ -411,7 +425,7 @@ async def test_connection_dropped_mid_copy_between_registries(
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-creds"))
     src = f"127.0.0.1:{src_proxy.port}/src/app:1.0.0"
     dest = f"127.0.0.1:{dest_proxy.port}/team/app"
-    code = await _main_in_thread(["push", src, f"{dest}:1.0.0", f"{dest}:latest"])
+    code = await _main_in_thread(["push", "--json", src, f"{dest}:1.0.0", f"{dest}:latest"])
     out, err = capsys.readouterr()
     layer_gets = [r for r in src_proxy.requests if r.method == "GET" and layer in r.path]
     patches = [r for r in dest_proxy.requests if r.method == "PATCH"]
@@ -455,12 +469,12 @@ def test_build_and_publish_piped_end_to_end(
         base=reg.ref("base/python", "3.12"),
         extra='platforms = ["linux/amd64"]\n',
     )
-    built = run_cli("build", "--project", str(project), env=cli_env)
+    built = run_cli("build", "--project", str(project), "--json", env=cli_env)
     assert built.returncode == 0, built.stderr
     assert "[base] resolving" in built.stderr and "[native] wrote" in built.stderr
     assert json.loads(built.stdout)["kind"] == "registry"
     assert tags_of(reg, "team/app") == []  # a build never tags
-    done = run_cli("publish", "--project", str(project), env=cli_env)
+    done = run_cli("publish", "--project", str(project), "--json", env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "RICH_IMPORTED=False" in done.stderr and "\x1b" not in done.stderr
     report = json.loads(done.stdout)
@@ -473,3 +487,26 @@ def test_build_and_publish_piped_end_to_end(
     # The native build wrote the image to the first destination: the push there is free.
     assert report["destinations"][0]["bytes_uploaded"] == 0
     assert report["destinations"][1]["blobs_uploaded"] > 0
+
+    # Without --json: a summary for a person, as every verb prints; --json FILE writes
+    # the report there and still prints the summary.
+    summary = run_cli("build", "--project", str(project), env=cli_env)
+    assert summary.returncode == 0, summary.stderr
+    lines = summary.stdout.splitlines()
+    assert re.fullmatch(r"built sha256:[0-9a-f]{64} with the native builder", lines[0]), lines
+    assert lines[1].startswith(f"  image: {reg.ref('team/app')}@sha256:")
+    assert any(
+        line.startswith(f"  base: {reg.ref('base/python', '3.12')}@sha256:") for line in lines
+    )
+    again = run_cli("publish", "--project", str(project), "--json", str(tmp_path / "r.json"),
+                    env=cli_env)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["ok"] is True
+    lines = again.stdout.splitlines()
+    assert lines[0] == f"pushed {written['digest']}"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        f"  {reg.ref('team/app')}".rsplit(":", 1)[0],
+        f"  {other.ref('mirror/app')}".rsplit(":", 1)[0],
+    ]
+    assert all("already there" in line for line in lines[1:])

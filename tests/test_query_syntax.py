@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import re
 
 import pytest
 
 from portside.errors import PortsideError, UsageError
 from portside.query import And, Condition, Not, Or, QuerySyntaxError, parse_query
+from portside.query.pattern import LinearRegex
 from portside.query.syntax import Day, RelativeTime, parse_duration, parse_size
 from portside.registry.manifest import Platform
 
@@ -99,7 +99,7 @@ def test_strings_keep_regex_backslashes_and_escape_quotes() -> None:
     assert isinstance(q.where, And)
     regex, label = q.where.items
     assert isinstance(regex, Condition) and isinstance(label, Condition)
-    assert isinstance(regex.values[0], re.Pattern)
+    assert isinstance(regex.values[0], LinearRegex)
     assert regex.values[0].pattern == r'^v?\d+"x'
     assert label.field.key == 'a"b'
     assert label.values == ("it's",)
@@ -149,6 +149,9 @@ def caret_column(error: QuerySyntaxError) -> int:
         ("python where digest = sha256:abc", 22, "expected a digest sha256:<64 hex>"),
         ('python where tag =~ "a(b"', 22, "expected a regular expression"),  # at the "("
         ('python where tag =~ "ab)"', 23, "expected a regular expression"),
+        # Linear-time matching: no backreferences, no lookaround, at the offending part.
+        ('python where tag =~ "(a)\\1"', 24, "expected a regular expression"),
+        ('python where tag =~ "x(?=y)"', 22, "lookaround"),
         ('python where tag = "abc', 19, "unterminated string"),
         ("python where tag ! x", 17, "expected '!='"),
         ("python where (tag = x", 21, "expected ')', 'and' or 'or'"),

@@ -97,7 +97,7 @@ class Project:
         self.root = tmp_path / "project"
         self.root.mkdir(parents=True)
         self.cache = tmp_path / "cache"
-        self.env = {"PORTSIDE_CACHE_DIR": str(self.cache), "PORTSIDE_DAEMON": "off", **env}
+        self.env = {"PORTSIDE_CACHE_DIR": str(self.cache), **env}
         self.dockerfile = self.root / "Dockerfile"
         self.dockerfile.write_text(
             f"FROM {host}/{REPO}:3.20 AS build\nFROM {host}/{REPO}:3.20\n", encoding="utf-8"

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from portside import errors
+from portside.contract import CredentialSource
 from portside.reference import Digest
-from portside.registry.credentials import CredentialStore
 from portside.registry.transport import ClientOptions
 
 __all__ = [
@@ -46,7 +46,7 @@ class BuildError(errors.PortsideError):
 
 
 class BuilderUnavailable(errors.UsageError):
-    """The chosen builder cannot run here (missing tool, no daemon, unknown name)."""
+    """The chosen builder cannot run here (missing tool, no engine to talk to, unknown name)."""
 
 
 def source_date_epoch(environ: Mapping[str, str] | None = None) -> int | None:
@@ -78,7 +78,7 @@ class BuildRequest:
 
     context: Path
     dockerfile: Path | None = None
-    # Where the result goes: a local name for daemon/buildah builds, the repository a
+    # Where the result goes: a local name for Docker Engine/buildah builds, the repository a
     # native build writes to (``registry/repo``; a tag here is ignored: tags come last).
     target: str = "localhost/portside-build"
     platforms: tuple[str, ...] = ()
@@ -98,7 +98,7 @@ class BuildRequest:
     # Scratch space (storage roots, layouts); a fresh temporary directory when None.
     work_dir: Path | None = None
     client_options: ClientOptions | None = None
-    credentials: CredentialStore | None = None
+    credentials: CredentialSource | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,15 @@ class BuildResult:
             if self.base_name
             else None,
         }
+
+    def summary(self) -> list[str]:
+        """What ``portside build`` tells a person (``--json`` gives :meth:`to_json`)."""
+        where = self.reference if self.kind == "registry" else f"oci:{self.layout}"
+        lines = [f"built {self.digest} with the {self.builder} builder", f"  image: {where}"]
+        if self.base_name:
+            lines.append(f"  base: {self.base_name}@{self.base_digest}")
+        lines += [f"  {key}: {value}" for key, value in sorted(self.platform_digests.items())]
+        return lines
 
 
 class Builder(abc.ABC):

@@ -1,4 +1,4 @@
-"""The ``buildah`` builder: Dockerfile builds with no daemon (``bud --isolation chroot``).
+"""The ``buildah`` builder: Dockerfile builds with no engine service (``bud --isolation chroot``).
 
 Every run gets its own storage root (driver ``vfs``, which works without overlay
 support or privileges) under the work directory, and the result leaves it as an OCI
@@ -31,7 +31,7 @@ __all__ = ["BuildahBuilder", "portside_builders"]
 
 class BuildahBuilder(Builder):
     name = "buildah"
-    description = "Dockerfile builds with the buildah CLI, no daemon (--isolation chroot)"
+    description = "Dockerfile builds with the buildah CLI, no engine service (--isolation chroot)"
 
     def __init__(self, executable: str = "buildah") -> None:
         self.executable = executable

@@ -1,4 +1,4 @@
-"""The ``native`` builder: a Python project's image with no daemon and no Dockerfile.
+"""The ``native`` builder: a Python project's image with no container engine and no Dockerfile.
 
 The base image stays on its registry: only its manifest and config are read. Two layers
 go on top, the dependencies and the project's own wheel, unpacked into ``/app`` (on
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import email.parser
-import json
 import shutil
 import stat
 import sys
@@ -26,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from portside import errors
+from portside import errors, jsonscan
 from portside.build._proc import run_tool
 from portside.build.base import (
     Builder,
@@ -100,7 +99,7 @@ def _top_module(files: Mapping[str, Any]) -> str | None:
 
 class NativeBuilder(Builder):
     name = "native"
-    description = "Python projects without a daemon or Dockerfile, written straight to a registry"
+    description = "Python projects with no engine or Dockerfile, written straight to a registry"
 
     def unavailable_reason(self) -> str | None:
         return None  # needs only Python, pip and a registry
@@ -291,7 +290,17 @@ class NativeBuilder(Builder):
         progress: Progress,
     ) -> Descriptor:
         assert base.config is not None
-        config = json.loads(await client.get_blob(base_ref, base.config.digest))
+        raw = await client.get_blob(base_ref, base.config.digest)
+        try:
+            config = jsonscan.loads(raw)
+        except ValueError:  # not JSON, or nested too deeply
+            config = None
+        if not isinstance(config, dict):
+            raise errors.InvalidResponse(
+                "the base image's config is not a JSON object",
+                registry=base_ref.registry,
+                repository=base_ref.repository,
+            )
         config = _image_config(config, layers, request, module)
         config_raw = canonical(config)
         gate = asyncio.Semaphore(_CONCURRENCY)

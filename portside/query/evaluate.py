@@ -361,7 +361,7 @@ def _test(cond: Condition, value: Any, now: dt.datetime) -> bool:
             return bool(value.has_prefix(literal))
         return any(fnmatchcase(t, literal) for t in texts)
     if op == "=~":
-        return any(literal.search(t) is not None for t in texts)
+        return any(literal.search(t) for t in texts)
     return _compare(name, op, value, literal, now)
 
 

@@ -54,6 +54,7 @@ from portside.errors import PortsideError, UsageError
 from portside.reference import Digest, Reference
 from portside.registry.manifest import Platform
 
+from .pattern import LinearRegex, RegexError, compile_regex
 from .versioning import QueryVersion, parse_version_literal
 
 # -- errors --------------------------------------------------------------------------
@@ -137,7 +138,7 @@ class Day:
 
 TimeValue: TypeAlias = "dt.datetime | Day | RelativeTime"
 LiteralValue: TypeAlias = (
-    "str | QueryVersion | Platform | int | dt.timedelta | TimeValue | re.Pattern[str]"
+    "str | QueryVersion | Platform | int | dt.timedelta | TimeValue | LinearRegex"
 )
 
 Operator = Literal["=", "!=", "<", "<=", ">", ">=", "~", "=~", "in", "not in"]
@@ -713,9 +714,9 @@ def _convert(f: Field, op: Operator, text: str) -> LiteralValue:
     """The literal ``text`` as the value ``f op`` compares with; ``_BadLiteral`` if not."""
     if op == "=~":
         try:
-            return re.compile(text)
-        except re.error as exc:
-            raise _BadLiteral(str(exc.msg), offset=exc.pos) from None
+            return compile_regex(text)
+        except RegexError as exc:
+            raise _BadLiteral(exc.detail, offset=exc.offset) from None
     if op == "~" and f.name != "version":
         return text  # a glob, matched with fnmatchcase
     name = f.name

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import json
 import math
 import re
 import time
@@ -19,10 +18,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from portside import errors
+from portside import errors, jsonscan
+from portside.contract import CredentialSource
 from portside.redact import redact_text
+from portside.reference import canonical_registry
 from portside.registry.challenge import Challenge, Scope, merge_scopes, parse_challenges, pick
-from portside.registry.credentials import TOKEN_USERNAME, Credential, CredentialStore
+from portside.registry.credentials import TOKEN_USERNAME, Credential
 from portside.registry.transport import (
     ERROR_BODY_LIMIT,
     Response,
@@ -115,8 +116,8 @@ def _header_safe(value: str) -> bool:
 def parse_token_response(body: bytes, *, realm_host: str) -> tuple[str, float, str | None]:
     """(token, lifetime seconds, refresh token) from a token endpoint's JSON."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        doc = jsonscan.loads(body)
+    except ValueError:  # not JSON, or nested too deeply
         doc = None
     if not isinstance(doc, dict):
         raise errors.InvalidResponse(
@@ -151,7 +152,7 @@ def _basic(username: str, password: str) -> str:
 class Authenticator:
     """Adds credentials to requests for one client; answers 401s once per request."""
 
-    def __init__(self, transport: Transport, credentials: CredentialStore | None) -> None:
+    def __init__(self, transport: Transport, credentials: CredentialSource | None) -> None:
         self._transport = transport
         self._credentials = credentials
         self._challenges: dict[str, Challenge | None] = {}
@@ -159,6 +160,9 @@ class Authenticator:
         self._token_locks: dict[tuple[str, str, str, frozenset[str]], asyncio.Lock] = {}
         # Refresh tokens learned from a realm go back to that realm only.
         self._refresh_tokens: dict[tuple[str, str], str] = {}
+        # Registries an Authorization derived from a credential went to (the cache keys
+        # what they answered by that credential; see credential_sent).
+        self._sent: dict[str, Credential] = {}
 
     def __repr__(self) -> str:
         return f"<Authenticator {len(self._tokens)} cached token(s)>"
@@ -167,6 +171,11 @@ class Authenticator:
         if self._credentials is None:
             return None
         return await self._credentials.aget(registry)
+
+    def credential_sent(self, registry: str) -> Credential | None:
+        """The credential requests to ``registry`` carried (directly or as a token it
+        obtained) so far; None while everything went anonymously."""
+        return self._sent.get(canonical_registry(registry))
 
     async def send(
         self,
@@ -318,6 +327,9 @@ class Authenticator:
         if challenge is None:
             return None
         credential = await self.credential(registry)
+        if credential is not None:
+            # Recorded before use: an answer is never counted anonymous when it was not.
+            self._sent[canonical_registry(registry)] = credential
         if challenge.scheme == "basic":
             if credential is None or credential.username is None or credential.password is None:
                 return None

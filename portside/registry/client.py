@@ -15,13 +15,14 @@ from types import TracebackType
 
 import httpx
 
-from portside import errors
+from portside import errors, jsonscan
+from portside.contract import CredentialSource
 from portside.redact import redact_url
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
 from portside.registry.auth import Authenticator
 from portside.registry.challenge import Scope
-from portside.registry.credentials import CredentialStore
+from portside.registry.credentials import Credential, CredentialStore
 from portside.registry.manifest import (
     Descriptor,
     ImageConfig,
@@ -35,6 +36,7 @@ from portside.registry.transport import (
     ClientOptions,
     Response,
     Transport,
+    bounded_chunks,
     check_destination,
     origin,
     raise_for_status,
@@ -97,7 +99,7 @@ class RegistryClient:
         self,
         options: ClientOptions | None = None,
         *,
-        credentials: CredentialStore | None = None,
+        credentials: CredentialSource | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.options = options or ClientOptions()
@@ -129,6 +131,11 @@ class RegistryClient:
         """What the registry's quota headers said last; ``None`` means unknown, not zero."""
         host = Reference(registry, "x/x", None, None).api_host
         return self._transport.rate_limit(host)
+
+    def credential_sent(self, registry: str) -> Credential | None:
+        """The credential this client's requests to ``registry`` carried so far, or None
+        while they all went anonymously (what the cache keys an answer by)."""
+        return self._auth.credential_sent(registry)
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -232,8 +239,6 @@ class RegistryClient:
         when the token service refuses the scope) means "not allowed here" and gives an
         empty list, not an error. Other failures raise as usual.
         """
-        import json
-
         ref = Reference(registry, "x/x", None, None)
         scopes = (Scope("registry", "catalog", ("*",)),)
         params = [("n", str(page_size))] if page_size else None
@@ -258,8 +263,8 @@ class RegistryClient:
                 return []
             raise_for_status(response, registry=registry, repository=None, what="catalog")
             try:
-                doc = json.loads(response.content)
-            except (ValueError, UnicodeDecodeError):
+                doc = jsonscan.loads(response.content)
+            except ValueError:  # not JSON, or nested too deeply
                 doc = None
             if not isinstance(doc, dict):
                 raise errors.InvalidResponse("the catalog is not a JSON object", registry=registry)
@@ -275,11 +280,9 @@ class RegistryClient:
         raise _endless(self.options.max_pages, "catalog", registry, None)
 
     def _parse_tags(self, response: Response, ref: Reference) -> list[str]:
-        import json
-
         try:
-            doc = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+            doc = jsonscan.loads(response.content)
+        except ValueError:  # not JSON, or nested too deeply
             doc = None
         if not isinstance(doc, dict):
             raise errors.InvalidResponse(
@@ -451,17 +454,27 @@ class RegistryClient:
     ) -> bytes:
         """A blob read into memory under a cap, verified against ``digest``."""
         cap = max_bytes or self.options.max_config_bytes
-        chunks = [chunk async for chunk in self.stream_blob(ref, digest, max_bytes=cap)]
+        # Read whole, so bounded like any request: --timeout for all of it.
+        deadline = self._transport.request_deadline(ref.api_host)
+        stream = self._stream_blob(ref, digest, max_bytes=cap, deadline=deadline)
+        chunks = [chunk async for chunk in stream]
         return b"".join(chunks)
 
-    async def stream_blob(
+    def stream_blob(
         self, ref: Reference, digest: Digest, *, max_bytes: int | None = None
     ) -> AsyncIterator[bytes]:
         """Stream a blob; the digest is checked as the bytes pass and at the end.
 
         A mismatch raises at the end, so callers must not commit what they wrote
-        until the iterator finishes.
+        until the iterator finishes. A layer may take long: only the client's deadline
+        (``ClientOptions.deadline``) bounds the whole stream.
         """
+        deadline = self._transport.deadline_at
+        return self._stream_blob(ref, digest, max_bytes=max_bytes, deadline=deadline)
+
+    async def _stream_blob(
+        self, ref: Reference, digest: Digest, *, max_bytes: int | None, deadline: float | None
+    ) -> AsyncIterator[bytes]:
         response = await self._request(
             ref,
             "GET",
@@ -475,7 +488,7 @@ class RegistryClient:
         hasher = hashlib.new(digest.algorithm)
         total = 0
         try:
-            async for chunk in response.stream.aiter_bytes():
+            async for chunk in bounded_chunks(response.stream, deadline):
                 total += len(chunk)
                 if max_bytes is not None and total > max_bytes:
                     raise errors.TooLarge(
@@ -485,6 +498,14 @@ class RegistryClient:
                     )
                 hasher.update(chunk)
                 yield chunk
+        except TimeoutError:
+            raise errors.RegistryUnreachable(
+                f"reading blob {digest.short} did not finish in time",
+                registry=ref.registry,
+                repository=ref.repository,
+                hint="the registry sends too slowly; check the network, or raise --timeout "
+                "(--deadline for whole layers)",
+            ) from None
         except httpx.TransportError as exc:
             raise errors.RegistryUnreachable(
                 f"the connection broke while reading blob {digest.short}: {type(exc).__name__}",

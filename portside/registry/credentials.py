@@ -50,10 +50,11 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portside import jsonscan
+from portside.contract import Credential as Credential
 from portside.errors import CredentialError, PortsideError
 from portside.plugins import hookimpl
 from portside.reference import DOCKER_HUB, DOCKER_HUB_LEGACY_KEY, canonical_registry
@@ -84,55 +85,8 @@ _warned_unscoped_env = False
 
 # --- the credential ----------------------------------------------------------
 
-
-@dataclass(frozen=True, repr=False)
-class Credential:
-    """What to authenticate to one registry with.
-
-    - ``username`` + ``password``: basic auth, or the token server's basic auth.
-    - ``identity_token``: an OAuth2 refresh token (docker's ``identitytoken``, or a
-      helper answering with the user name ``<token>``), exchanged at the token realm.
-    - ``registry_token``: a bearer token to send as is.
-
-    ``source`` says where it came from, for messages; it never holds a secret.
-    ``repr()`` and ``str()`` never show the password or the tokens.
-    """
-
-    username: str | None = None
-    password: str | None = None
-    identity_token: str | None = None
-    registry_token: str | None = None
-    source: str = "unknown source"
-
-    def __repr__(self) -> str:
-        parts = [f"username={self.username!r}"]
-        for name in ("password", "identity_token", "registry_token"):
-            if getattr(self, name):
-                parts.append(f"{name}=<set>")
-        parts.append(f"source={self.source!r}")
-        return f"Credential({', '.join(parts)})"
-
-    def __str__(self) -> str:
-        who = f" for user {self.username!r}" if self.username else ""
-        return f"{self.kind}{who} from {self.source}"
-
-    @property
-    def kind(self) -> str:
-        """``registry token``, ``identity token``, ``password`` or ``username only``."""
-        if self.registry_token:
-            return "registry token"
-        if self.identity_token:
-            return "identity token"
-        if self.password:
-            return "password"
-        return "username only"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The secret values, for :func:`portside.redact.redact_text`."""
-        values = (self.password, self.identity_token, self.registry_token)
-        return tuple(value for value in values if value)
-
+# Credential is a type of the plugin contract: it lives in portside.contract (below
+# the plugin manager) and is re-exported here, where it has always been importable.
 
 # --- config files ------------------------------------------------------------
 
@@ -163,7 +117,7 @@ def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        data = json.loads(text)
+        data = jsonscan.loads(text)
     except ValueError as exc:
         # JSONDecodeError's message names a position, never the content; build our
         # own anyway so no fragment of a secret can slip through.
@@ -197,6 +151,33 @@ def load_docker_config(path: Path | None = None) -> dict[str, Any]:
     return _parse_config_text(text, f"docker config {path}")
 
 
+def _refuse_untrusted(path: Path) -> None:
+    """Credentials are never written where another user could read or swap them: the
+    directory (and a link or file already there) must be ours and writable by nobody
+    else (the checks of :mod:`portside.private`)."""
+    from portside import private
+
+    problem = private.directory_problem(str(path.parent))
+    if problem is None and os.path.lexists(path):
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            fd = None  # a link: ours or not is asked below
+        if fd is not None:
+            try:
+                problem = private.file_problem(fd)
+                problem = f"{path} is {problem}" if problem else None
+            finally:
+                os.close(fd)
+        elif hasattr(os, "geteuid") and os.lstat(path).st_uid != os.geteuid():
+            problem = f"{path} is a symbolic link owned by another user"
+    if problem is not None:
+        raise CredentialError(
+            f"not writing credentials: {problem}",
+            hint="use a docker config directory only you can write (set DOCKER_CONFIG)",
+        )
+
+
 def save_docker_config(config: Mapping[str, Any], path: Path | None = None) -> Path:
     """Write ``config`` to the docker config atomically, readable by the owner only.
 
@@ -205,8 +186,10 @@ def save_docker_config(config: Mapping[str, Any], path: Path | None = None) -> P
     A symlinked config is written through the link. Returns the path written.
     """
     path = docker_config_path() if path is None else path
+    _refuse_untrusted(path)
     if path.is_symlink():
         path = Path(os.path.realpath(path))
+        _refuse_untrusted(path)
     data = json.dumps(config, indent="\t") + "\n"
     tmp: str | None = None
     try:
@@ -506,7 +489,7 @@ def helper_get(
             hint=f"run `echo {server_url} | {program} get` to see its error",
         )
     try:
-        data = json.loads(out)
+        data = jsonscan.loads(out)
     except ValueError:
         data = None
     if not isinstance(data, dict):

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ipaddress
-import json
 import logging
 import os
 import random
 import re
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
 
-from portside import errors
+from portside import errors, jsonscan
 from portside.redact import redact_text, redact_url
 from portside.reference import is_loopback_host
 from portside.registry.ratelimit import RateLimit, classify_429, parse_rate_limit, parse_retry_after
@@ -48,8 +48,14 @@ class ClientOptions:
     insecure: frozenset[str] = frozenset()
     # Extra CA bundle (PEM) trusted on top of the system's.
     ca_file: str | None = None
+    # Each request, whole (connect, headers, body, the HTTP/HTTPS probe too), at most
+    # this long: a server dripping a byte at a time never trips a per-read timeout.
     timeout: float = 30.0
     connect_timeout: float = 10.0
+    # All of this client's requests, retries, backoff and Retry-After waits together,
+    # counted from the client's creation; None for a long-lived client (the language
+    # server), whose calls are each bounded by ``timeout`` and ``max_retries``.
+    deadline: float | None = None
     max_retries: int = 4
     backoff_base: float = 0.5
     backoff_cap: float = 10.0
@@ -186,8 +192,8 @@ def describe_error_body(headers: httpx.Headers, body: bytes) -> tuple[str, list[
     ctype = headers.get("content-type", "")
     if "json" in ctype or text.lstrip().startswith(b"{"):
         try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = jsonscan.loads(text)
+        except ValueError:  # not JSON, or nested too deeply to be an honest error body
             doc = None
         if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
             codes: list[str] = []
@@ -195,8 +201,8 @@ def describe_error_body(headers: httpx.Headers, body: bytes) -> tuple[str, list[
             for item in doc["errors"][:20]:
                 if not isinstance(item, dict):
                     continue
-                code = str(item.get("code", "")).upper()[:64]
-                message = str(item.get("message", ""))[:200]
+                code = _printable(str(item.get("code", "")).upper()[:64])
+                message = _printable(str(item.get("message", ""))[:200])
                 if code:
                     codes.append(code)
                 messages.append(f"{code}: {message}" if code else message)
@@ -204,7 +210,12 @@ def describe_error_body(headers: httpx.Headers, body: bytes) -> tuple[str, list[
     if "html" in ctype or text.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
         return "the server answered with an HTML page (a proxy or login portal in the way?)", []
     snippet = text[:200].decode("utf-8", "replace").strip()
-    return ("".join(ch if ch.isprintable() else " " for ch in snippet)), []
+    return _printable(snippet), []
+
+
+def _printable(text: str) -> str:
+    """A registry's text for one line of an error: line breaks and controls are spaces."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 _contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
@@ -247,6 +258,9 @@ class Transport:
         self._rate_limits: dict[str, RateLimit] = {}
         self._warned: set[str] = set()
         self.warnings: list[str] = []
+        self._deadline_at = (
+            time.monotonic() + options.deadline if options.deadline is not None else None
+        )
 
     # -- setup -----------------------------------------------------------------------
 
@@ -310,6 +324,52 @@ class Transport:
     def rate_limit(self, host: str) -> RateLimit | None:
         return self._rate_limits.get(host)
 
+    # -- time budget -----------------------------------------------------------------
+
+    def _remaining(self) -> float:
+        """Seconds left of the whole-client deadline (infinite without one)."""
+        if self._deadline_at is None:
+            return float("inf")
+        return self._deadline_at - time.monotonic()
+
+    def _request_timeout(self, host: str) -> float:
+        """How long the next request to ``host`` may take: ``timeout``, or less when the
+        deadline is nearer; DeadlineExceeded when it has passed."""
+        remaining = self._remaining()
+        if remaining <= 0:
+            raise self._deadline_exceeded(host, "no time was left for another request")
+        return min(self.options.timeout, remaining)
+
+    @property
+    def deadline_at(self) -> float | None:
+        """The whole-client deadline as a ``time.monotonic()`` value, if there is one."""
+        return self._deadline_at
+
+    def request_deadline(self, host: str) -> float:
+        """A ``time.monotonic()`` value bounding one request to ``host`` started now."""
+        return time.monotonic() + self._request_timeout(host)
+
+    def _fits(self, delay: float) -> bool:
+        """Whether waiting ``delay`` seconds still leaves time for another try."""
+        return delay < self._remaining()
+
+    def _deadline_exceeded(self, host: str, what: str) -> errors.DeadlineExceeded:
+        return errors.DeadlineExceeded(
+            f"{what} within the deadline of {self.options.deadline:g} s",
+            registry=host,
+            hint="the registry is slow or keeps failing; check the network, or raise --deadline",
+        )
+
+    def _timed_out(self, host: str, seconds: float, what: str) -> errors.RegistryError:
+        """The error for a request to ``host`` that took its whole ``seconds``."""
+        if seconds < self.options.timeout:  # cut short by the deadline, not by --timeout
+            return self._deadline_exceeded(host, f"{what} did not finish")
+        return errors.RegistryUnreachable(
+            f"{what} did not finish within {seconds:g} s",
+            registry=host,
+            hint="the registry is slow to answer; check the network, or raise --timeout",
+        )
+
     async def base_url(self, host: str) -> httpx.URL:
         """``https://host`` or, for loopback and insecure hosts that do not speak TLS, ``http``."""
         scheme = self._schemes.get(host)
@@ -341,10 +401,17 @@ class Transport:
         (:meth:`base_url`): they are HTTPS only.
         """
         client = self._client("http")
+        seconds = self._request_timeout(host)
+        deadline = time.monotonic() + seconds
         try:
-            response = await client.send(
-                client.build_request("GET", f"http://{host}/v2/"), stream=True
+            # wait_for: httpx's timeouts are per read, and a server may drip its headers.
+            response = await asyncio.wait_for(
+                client.send(client.build_request("GET", f"http://{host}/v2/"), stream=True),
+                timeout=seconds,
             )
+        except asyncio.TimeoutError:
+            # A TLS port answers a plain request at once (400 or a close): this one is slow.
+            raise self._timed_out(host, seconds, "GET /v2/ (plain HTTP probe)") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:
             # Nothing listens, or nothing answers: TLS on the same port would not fare
             # better. (A TLS server answers a plain request at once, with 400 or a close.)
@@ -353,12 +420,10 @@ class Transport:
             pass  # reset, or bytes that are not HTTP (a TLS alert): ask in TLS
         else:
             registry = _looks_like_registry(response)
-            try:
-                # Read the (capped) body so that the connection can serve the next request.
-                deadline = time.monotonic() + self.options.timeout
+            # Read the (capped) body so that the connection can serve the next request;
+            # on failure _read_capped has closed it, and only the headers mattered.
+            with contextlib.suppress(errors.RegistryError):
                 await _read_capped(response, ERROR_BODY_LIMIT, truncate=True, deadline=deadline)
-            except errors.RegistryError:
-                pass  # closed by _read_capped; only the headers mattered
             if registry:
                 return "http"
         return await self._probe_tls(host)
@@ -366,14 +431,19 @@ class Transport:
     async def _probe_tls(self, host: str) -> str:
         """HTTPS when the port completes a TLS handshake, HTTP when it does not speak TLS."""
         kind = "https-unverified" if self.is_insecure(host) else "https"
+        seconds = self._request_timeout(host)
         try:
             client = self._client(kind)
-            # Only the handshake matters: the body is never read.
-            response = await client.send(
-                client.build_request("GET", f"https://{host}/v2/"), stream=True
+            # Only the handshake matters: the body is never read. The headers are waited
+            # for, so a server dripping them is cut off at ``seconds``.
+            response = await asyncio.wait_for(
+                client.send(client.build_request("GET", f"https://{host}/v2/"), stream=True),
+                timeout=seconds,
             )
             await response.aclose()
             return "https"
+        except asyncio.TimeoutError:
+            raise self._timed_out(host, seconds, "GET /v2/ (HTTPS probe)") from None
         except httpx.ConnectError as exc:
             if _is_certificate_error(exc):
                 raise self._connect_error(exc, host) from None
@@ -427,11 +497,16 @@ class Transport:
             except _Retry as again:
                 attempt += 1
                 self._push_gate(host, again.delay)
-            except _BodyBroken:
+            except _BodyBroken as broken:
                 if not (retry and attempt < self.options.max_retries and method in _IDEMPOTENT):
                     raise
+                delay = self._backoff(attempt + 1)
+                if not self._fits(delay):
+                    raise self._deadline_exceeded(
+                        host, f"{broken.detail}; no time was left to try again"
+                    ) from None
                 attempt += 1
-                self._push_gate(host, self._backoff(attempt))
+                self._push_gate(host, delay)
 
     async def _attempt(
         self,
@@ -448,27 +523,29 @@ class Transport:
         attempt: int,
         raise_for_limits: bool,
     ) -> Response:
-        """One try: a finished Response, or ``_Retry`` / ``_BodyBroken`` for the loop."""
-        deadline = time.monotonic() + self.options.timeout
+        """One try: a finished Response, or ``_Retry`` / ``_BodyBroken`` for the loop.
+
+        A retry is offered only when its wait still fits in the deadline; otherwise
+        this try's own error is raised at once.
+        """
+        seconds = self._request_timeout(host)
+        deadline = time.monotonic() + seconds
+        backoff = self._backoff(attempt)
         try:
             # The total deadline also bounds a server that drips its headers.
             response = await asyncio.wait_for(
                 self._send_following_redirects(
                     method, url, registry=registry, headers=headers, content=content
                 ),
-                timeout=self.options.timeout,
+                timeout=seconds,
             )
         except asyncio.TimeoutError:
-            if may_retry:
-                raise _Retry(self._backoff(attempt)) from None
-            raise errors.RegistryUnreachable(
-                f"no answer within {self.options.timeout:g} s",
-                registry=host,
-                hint="check the network, or raise --timeout",
-            ) from None
+            if may_retry and self._fits(backoff):
+                raise _Retry(backoff) from None
+            raise self._timed_out(host, seconds, f"{method} {url.path}") from None
         except httpx.TransportError as exc:
-            if may_retry and _retryable_exception(exc):
-                raise _Retry(self._backoff(attempt)) from None
+            if may_retry and self._fits(backoff) and _retryable_exception(exc):
+                raise _Retry(backoff) from None
             raise self._connect_error(exc, host) from None
 
         self._record_headers(host, response.headers)
@@ -481,11 +558,19 @@ class Transport:
                 body = b""
             body = _scrub_echo(body, headers)
             delay_hint = parse_retry_after(response.headers.get("retry-after"))
-            # A Retry-After beyond the cap is honoured by not asking again now:
-            # retrying earlier than the registry said only hammers it.
+            # A Retry-After beyond the cap or the deadline is honoured by not asking
+            # again now: retrying earlier than the registry said only hammers it.
             too_long = delay_hint is not None and delay_hint > self.options.retry_after_cap
+            wait = delay_hint if delay_hint is not None else backoff
             if may_retry and not too_long:
-                raise _Retry(delay_hint if delay_hint is not None else self._backoff(attempt))
+                if self._fits(wait):
+                    raise _Retry(wait)
+                if response.status_code != 429:  # a 429 says more as RateLimited, below
+                    raise self._deadline_exceeded(
+                        host,
+                        f"{method} {url.path} answered {response.status_code}; asking again "
+                        f"after {wait:.1f} s would not finish",
+                    )
             if response.status_code == 429 and raise_for_limits:
                 raise self._rate_limited(host, response, body, delay_hint)
             return Response(response.status_code, response.headers, response.url, body)
@@ -597,6 +682,9 @@ class Transport:
             self._paused.pop(host, None)
         wait = self._not_before.get(host, 0.0) - time.monotonic()
         if wait > 0:
+            if not self._fits(wait):
+                # Another request's Retry-After or backoff reaches past the deadline.
+                raise self._deadline_exceeded(host, f"waiting {wait:.0f} s to ask again")
             await asyncio.sleep(wait)
 
     def _record_headers(self, host: str, headers: httpx.Headers) -> None:
@@ -721,6 +809,26 @@ def _retryable_exception(exc: httpx.TransportError) -> bool:
     )
 
 
+async def bounded_chunks(response: httpx.Response, deadline: float | None) -> AsyncIterator[bytes]:
+    """``response``'s body chunks; ``TimeoutError`` once ``deadline`` (a
+    ``time.monotonic()`` value) passes, however steadily the bytes drip in."""
+    iterator = response.aiter_bytes().__aiter__()
+    while True:
+        try:
+            if deadline is None:
+                chunk = await iterator.__anext__()
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                chunk = await asyncio.wait_for(iterator.__anext__(), timeout=remaining)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:  # not yet the builtin TimeoutError on Python 3.10
+            raise TimeoutError from None
+        yield chunk
+
+
 async def _read_capped(
     response: httpx.Response,
     cap: int,
@@ -748,35 +856,25 @@ async def _read_capped(
             )
         chunks: list[bytes] = []
         total = 0
-        iterator = response.aiter_bytes().__aiter__()
-        while True:
-            try:
-                if deadline is None:
-                    chunk = await iterator.__anext__()
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise asyncio.TimeoutError
-                    chunk = await asyncio.wait_for(iterator.__anext__(), timeout=remaining)
-            except StopAsyncIteration:
-                break
-            except asyncio.TimeoutError:
-                raise _BodyBroken(
-                    f"reading {redact_url(str(response.url))} took longer than the deadline",
-                    registry=where,
-                    hint="the registry sends too slowly; check the network, or raise --timeout",
-                ) from None
-            total += len(chunk)
-            if total > cap:
-                if truncate:
-                    chunks.append(chunk[: cap - (total - len(chunk))])
-                    break
-                raise errors.TooLarge(
-                    f"{redact_url(str(response.url))} sent more than the limit of {cap} bytes",
-                    registry=where,
-                    hint="raise the limit only if you trust this registry",
-                )
-            chunks.append(chunk)
+        try:
+            async for chunk in bounded_chunks(response, deadline):
+                total += len(chunk)
+                if total > cap:
+                    if truncate:
+                        chunks.append(chunk[: cap - (total - len(chunk))])
+                        break
+                    raise errors.TooLarge(
+                        f"{redact_url(str(response.url))} sent more than the limit of {cap} bytes",
+                        registry=where,
+                        hint="raise the limit only if you trust this registry",
+                    )
+                chunks.append(chunk)
+        except TimeoutError:
+            raise _BodyBroken(
+                f"reading {redact_url(str(response.url))} did not finish within the time limit",
+                registry=where,
+                hint="the registry sends too slowly; check the network, or raise --timeout",
+            ) from None
         return b"".join(chunks)
     except httpx.TransportError as exc:
         raise _BodyBroken(

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import json
 import re
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -45,6 +46,8 @@ BUFFERED_BODY_CAP = 64 << 20
 # Endless bodies stop at whichever comes first (plus when the client goes away).
 ENDLESS_BYTES_CAP = 256 << 20
 ENDLESS_SECONDS_CAP = 20.0
+# A drip outlasts any test's hang guard, so a client without a total deadline fails it.
+DRIP_SECONDS_CAP = 600.0
 UPSTREAM_TIMEOUT = 30.0
 MAX_DELAY = 60.0
 
@@ -117,6 +120,10 @@ class FaultRule:
     endless_pagination: str | None = None  # "relative", "absolute" or "same"
     redirect_to: str | None = None  # base URL; the request's path and query are appended
     redirect_keep_path: bool = True
+    # One byte every ``drip_interval`` seconds, of the headers or (after whole headers
+    # announcing a large Content-Length) of the body.
+    drip_interval: float | None = None
+    drip_body: bool = False
     hits: int = 0
 
     def matches(self, request: RecordedRequest) -> bool:
@@ -324,6 +331,23 @@ class FaultProxy(LoopbackServer):
             rule.endless_chunk = chunk
         return self.add_rule(rule)
 
+    def drip(
+        self,
+        method: str | None,
+        path: str,
+        *,
+        interval: float = 0.5,
+        body: bool = False,
+        times: int | None = None,
+    ) -> FaultRule:
+        """Answer one byte every ``interval`` seconds, for up to ``DRIP_SECONDS_CAP``:
+        the headers themselves (never finished), or with ``body`` whole headers and then
+        the body. No read ever waits long, so only a total deadline ends the request.
+        """
+        return self.add_rule(
+            FaultRule(method, path, times=times, drip_interval=interval, drip_body=body)
+        )
+
     def endless_pagination(
         self, path: str = r"/tags/list$", *, link: str = "relative", times: int | None = None
     ) -> FaultRule:
@@ -370,6 +394,9 @@ class FaultProxy(LoopbackServer):
             return
         if rule is not None and rule.endless:
             self._endless(handler, rule)
+            return
+        if rule is not None and rule.drip_interval is not None:
+            self._drip(handler, rule.drip_interval, body=rule.drip_body)
             return
         if rule is not None and rule.respond:
             headers = list(rule.headers)
@@ -520,6 +547,26 @@ class FaultProxy(LoopbackServer):
             sent += len(rule.endless_chunk)
             if rule.endless_interval:
                 self.stopping.wait(rule.endless_interval)
+
+    def _drip(self, handler: RecordingHandler, interval: float, *, body: bool) -> None:
+        drops: Iterator[bytes]
+        if body:
+            handler.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000000\r\nConnection: close\r\n\r\n"
+            )
+            handler.wfile.flush()
+            drops = itertools.repeat(b" ")
+        else:
+            head = b"HTTP/1.1 200 OK\r\nX-Drip: "
+            drops = itertools.chain((bytes([c]) for c in head), itertools.repeat(b"a"))
+        deadline = time.monotonic() + DRIP_SECONDS_CAP
+        for drop in drops:
+            if self.stopping.is_set() or time.monotonic() > deadline:
+                return
+            handler.wfile.write(drop)  # raises once the client has gone: ends the thread
+            handler.wfile.flush()
+            self.stopping.wait(interval)
 
     def _paginate(self, handler: RecordingHandler, request: RecordedRequest, link: str) -> None:
         last = request.param("last") or "page-000000"
