@@ -23,6 +23,7 @@ import os
 import sys
 
 from portside.errors import PortsideError, UsageError
+from portside.terminal import clean
 
 TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
 if TYPE_CHECKING:
@@ -621,15 +622,6 @@ def _parse_ref(text: str) -> Reference:
 
 
 # -- output --------------------------------------------------------------------------
-
-# C0 controls, DEL and C1 controls: a registry's tag, label or error text must not be
-# able to move the cursor, rewrite the terminal title or hide text from the reader.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-
-
-def clean(text: str) -> str:
-    """``text`` with control characters shown as ``\\xNN`` escapes."""
-    return text.translate(_CONTROL)
 
 
 def _out() -> TextIO:

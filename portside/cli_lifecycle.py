@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portside import lifecycle
-from portside.cli import clean
 from portside.errors import UsageError
 from portside.reference import Reference
+from portside.terminal import clean
 
 if TYPE_CHECKING:
     import argparse

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portside import retention
-from portside.cli import clean
 from portside.config import load_config
 from portside.errors import ConfigError, UsageError
 from portside.reference import Reference
+from portside.terminal import clean
 from portside.versions import VersionScheme, scheme_for
 
 if TYPE_CHECKING:

@@ -326,13 +326,13 @@ async def plan_pull_back(
 ) -> PullBackPlan:
     """Which tags point to the image ``ref`` names, and where each goes back to: the
     newest earlier release the tag could name that is not retired itself."""
-    from portside.retention import RepositoryReader
+    from portside.repository import tag_digests
 
     now = now or dt.datetime.now(dt.timezone.utc)
     repository = ref.repository_ref()
     top: Manifest = await client.get_manifest(ref)
     target = top.digest
-    by_tag = await RepositoryReader(client, repository).tag_digests()
+    by_tag = await tag_digests(client, repository)
     ours = sorted(tag for tag, digest in by_tag.items() if digest == target)
     if not ours:
         raise errors.UsageError(

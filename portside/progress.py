@@ -20,15 +20,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
-__all__ = ["PlainReporter", "Reporter", "RichReporter", "reporter_for"]
+from portside.terminal import clean
 
-# C0 controls (tab kept), DEL and C1: a builder's output or a registry's text must not
-# move the cursor or rewrite the terminal.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
+__all__ = ["PlainReporter", "Reporter", "RichReporter", "reporter_for"]
 
 
 def _clean(text: str) -> str:
-    return text.translate(_CONTROL)
+    # A builder's output or a registry's text must not move the cursor (tabs are fine).
+    return clean(text, keep_tabs=True)
 
 
 class Reporter(abc.ABC):

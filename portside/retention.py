@@ -31,6 +31,7 @@ from portside.errors import ConfigError
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
 from portside.registry.manifest import Descriptor, Manifest
+from portside.repository import CONCURRENCY, tag_digests
 from portside.versions import TagVersion, VersionScheme
 
 # Tags that name development builds rather than releases: pull requests, branches'
@@ -55,7 +56,6 @@ _SEMVER_PRE = re.compile(r"v?\d+(\.\d+)*-(rc|alpha|beta|pre|preview|dev|ea)([.-]
 _COMMIT = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}")
 # The DELETE that tells whether a registry deletes at all: nothing has this digest.
 _PROBE_DIGEST = Digest("sha256", "0" * 64)
-CONCURRENCY = 16
 _CONFIG_TYPES = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
 
 _KEYS = {
@@ -306,19 +306,7 @@ class RepositoryReader:
             return await work()
 
     async def tag_digests(self) -> dict[str, Digest]:
-        tags = await self.client.list_tags(self.repository)
-
-        async def one(tag: str) -> tuple[str, Digest | None]:
-            try:
-                descriptor = await self._limited(
-                    lambda: self.client.head_manifest(self.ref(tag=tag))
-                )
-            except errors.NotFound:  # deleted while we read: not there
-                return tag, None
-            return tag, descriptor.digest
-
-        pairs = await asyncio.gather(*(one(tag) for tag in tags))
-        return {tag: digest for tag, digest in pairs if digest is not None}
+        return await tag_digests(self.client, self.repository, limit=self._limit)
 
     async def manifest(self, digest: Digest) -> Manifest:
         result: Manifest = await self._limited(
