@@ -679,7 +679,7 @@ def _print_tags(tags: list[str], args: Args, *, heading: str | None = None) -> N
         parsed = parse_tag(tag)
         version = ".".join(str(n) for n in parsed.numbers) if parsed else ""
         if parsed is not None and parsed.pre is not None:
-            version += f"{parsed.pre[0]}{parsed.pre[1] or ''}"
+            version += parsed.prerelease or ""
         table.add_row(
             Text(clean(tag)), Text(version), Text(clean(parsed.variant if parsed else ""))
         )

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from portside import errors, versions
 from portside.config import LEVELS, PolicyConfig
 from portside.dockerfile import ImageUse, parse
-from portside.policy import Edit, apply_edits, ignored_kinds, retarget
+from portside.policy import Edit, apply_edits, ignored_kinds, image_scheme, retarget
 from portside.reference import Digest, Reference
+from portside.updates import without_same_image
 
 if TYPE_CHECKING:
     from portside.cache import CachedRegistry
@@ -81,8 +82,9 @@ async def _target(
     levels = levels_up_to(update)
     if levels and ref.tag:
         allowed = tuple(level for level in levels if level in policy.update_levels)
-        scheme = versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+        scheme = image_scheme(ref, policy)
         tags = await cached.tags(ref.repository_ref())
+        tags = await without_same_image(cached, ref, tags, scheme)
         newer = versions.newer_in_line(ref.tag, tags, scheme=scheme, allow_levels=allowed)
         if newer:
             tag = newer[0]

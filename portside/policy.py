@@ -23,6 +23,7 @@ from portside.config import ImagePolicy, PolicyConfig
 # The plugin contract's types, defined below the plugin manager; re-exported here.
 from portside.contract import Edit as Edit
 from portside.contract import Finding as Finding
+from portside.contract import Proposed as Proposed
 from portside.dockerfile import Dockerfile, Document, ImageUse, Position, Range
 from portside.reference import Digest, Reference
 
@@ -92,6 +93,7 @@ class _Context:
         suggestion: str | None = None,
         edit: Edit | None = None,
         level: str | None = None,
+        proposals: tuple[Proposed, ...] = (),
     ) -> None:
         key = severity_key or kind
         fallback = default_severity or DEFAULT_SEVERITY[key]
@@ -107,6 +109,7 @@ class _Context:
                 suggestion=suggestion,
                 edit=edit,
                 level=level,
+                proposals=proposals,
             )
         )
 
@@ -276,6 +279,11 @@ def retarget(use: ImageUse, ref: Reference, tag: str, digest: Digest | None) -> 
     return None
 
 
+def image_scheme(ref: Reference, policy: ImagePolicy) -> versions.VersionScheme:
+    """The version scheme for ``ref`` under its image rules (``scheme = ...``)."""
+    return versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+
+
 @dataclass(frozen=True)
 class UpdateOption:
     """One way to update an image: to the newest tag of one step size, or the variant."""
@@ -314,7 +322,7 @@ def update_options(
     if ref.tag is None or ref.tag == "latest":
         return []
     policy = (config or PolicyConfig()).for_image(ref.name, ref.familiar_name)
-    scheme = versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+    scheme = image_scheme(ref, policy)
     tags = list(tags)
     wanted: list[tuple[str, str]] = []
     for level in UPDATE_LEVELS:
@@ -356,9 +364,23 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
 # -- remote findings ---------------------------------------------------------------------
 
 
-def image_scheme(ref: Reference, policy: ImagePolicy) -> versions.VersionScheme:
-    """The version scheme that judges ``ref``'s tags under its image policy."""
-    return versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+def stale_proposals(
+    ref: Reference,
+    tags: Iterable[str],
+    policy: ImagePolicy,
+    *,
+    scheme: versions.VersionScheme | None = None,
+) -> list[versions.Proposal]:
+    """The updates ``ref`` is offered among ``tags`` (newest in its major, newest overall,
+    each with its level; oldest first), or none when it is not ``stale``.
+
+    The one rule behind the ``stale`` finding, the watcher's ``newer`` notice and
+    anything else that asks "is there a newer version in this image's line".
+    """
+    if ref.tag is None or ref.tag == "latest":
+        return []
+    scheme = scheme or image_scheme(ref, policy)
+    return versions.proposals(ref.tag, list(tags), scheme=scheme, allow_levels=policy.update_levels)
 
 
 def stale_tag(
@@ -368,24 +390,9 @@ def stale_tag(
     *,
     scheme: versions.VersionScheme | None = None,
 ) -> tuple[str, str] | None:
-    """(newest tag, update level) when ``ref`` is ``stale`` among ``tags``, else None.
-
-    The one rule behind the ``stale`` finding, the watcher's ``newer`` notice and
-    anything else that asks "is there a newer version in this image's line".
-    """
-    if ref.tag is None or ref.tag == "latest":
-        return None
-    scheme = scheme or image_scheme(ref, policy)
-    newer = versions.newer_in_line(
-        ref.tag, list(tags), scheme=scheme, allow_levels=policy.update_levels
-    )
-    if not newer:
-        return None
-    newest = newer[0]
-    current = scheme.parse(ref.tag)
-    candidate = scheme.parse(newest)
-    level = scheme.update_level(current, candidate) if current and candidate else None
-    return newest, level or "patch"
+    """(newest tag, update level) when ``ref`` is ``stale`` among ``tags``, else None."""
+    found = stale_proposals(ref, tags, policy, scheme=scheme)
+    return (found[-1].tag, found[-1].level) if found else None
 
 
 def variant_tag(ref: Reference, tags: Iterable[str], policy: ImagePolicy) -> str | None:
@@ -427,11 +434,12 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
         _unreachable(ctx, item, exc)
         return
 
-    if ref.tag is not None and ref.tag not in tags:
-        if not item.silenced("not-found"):
-            ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
-        return
+    missing = ref.tag is not None and ref.tag not in tags
+    if missing and not item.silenced("not-found"):
+        ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
 
+    # A tag that is gone (a removed snapshot: jammy-20240530) still gets the newest in
+    # its line offered: that is the fix.
     if ref.tag is not None and ref.tag != "latest":
         scheme = image_scheme(ref, item.policy)
         await _stale(ctx, item, tags, scheme, cached)
@@ -445,6 +453,8 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
                     suggestion=f"{ref.familiar_name}:{newest}",
                     edit=retarget(use, ref, newest, None),
                 )
+    if missing:
+        return
 
     try:
         if ref.digest is not None and ref.tag is not None and not item.silenced("tag-moved"):
@@ -482,26 +492,41 @@ async def _stale(
     ref, use = item.ref, item.use
     if item.silenced("stale") or ref.tag is None:
         return
-    found = stale_tag(ref, tags, item.policy, scheme=scheme)
-    if found is None:
+    from portside.updates import without_same_image
+
+    tags = await without_same_image(cached, ref, tags, scheme)
+    found = stale_proposals(ref, tags, item.policy, scheme=scheme)
+    if not found:
         return
-    newest, level = found
-    digest: Digest | None = None
-    if ref.digest is not None:
+
+    async def digest_of(tag: str) -> Digest | None:
         # A pinned image stays pinned: suggest the new tag at its digest.
+        if ref.digest is None:
+            return None
         try:
-            digest = (await cached.resolve(Reference(ref.registry, ref.repository, newest))).digest
+            return (await cached.resolve(Reference(ref.registry, ref.repository, tag))).digest
         except errors.PortsideError:
-            digest = None
-    suggestion = f"{ref.familiar_name}:{newest}" + (f"@{digest}" if digest else "")
+            return None
+
+    digests = await asyncio.gather(*(digest_of(p.tag) for p in found))
+    proposed = tuple(
+        Proposed(p.tag, p.level, f"{ref.familiar_name}:{p.tag}" + (f"@{d}" if d else ""))
+        for p, d in zip(found, digests, strict=True)
+    )
+    # The finding's own fix is the newest overall; the others ride along.
+    newest, level, digest = found[-1].tag, found[-1].level, digests[-1]
+    message = f"{ref.familiar_name}:{newest} is available ({level} update from {ref.tag})"
+    if len(found) > 1:
+        message += f"; in the current major: {found[0].tag} ({found[0].level})"
     ctx.add(
         use,
         "stale",
-        f"{ref.familiar_name}:{newest} is available ({level} update from {ref.tag})",
+        message,
         severity_key=f"stale-{level}",
-        suggestion=suggestion,
+        suggestion=proposed[-1].suggestion,
         edit=retarget(use, ref, newest, digest) if (digest or ref.digest is None) else None,
         level=level,
+        proposals=proposed,
     )
 
 

@@ -47,10 +47,17 @@ def test_check_table_json_sarif_and_exit_codes(project: Path, tmp_path: Path) ->
     as_json = portside("check", "--json", cwd=project, cache=cache)
     findings = json.loads(as_json.stdout)
     assert {f["kind"] for f in findings} >= {"unpinned", "not-found"}
-    assert set(findings[0]) == {
+    keys = {
         "file", "line", "column", "end_line", "end_column", "image", "kind",
         "severity", "message", "suggestion",
     }  # fmt: skip
+    for finding in findings:
+        # A stale finding also carries its level and every proposal (tag, level, image).
+        extra = {"level", "proposals"} if finding["kind"] == "stale" else set()
+        assert set(finding) == keys | extra, finding
+    stale = next(f for f in findings if f["kind"] == "stale")
+    assert stale["proposals"][-1]["suggestion"] == stale["suggestion"]
+    assert stale["level"] == stale["proposals"][-1]["level"]
 
     sarif = json.loads(portside("check", "--sarif", cwd=project, cache=cache).stdout)
     results = sarif["runs"][0]["results"]
