@@ -54,6 +54,13 @@ DEFAULT_SEVERITY = {
     "disallowed-registry": "error",
     "unresolved": "info",
     "plugin-error": "warning",
+    "end-of-life": "error",
+    "end-of-life-soon": "warning",  # a date still ahead
+    "vulnerable-critical": "error",
+    "vulnerable-high": "warning",
+    "vulnerable-medium": "info",
+    "vulnerable-low": "hint",
+    "vulnerable-unknown": "info",
 }
 KINDS = (
     "stale",
@@ -69,6 +76,8 @@ KINDS = (
     "disallowed-registry",
     "unresolved",
     "plugin-error",
+    "end-of-life",
+    "vulnerable",
 )
 
 _IGNORE = re.compile(r"^\s*#\s*portside:\s*ignore(?:\s*=\s*([\w,\s./-]+))?\s*$", re.IGNORECASE)
@@ -471,6 +480,7 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
         elif ref.digest is not None:
             await cached.manifest(ref)
         await _platform(ctx, item, cached)
+        await _lifecycle(ctx, item, cached)
     except errors.NotFound:
         if not item.silenced("not-found"):
             what = f"digest {ref.digest.short}…" if ref.digest else f"tag {ref.tag!r}"
@@ -528,6 +538,89 @@ async def _stale(
         level=level,
         proposals=proposed,
     )
+
+
+async def _lifecycle(ctx: _Context, item: Judged, cached: CachedRegistry) -> None:
+    """``end-of-life`` and ``vulnerable``, from what is attached to the image (the
+    index's digest and the platform manifest's): lifecycle artifacts, SARIF, OpenVEX."""
+    if item.silenced("end-of-life") and item.silenced("vulnerable"):
+        return
+    from portside import lifecycle, vulnerabilities
+    from portside.registry.manifest import Platform
+
+    ref, use = item.ref, item.use
+    try:
+        platform = Platform.parse(use.platform_resolved) if use.platform_resolved else None
+    except errors.InvalidReference:
+        platform = None
+    subjects = await lifecycle.image_subjects(cached, ref, platform)
+    status = await lifecycle.read_lifecycle(cached, ref, subjects)
+    now = lifecycle.utc_now()
+    eol = status.end_of_life
+    if eol is not None and not item.silenced("end-of-life"):
+        passed = eol.passed(now)
+        target = await _alive(cached, item, now) if passed else None
+        ctx.add(
+            use,
+            "end-of-life",
+            f"{ref.familiar} {eol.describe(now)}"
+            + (f"; {target[0]} is not" if target is not None else ""),
+            severity_key="end-of-life" if passed else "end-of-life-soon",
+            suggestion=f"{ref.familiar_name}:{target[0]}" + (f"@{target[1]}" if target[1] else "")
+            if target is not None
+            else None,
+            edit=retarget(use, ref, target[0], target[1]) if target is not None else None,
+        )
+    report = None
+    if not item.silenced("vulnerable"):
+        report = await vulnerabilities.collect(cached, ref, subjects)
+        if report.vulnerabilities and report.highest is not None:
+            top = "; ".join(v.describe() for v in report.top(3))
+            count = len(report.vulnerabilities)
+            ctx.add(
+                use,
+                "vulnerable",
+                f"{ref.familiar} has {count} known vulnerabilit{'y' if count == 1 else 'ies'}, "
+                f"the worst {report.highest}: {top}",
+                severity_key=f"vulnerable-{report.highest}",
+            )
+    for warning in [*status.warnings, *(report.warnings if report else [])]:
+        if warning not in cached.warnings:
+            cached.warnings.append(warning)
+
+
+async def _alive(
+    cached: CachedRegistry, item: Judged, now: Any, limit: int = 5
+) -> tuple[str, Digest | None] | None:
+    """The newest tag of the image's line whose image is not past its end of life (the
+    fix an ``end-of-life`` finding offers: newer first, then the tag itself, then older
+    ones), pinned if the image was; looks at ``limit`` candidates at most."""
+    from portside import lifecycle
+
+    ref = item.ref
+    scheme = image_scheme(ref, item.policy)
+    current = scheme.parse(ref.tag) if ref.tag is not None else None
+    if ref.tag is None or current is None:
+        return None
+    line = []
+    for tag in await _tags(cached, ref):
+        version = scheme.parse(tag)
+        usable = version is not None and not version.is_prerelease
+        if usable and version is not None and scheme.is_compatible(current, version):
+            line.append((version.key, tag))
+    line.sort(reverse=True)
+    for _, tag in line[:limit]:
+        candidate = Reference(ref.registry, ref.repository, tag)
+        try:
+            digest = (await cached.resolve(candidate)).digest
+            if ref.digest is not None and digest == ref.digest:
+                continue
+            status = await lifecycle.lifecycle_of(cached, candidate.with_digest(digest))
+        except errors.PortsideError:
+            continue
+        if status.end_of_life is None or not status.end_of_life.passed(now):
+            return tag, digest if ref.digest is not None else None
+    return None
 
 
 async def _platform(ctx: _Context, item: Judged, cached: CachedRegistry) -> None:
