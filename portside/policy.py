@@ -77,6 +77,7 @@ KINDS = (
     "unresolved",
     "plugin-error",
     "end-of-life",
+    "end-of-life-soon",
     "vulnerable",
 )
 
@@ -543,7 +544,8 @@ async def _stale(
 async def _lifecycle(ctx: _Context, item: Judged, cached: CachedRegistry) -> None:
     """``end-of-life`` and ``vulnerable``, from what is attached to the image (the
     index's digest and the platform manifest's): lifecycle artifacts, SARIF, OpenVEX."""
-    if item.silenced("end-of-life") and item.silenced("vulnerable"):
+    quiet = ("end-of-life", "end-of-life-soon", "vulnerable")
+    if all(item.silenced(kind) for kind in quiet):
         return
     from portside import lifecycle, vulnerabilities
     from portside.registry.manifest import Platform
@@ -557,15 +559,15 @@ async def _lifecycle(ctx: _Context, item: Judged, cached: CachedRegistry) -> Non
     status = await lifecycle.read_lifecycle(cached, ref, subjects)
     now = lifecycle.utc_now()
     eol = status.end_of_life
-    if eol is not None and not item.silenced("end-of-life"):
+    kind = "end-of-life" if eol is not None and eol.passed(now) else "end-of-life-soon"
+    if eol is not None and not item.silenced(kind):
         passed = eol.passed(now)
         target = await _alive(cached, item, now) if passed else None
         ctx.add(
             use,
-            "end-of-life",
+            kind,
             f"{ref.familiar} {eol.describe(now)}"
             + (f"; {target[0]} is not" if target is not None else ""),
-            severity_key="end-of-life" if passed else "end-of-life-soon",
             suggestion=f"{ref.familiar_name}:{target[0]}" + (f"@{target[1]}" if target[1] else "")
             if target is not None
             else None,

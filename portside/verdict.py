@@ -16,9 +16,11 @@ from portside import errors
 from portside.policy import KINDS, SEVERITY_ORDER, Finding, is_plugin_kind, meets
 from portside.reference import Reference
 
-# What portside-check fails on unless configured otherwise: the image does not exist or
-# cannot be named reproducibly. (Stale and unpinned are advice, not a broken build.)
-CHECK_FAIL_ON = ("not-found", "latest", "disallowed-registry", "invalid-reference")
+# What portside-check fails on unless configured otherwise: the image does not exist,
+# cannot be named reproducibly, or its publisher retired it. (Stale, unpinned, an end
+# of life still ahead and vulnerabilities are advice: a commit is not a release, and the
+# publish gate stops what must not ship.)
+CHECK_FAIL_ON = ("not-found", "latest", "disallowed-registry", "invalid-reference", "end-of-life")
 # portside-lint: the network-free kinds, and anything a plugin (hadolint) calls a
 # warning or worse.
 LINT_FAIL_ON = ("warning", "latest", "disallowed-registry", "invalid-reference", "unresolved")

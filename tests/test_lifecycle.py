@@ -347,8 +347,8 @@ def test_check_warns_before_the_date_and_reports_vulnerabilities(
     asyncio.run(reports())
     code, findings, _ = check_json(tmp_path, f"FROM {host}/{REPO}:3.0.0\n")
     kinds = {f["kind"]: f for f in findings}
-    assert kinds["end-of-life"]["severity"] == "warning"
-    assert f"reaches its end of life on {later}" in kinds["end-of-life"]["message"]
+    assert kinds["end-of-life-soon"]["severity"] == "warning"
+    assert f"reaches its end of life on {later}" in kinds["end-of-life-soon"]["message"]
     # The critical one does not affect this image (OpenVEX): the worst left is high.
     assert kinds["vulnerable"]["severity"] == "warning"
     assert "CVE-2024-6119 (high in openssl, fixed in 3.0.15)" in kinds["vulnerable"]["message"]
@@ -367,6 +367,28 @@ def test_a_malformed_lifecycle_artifact_is_one_warning_and_the_check_goes_on(
     )
     code, findings, stderr = check_json(tmp_path, f"FROM {plain_registry.host}/{REPO}:5.0.0\n")
     assert code == 0
-    assert not [f for f in findings if f["kind"] in ("end-of-life", "vulnerable")]
+    assert not [f for f in findings if f["kind"].startswith(("end-of-life", "vulnerable"))]
     warnings = [line for line in stderr.splitlines() if bad.short in line]
     assert len(warnings) == 1 and "'soon'" in warnings[0]
+
+
+def test_the_check_hook_fails_a_commit_on_a_retired_base_not_on_one_retiring_later(
+    plain_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pre_commit_hooks.check import main as check_hook
+
+    push_release(plain_registry, REPO, {"b1": ["6.0.0"], "b2": ["6.1.0"]}, index=False)
+    host = plain_registry.host
+    later = (NOW + dt.timedelta(days=30)).date().isoformat()
+    for tag, date in (("6.0.0", "2026-01-01"), ("6.1.0", later)):
+        assert (
+            run_portside("retire", f"{host}/{REPO}:{tag}", "--date", date, cwd=tmp_path).returncode
+            == 0
+        )
+    monkeypatch.setenv("PORTSIDE_CACHE_DIR", str(tmp_path / "hook-cache"))
+    monkeypatch.chdir(tmp_path)
+    retired, retiring = tmp_path / "retired.Dockerfile", tmp_path / "retiring.Dockerfile"
+    retired.write_text(f"FROM {host}/{REPO}:6.0.0\n")
+    retiring.write_text(f"FROM {host}/{REPO}:6.1.0\n")
+    assert check_hook([str(retiring)]) == 0
+    assert check_hook([str(retired)]) == 1
