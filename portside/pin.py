@@ -86,10 +86,27 @@ async def _target(
         tags = await cached.tags(ref.repository_ref())
         tags = await without_same_image(cached, ref, tags, scheme)
         newer = versions.newer_in_line(ref.tag, tags, scheme=scheme, allow_levels=allowed)
+        # The newest the level allows whose image its publisher has not retired.
+        for candidate in (*newer, ref.tag):
+            tagged = Reference(ref.registry, ref.repository, candidate)
+            digest = (await cached.resolve_confirmed(tagged)).digest
+            if not await _retired(cached, tagged.with_digest(digest)):
+                return candidate, digest
         if newer:
-            tag = newer[0]
+            tag = newer[0]  # every one is retired: the newest, which check reports
     tagged = Reference(ref.registry, ref.repository, tag)
     return tag, (await cached.resolve_confirmed(tagged)).digest
+
+
+async def _retired(cached: CachedRegistry, ref: Reference) -> bool:
+    from portside import lifecycle
+
+    try:
+        status = await lifecycle.lifecycle_of(cached, ref)
+    except errors.PortsideError:
+        return False  # what is attached could not be read: the image itself is fine
+    eol = status.end_of_life
+    return eol is not None and eol.passed(lifecycle.utc_now())
 
 
 async def plan_pin(

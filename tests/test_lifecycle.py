@@ -392,3 +392,16 @@ def test_the_check_hook_fails_a_commit_on_a_retired_base_not_on_one_retiring_lat
     retiring.write_text(f"FROM {host}/{REPO}:6.1.0\n")
     assert check_hook([str(retiring)]) == 0
     assert check_hook([str(retired)]) == 1
+
+
+def test_pin_update_moves_past_retired_builds(plain_registry: Registry, tmp_path: Path) -> None:
+    line = {"b1": ["7.0.0"], "b2": ["7.0.1"], "b3": ["7.0.2"]}
+    digests = push_release(plain_registry, REPO, line, index=False)
+    host = plain_registry.host
+    done = run_portside("retire", f"{host}/{REPO}:7.0.2", "--date", "2026-01-01", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {host}/{REPO}:7.0.0\n")
+    pinned = run_portside("pin", "--update", "patch", str(dockerfile), cwd=tmp_path)
+    assert pinned.returncode == 0, pinned.stderr
+    assert dockerfile.read_text() == f"FROM {host}/{REPO}:7.0.1@{digests['b2']}\n"
