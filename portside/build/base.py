@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from portside import errors
 from portside.contract import CredentialSource
@@ -94,6 +94,9 @@ class BuildRequest:
     user: str | None = None
     workdir: str | None = None
     pip_args: tuple[str, ...] = ()
+    # Native builder: the project's wheel, already built (a build plugin's own); None
+    # to build it from ``context``.
+    wheel: Path | None = None
     source_date_epoch: int | None = None
     # Scratch space (storage roots, layouts); a fresh temporary directory when None.
     work_dir: Path | None = None
@@ -127,6 +130,24 @@ class BuildResult:
             if self.base_name
             else None,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BuildResult:
+        """The result :meth:`to_json` wrote (a build plugin's record of it)."""
+        base = data.get("base") or {}
+        layout = data.get("layout")
+        return cls(
+            builder=str(data["builder"]),
+            kind="registry" if data["kind"] == "registry" else "oci-layout",
+            digest=Digest.parse(str(data["digest"])),
+            platform_digests={
+                str(k): Digest.parse(str(v)) for k, v in dict(data.get("platforms") or {}).items()
+            },
+            layout=Path(str(layout)) if layout else None,
+            reference=str(data["reference"]) if data.get("reference") else None,
+            base_name=str(base["name"]) if base.get("name") else None,
+            base_digest=Digest.parse(str(base["digest"])) if base.get("digest") else None,
+        )
 
     def summary(self) -> list[str]:
         """What ``portside build`` tells a person (``--json`` gives :meth:`to_json`)."""
