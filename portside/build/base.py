@@ -9,17 +9,22 @@ the result names the image by digest, so tagging later can never pick up another
 from __future__ import annotations
 
 import abc
-import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from portside import errors
-from portside.contract import CredentialSource
-from portside.reference import Digest
-from portside.registry.transport import ClientOptions
+
+if TYPE_CHECKING:
+    # Annotations only: a builder module is imported whenever the plugin manager is
+    # built (a warm credentialed answer included), so nothing here may pull in the
+    # network stack.
+    from pathlib import Path
+
+    from portside.contract import CredentialSource
+    from portside.reference import Digest
+    from portside.registry.transport import ClientOptions
 
 __all__ = [
     "BuildError",
@@ -64,6 +69,8 @@ def source_date_epoch(environ: Mapping[str, str] | None = None) -> int | None:
 
 def created_timestamp(epoch: int | None) -> str:
     """RFC 3339 time for ``created``: from the epoch when given (reproducible), else now."""
+    import datetime as dt
+
     when = (
         dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
         if epoch is not None

@@ -36,18 +36,12 @@ what to do, never a value or a helper's output.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import os
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,7 +54,14 @@ from portside.plugins import hookimpl
 from portside.reference import DOCKER_HUB, DOCKER_HUB_LEGACY_KEY, canonical_registry
 
 if TYPE_CHECKING:
+    import subprocess
+
     import pluggy
+
+# A warm credentialed answer asks the plugins for the caller's credential before it is
+# served from the cache, so the config.json path imports nothing heavy: what only
+# writing a config or running a credential helper needs (json, tempfile, shutil,
+# subprocess, asyncio) is imported where it is used.
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
     except ValueError as exc:
         # JSONDecodeError's message names a position, never the content; build our
         # own anyway so no fragment of a secret can slip through.
+        import json  # loaded by jsonscan already when the text is not JSON
+
         where = ""
         if isinstance(exc, json.JSONDecodeError):
             where = f" at line {exc.lineno} column {exc.colno}"
@@ -185,6 +188,9 @@ def save_docker_config(config: Mapping[str, Any], path: Path | None = None) -> P
     renamed over it, so a reader sees the old or the new file, never half of one.
     A symlinked config is written through the link. Returns the path written.
     """
+    import json
+    import tempfile
+
     path = docker_config_path() if path is None else path
     _refuse_untrusted(path)
     if path.is_symlink():
@@ -380,6 +386,8 @@ def _helper_program(helper: str, host: str, origin: str | None) -> tuple[str, st
             + (f" in {origin}" if origin else ""),
             hint="a helper name is letters, digits, '.', '_' and '-' (docker-credential-<name>)",
         )
+    import shutil
+
     program = f"docker-credential-{helper}"
     path = shutil.which(program)
     if path is None:
@@ -392,6 +400,9 @@ def _helper_program(helper: str, host: str, origin: str | None) -> tuple[str, st
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
+    import signal
+    import subprocess
+
     with contextlib.suppress(OSError):
         if os.name == "posix":
             os.killpg(process.pid, signal.SIGKILL)
@@ -410,6 +421,8 @@ def _run_helper(
     origin: str | None,
     timeout: float | None,
 ) -> tuple[str, int, bytes, bytes]:
+    import subprocess
+
     program, path = _helper_program(helper, host, origin)
     seconds = _helper_timeout(timeout)
     try:
@@ -448,6 +461,8 @@ def _run_helper(
 
 
 def _describe_exit(code: int) -> str:
+    import signal
+
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
@@ -523,6 +538,8 @@ def helper_store(
     timeout: float | None = None,
 ) -> None:
     """``docker-credential-<helper> store``: keep ``username``/``secret`` for ``registry``."""
+    import json
+
     host = canonical_registry(registry)
     payload = json.dumps(
         {"ServerURL": helper_server_url(host), "Username": username, "Secret": secret}
@@ -766,6 +783,8 @@ class CredentialStore:
 
     async def aget(self, registry: str) -> Credential | None:
         """``get`` in a worker thread, so helpers never block the event loop."""
+        import asyncio  # only async callers (the client) get here: asyncio is loaded
+
         return await asyncio.to_thread(self.get, registry)
 
     def forget(self, registry: str | None = None) -> None:
