@@ -128,3 +128,78 @@ def test_warm_credentialed_answer_still_needs_the_credential(
     assert done.returncode != 0
     assert "1.0" not in done.stdout
     assert done.stderr.startswith("portside: error: "), done.stderr
+
+
+VAULT_PLUGIN = """
+import os
+
+from portside.contract import Credential
+from portside.plugins import hookimpl
+
+
+@hookimpl(specname="portside_credentials", tryfirst=True)
+def vault_credentials(registry):
+    with open(os.environ["VAULT_LOG"], "a") as log:
+        log.write(registry + "\\n")
+    if registry != os.environ["VAULT_REGISTRY"]:
+        return None
+    return Credential(
+        username=os.environ["VAULT_USER"], password=os.environ["VAULT_PASSWORD"], source="vault"
+    )
+"""
+
+
+def install_plugin(site: Path) -> None:
+    """A third-party credential plugin, installed as pip leaves one: a module and a
+    ``*.dist-info`` folder declaring it in the ``portside`` entry-point group."""
+    site.mkdir()
+    (site / "vault_credentials.py").write_text(VAULT_PLUGIN)
+    info = site / "vault_credentials-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vault-credentials\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[portside]\nvault = vault_credentials\n")
+
+
+def test_an_installed_credential_plugin_is_asked_on_the_warm_path(
+    basic_registry: Registry,
+    docker_config: DockerConfig,
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Entry-point plugins are still found and asked before a credentialed entry is
+    served, and their credential keys the cache like a built-in source's."""
+    reg = basic_registry
+    assert reg.username is not None and reg.password is not None
+    seed.push_image(reg, PRIVATE, build_image("warm-imports"), ["1.0", "1.1"], via="fs")
+    docker_config(auths={})  # only the plugin knows the password
+    site = tmp_path / "site"
+    install_plugin(site)
+    log = tmp_path / "vault.log"
+    with_plugin = {
+        **env,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{site}",
+        "VAULT_LOG": str(log),
+        "VAULT_REGISTRY": reg.host,
+        "VAULT_USER": reg.username,
+        "VAULT_PASSWORD": reg.password,
+    }
+
+    cold, _ = run_in_process(["tags", reg.ref(PRIVATE)], with_plugin, tmp_path)
+    assert sorted(cold.split()) == ["1.0", "1.1"]
+    warm, heavy = run_in_process(["tags", reg.ref(PRIVATE)], with_plugin, tmp_path)
+    assert warm == cold and heavy == []
+    assert log.read_text().splitlines() == [reg.host, reg.host]  # asked by each command
+
+    # The plugin answering with another password: the warm entry is not for this caller.
+    wrong = {**with_plugin, "VAULT_PASSWORD": "not-the-password"}
+    done = subprocess.run(
+        [sys.executable, "-m", "portside", "tags", reg.ref(PRIVATE)],
+        capture_output=True,
+        text=True,
+        env=wrong,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0 and "1.0" not in done.stdout, (done.stdout, done.stderr)
+    assert log.read_text().splitlines()[-1] == reg.host
