@@ -39,21 +39,22 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import logging
 import os
 import re
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portside import jsonscan
-from portside.contract import Credential as Credential
+from portside.credential import Credential as Credential
 from portside.errors import CredentialError, PortsideError
 from portside.plugins import hookimpl
 from portside.reference import DOCKER_HUB, DOCKER_HUB_LEGACY_KEY, canonical_registry
 
 if TYPE_CHECKING:
+    import logging
     import subprocess
 
     import pluggy
@@ -63,7 +64,13 @@ if TYPE_CHECKING:
 # writing a config or running a credential helper needs (json, tempfile, shutil,
 # subprocess, asyncio) is imported where it is used.
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    # logging (~5 ms) is imported only to say something: the config.json path is silent.
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 DEFAULT_HELPER_TIMEOUT = 10.0
 """Seconds a credential helper may take before it is killed."""
@@ -86,8 +93,10 @@ _warned_unscoped_env = False
 
 # --- the credential ----------------------------------------------------------
 
-# Credential is a type of the plugin contract: it lives in portside.contract (below
-# the plugin manager) and is re-exported here, where it has always been importable.
+# Credential is a type of the plugin contract: it lives in portside.credential (below
+# the plugin manager, apart from the rest of portside.contract so that the warm path
+# imports no dataclasses) and is re-exported here, where it has always been importable.
+
 
 # --- config files ------------------------------------------------------------
 
@@ -375,7 +384,7 @@ def _helper_timeout(timeout: float | None) -> float:
             value = -1.0
         if value > 0:
             return value
-        log.warning("ignoring %s=%r: not a positive number of seconds", HELPER_TIMEOUT_ENV, text)
+        _log().warning("ignoring %s=%r: not a positive number of seconds", HELPER_TIMEOUT_ENV, text)
     return DEFAULT_HELPER_TIMEOUT
 
 
@@ -653,7 +662,7 @@ def env_credentials(registry: str) -> Credential | None:
         if not target:
             if not _warned_unscoped_env:
                 _warned_unscoped_env = True
-                log.warning(
+                _log().warning(
                     "%s/%s are ignored because %s is not set: set it to the one registry "
                     "they are for, so no other registry can receive them",
                     ENV_USERNAME,
@@ -777,8 +786,10 @@ class CredentialStore:
                 self._errors[host] = exc
                 raise
             self._answers[host] = credential
-            if credential is not None:
-                log.debug("credentials for %s: %s", host, credential)
+            # Unless something imported logging, nothing set a handler up to show a
+            # debug line: skip the import (the warm path).
+            if credential is not None and "logging" in sys.modules:
+                _log().debug("credentials for %s: %s", host, credential)
             return credential
 
     async def aget(self, registry: str) -> Credential | None:
