@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portside import jsonscan
@@ -28,6 +27,8 @@ from portside.errors import PortsideError
 from portside.plugins import hookimpl
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from portside.dockerfile import Dockerfile
     from portside.policy import Finding
 
@@ -46,6 +47,7 @@ def find_binary() -> str | None:
     # manager is built (a warm credentialed answer included), and lints nothing then.
     import shutil
     import sysconfig
+    from pathlib import Path
 
     chosen = os.environ.get(ENV, "").strip()
     if chosen.lower() == "off":
@@ -74,6 +76,8 @@ def _folder(path: str) -> Path | None:
     """The folder of the file ``path`` names, if it is one on disk (not an editor URI)."""
     if "://" in path or path.startswith("untitled:"):
         return None
+    from pathlib import Path
+
     folder = Path(path).absolute().parent
     return folder if folder.is_dir() else None
 

@@ -44,7 +44,6 @@ import re
 import sys
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portside import jsonscan
@@ -56,6 +55,7 @@ from portside.reference import DOCKER_HUB, DOCKER_HUB_LEGACY_KEY, canonical_regi
 if TYPE_CHECKING:
     import logging
     import subprocess
+    from pathlib import Path
 
     import pluggy
 
@@ -101,26 +101,47 @@ _warned_unscoped_env = False
 # --- config files ------------------------------------------------------------
 
 
+# The credential sources work on path strings (os.path): reading a config is on the
+# warm path, and pathlib costs more than reading the file. Paths for the public API.
+
+
+def _docker_config_file() -> str:
+    directory = os.environ.get("DOCKER_CONFIG")
+    base = directory if directory else os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
+
+
 def docker_config_path() -> Path:
     """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
-    directory = os.environ.get("DOCKER_CONFIG")
-    base = Path(directory) if directory else Path.home() / ".docker"
-    return base / "config.json"
+    from pathlib import Path
+
+    return Path(_docker_config_file())
+
+
+def _containers_auth_files() -> list[str]:
+    explicit = os.environ.get("REGISTRY_AUTH_FILE")
+    if explicit:
+        return [explicit]
+    paths = []
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        paths.append(os.path.join(runtime, "containers", "auth.json"))
+    config_home = os.environ.get("XDG_CONFIG_HOME")
+    base = config_home if config_home else os.path.join(os.path.expanduser("~"), ".config")
+    paths.append(os.path.join(base, "containers", "auth.json"))
+    return paths
 
 
 def containers_auth_paths() -> list[Path]:
     """podman's ``auth.json`` candidates, in the order containers/image reads them."""
-    explicit = os.environ.get("REGISTRY_AUTH_FILE")
-    if explicit:
-        return [Path(explicit)]
-    paths = []
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        paths.append(Path(runtime) / "containers" / "auth.json")
-    config_home = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(config_home) if config_home else Path.home() / ".config"
-    paths.append(base / "containers" / "auth.json")
-    return paths
+    from pathlib import Path
+
+    return [Path(path) for path in _containers_auth_files()]
+
+
+def _read_text(path: str | Path) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
@@ -147,11 +168,11 @@ def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
     return data
 
 
-def load_docker_config(path: Path | None = None) -> dict[str, Any]:
+def load_docker_config(path: Path | str | None = None) -> dict[str, Any]:
     """The parsed docker config (``{}`` when the file does not exist)."""
-    path = docker_config_path() if path is None else path
+    path = _docker_config_file() if path is None else path
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
@@ -199,6 +220,7 @@ def save_docker_config(config: Mapping[str, Any], path: Path | None = None) -> P
     """
     import json
     import tempfile
+    from pathlib import Path
 
     path = docker_config_path() if path is None else path
     _refuse_untrusted(path)
@@ -696,7 +718,7 @@ def env_credentials(registry: str) -> Credential | None:
 @hookimpl(specname="portside_credentials")
 def docker_config_credentials(registry: str) -> Credential | None:
     """docker's ``config.json``: ``credHelpers``, else ``credsStore``, else ``auths``."""
-    path = docker_config_path()
+    path = _docker_config_file()
     config = load_docker_config(path)
     if not config:
         return None
@@ -706,9 +728,9 @@ def docker_config_credentials(registry: str) -> Credential | None:
 @hookimpl(specname="portside_credentials", trylast=True)
 def containers_auth_credentials(registry: str) -> Credential | None:
     """podman / containers ``auth.json``, whole-host entries only."""
-    for path in containers_auth_paths():
+    for path in _containers_auth_files():
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read_text(path)
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:
