@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 from portside.build.base import (
     Builder,
     BuildError,
-    BuildRequest,
-    BuildResult,
     Progress,
     no_progress,
 )
@@ -22,6 +20,8 @@ from portside.reference import Digest
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from portside.build.request import BuildRequest, BuildResult
 
 # Registered with the plugin manager in every process that builds one (a warm
 # credentialed answer included): what a build needs is imported when it runs.
@@ -54,6 +54,7 @@ class BuildahBuilder(Builder):
 
         from portside.build._proc import run_tool, write_containers_conf
         from portside.build.layout import Layout, platform_key
+        from portside.build.request import BuildResult
 
         work = Path(tempfile.mkdtemp(prefix="buildah-", dir=request.work_dir))
         storage = work / "storage"

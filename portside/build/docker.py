@@ -15,17 +15,18 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portside.build.base import (
     Builder,
     BuildError,
-    BuildRequest,
-    BuildResult,
     Progress,
     no_progress,
 )
 from portside.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from portside.build.request import BuildRequest, BuildResult
 
 # Registered with the plugin manager in every process that builds one (a warm
 # credentialed answer included): asyncio, the docker package and the image layout
@@ -104,6 +105,7 @@ class DockerBuilder(Builder):
         from pathlib import Path
 
         from portside.build.layout import Layout, platform_key
+        from portside.build.request import BuildResult
 
         dockerfile = request.dockerfile or request.context / "Dockerfile"
         if not dockerfile.is_file():

@@ -22,8 +22,6 @@ from portside import errors, jsonscan
 from portside.build.base import (
     Builder,
     BuildError,
-    BuildRequest,
-    BuildResult,
     Progress,
     created_timestamp,
     no_progress,
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from portside.build.layers import Layer
+    from portside.build.request import BuildRequest, BuildResult
     from portside.registry.client import RegistryClient
     from portside.registry.manifest import Descriptor, Manifest, Platform
 
@@ -116,6 +115,7 @@ class NativeBuilder(Builder):
 
         from portside.build.layers import make_layer
         from portside.build.layout import canonical, platform_key
+        from portside.build.request import BuildResult
         from portside.registry.client import RegistryClient
 
         if not request.base:
