@@ -203,3 +203,30 @@ def test_an_installed_credential_plugin_is_asked_on_the_warm_path(
     )
     assert done.returncode != 0 and "1.0" not in done.stdout, (done.stdout, done.stderr)
     assert log.read_text().splitlines()[-1] == reg.host
+
+
+def test_the_entry_point_scan_finds_every_group_importlib_metadata_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan that spares ``importlib.metadata`` may say "maybe" too often, never
+    "none" when there is one: checked against importlib.metadata on this machine's
+    installed distributions plus the test plugin."""
+    import importlib.metadata
+    import zipfile
+
+    from portside.plugins import entry_points_may_exist
+
+    site = tmp_path / "site"
+    install_plugin(site)
+    monkeypatch.syspath_prepend(str(site))
+    groups = {ep.group for dist in importlib.metadata.distributions() for ep in dist.entry_points}
+    assert {"portside", "console_scripts"} <= groups
+    assert [g for g in sorted(groups) if not entry_points_may_exist(g)] == []
+    assert not entry_points_may_exist("portside-no-such-group")
+
+    # A zip archive on sys.path is read by importlib.metadata, not by the scan: "maybe".
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("other-1.0.dist-info/entry_points.txt", "[portside-zipped]\nx = y\n")
+    monkeypatch.syspath_prepend(str(archive))
+    assert entry_points_may_exist("portside-zipped")
