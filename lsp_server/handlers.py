@@ -36,6 +36,9 @@ def create_server() -> PortsideLanguageServer:
         server.apply_settings()
 
     async def initialized(params: lsp.InitializedParams) -> None:
+        from . import watch
+
+        watch.start(server)  # the watcher's notices from now on (portside watch --editor)
         await pull_configuration()
         # Documents opened while the configuration was asked for are checked again.
         for uri in list(server.workspace.text_documents):

@@ -14,6 +14,7 @@ published for a document that is still open at the version they were computed fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -703,6 +704,7 @@ class PortsideLanguageServer(LanguageServer):
         """Per image with a ``stale`` or ``variant-update`` finding: the core's update
         options (newest patch / minor / major, variant), from cached data only."""
         from portside import policy
+        from portside.updates import without_same_image
 
         flagged = _flagged_images(snap.doc, findings, ("stale", "variant-update"))
         if not flagged:
@@ -715,6 +717,10 @@ class PortsideLanguageServer(LanguageServer):
                 tags = offline.run_from_cache(offline.tags(ref.repository_ref()))
             except (NeedsNetwork, errors.PortsideError):
                 continue
+            # The check that flagged it asked for these digests: the cache has them.
+            scheme = policy.image_scheme(ref, config.for_image(ref.name, ref.familiar_name))
+            with contextlib.suppress(NeedsNetwork, errors.PortsideError):
+                tags = offline.run_from_cache(without_same_image(offline, ref, tags, scheme))
 
             def digest_for(tag: str, ref: Reference = ref) -> Digest | None:
                 try:

@@ -697,8 +697,10 @@ class CachedRegistry:
     async def resolve_confirmed(self, ref: Reference) -> Descriptor:
         """:meth:`resolve`, for an answer that will be written into files people build
         from (``pin``): a cached tag -> digest entry is only a claim, so its digest is
-        returned only when the registry named it in this run or its manifest bytes are
-        in the cache and hash to it; otherwise the tag is asked of the registry again.
+        returned only when the registry named it in this run; otherwise the tag is asked
+        of the registry again (a HEAD). Offline, the claim is accepted only when the
+        manifest bytes are in the cache and hash to it (that proves the manifest, not
+        the tag: the best an offline answer can do).
         """
         descriptor = await self.resolve(ref)
         if ref.digest is not None:
@@ -706,12 +708,12 @@ class CachedRegistry:
         digest = descriptor.digest
         if (ref.registry, ref.repository, str(digest)) in self._confirmed:
             return descriptor
-        if await self._has("has-manifest", ref, digest):
+        if self.offline and await self._has("has-manifest", ref, digest):
             where = f"{ref.name}@{digest}"
             if self.store.get_manifest(digest, where=where) is not None:
                 return descriptor
         self._need_network(f"a digest for {ref.familiar} the registry confirmed")
-        return await self._resolve_tag(ref, get_body=True, force=True)
+        return await self._resolve_tag(ref, get_body=False, force=True)
 
     async def manifest(self, ref: Reference) -> Manifest:
         """The manifest or index ``ref`` names, verified."""

@@ -679,7 +679,7 @@ def _print_tags(tags: list[str], args: Args, *, heading: str | None = None) -> N
         parsed = parse_tag(tag)
         version = ".".join(str(n) for n in parsed.numbers) if parsed else ""
         if parsed is not None and parsed.pre is not None:
-            version += f"{parsed.pre[0]}{parsed.pre[1] or ''}"
+            version += parsed.prerelease or ""
         table.add_row(
             Text(clean(tag)), Text(version), Text(clean(parsed.variant if parsed else ""))
         )
@@ -1145,6 +1145,29 @@ def _lsp(argv: Sequence[str]) -> int:
     return lsp_main(list(argv))
 
 
+def _watch(argv: Sequence[str]) -> int:
+    """``portside watch ...``: the watcher, its own options (see ``portside.cli_watch``)."""
+    from portside.cli_watch import main as watch_main
+
+    try:
+        return watch_main(argv)
+    except SystemExit as exc:  # argparse: --help, usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except KeyboardInterrupt:
+        return 130
+    except PortsideError as exc:
+        _say("error", exc.message)
+        if exc.hint:
+            _say("hint", exc.hint)
+        return exc.exit_code
+    except Exception as exc:
+        if _debug():
+            _print_traceback()
+        _say("internal error", f"unexpected {type(exc).__name__}")
+        _say("hint", "this is a bug in portside; rerun with PORTSIDE_DEBUG=1 to see the traceback")
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``portside`` command with ``argv`` (default ``sys.argv[1:]``); the exit code."""
     cached: CachedRegistry | None = None
@@ -1155,6 +1178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
     if arguments[:1] == ["lsp"]:
         return _lsp(arguments[1:])
+    if arguments[:1] == ["watch"]:
+        return _watch(arguments[1:])
     try:
         try:
             args = parse_args(arguments)

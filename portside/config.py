@@ -22,6 +22,10 @@ The nearest file wins, searched from the checked file's folder upwards. Example:
     [[tool.portside.images]]                        # `portside pin` pins to a query's answer
     match = "python"
     query = "python where variant = slim-bookworm and created < now - 7d limit 1"
+
+    [tool.portside.pre-commit]                      # the portside-check hook (args win)
+    fail-on = ["not-found", "latest", "stale-major"] # severities or kinds
+    require-network = true                          # no registry answered: fail
 """
 
 from __future__ import annotations
@@ -84,6 +88,10 @@ class PolicyConfig:
     severity: Mapping[str, str] = field(default_factory=dict)
     images: tuple[ImageRule, ...] = ()
     source: str | None = None  # the file it came from, for messages
+    # [tool.portside.pre-commit]: what the portside-check hook fails on (None: its
+    # default), and whether an image no registry answered for fails it.
+    fail_on: tuple[str, ...] | None = None
+    require_network: bool = False
 
     def for_image(self, name: str, familiar: str) -> ImagePolicy:
         policy = ImagePolicy(update_levels=self.update_levels, require_digest=self.require_digest)
@@ -130,9 +138,16 @@ def _bool(value: Any, where: str) -> bool:
 
 def parse_config(table: Mapping[str, Any], *, source: str) -> PolicyConfig:
     """Validate a ``[tool.portside]`` table; unknown keys are errors (typos must show)."""
-    known = {"allowed-registries", "require-digest", "update-levels", "severity", "images"}
+    known = {
+        "allowed-registries",
+        "require-digest",
+        "update-levels",
+        "severity",
+        "images",
+        "pre-commit",
+    }
     # Keys other surfaces own (image building, the language server) are theirs to check.
-    foreign = {"image", "lsp", "watch", "query", "retention"}
+    foreign = {"image", "lsp", "watch", "notify", "query", "retention", "setuptools"}
     for key in table:
         if key not in known and key not in foreign:
             raise ConfigError(
@@ -203,7 +218,22 @@ def parse_config(table: Mapping[str, Any], *, source: str) -> PolicyConfig:
                 query=query,
             )
         )
+    hooks = table.get("pre-commit", {})
+    if not isinstance(hooks, dict):
+        raise ConfigError(f"{source}: [tool.portside.pre-commit] must be a table")
+    unknown_hook_keys = set(hooks) - {"fail-on", "require-network"}
+    if unknown_hook_keys:
+        raise ConfigError(
+            f"{source}: unknown setting {sorted(unknown_hook_keys)[0]!r} in "
+            "[tool.portside.pre-commit]",
+            hint="known settings: fail-on, require-network",
+        )
+    fail_on = hooks.get("fail-on")
     return PolicyConfig(
+        fail_on=_strings(fail_on, f"{source}: pre-commit.fail-on") if fail_on is not None else None,
+        require_network=_bool(
+            hooks.get("require-network", False), f"{source}: pre-commit.require-network"
+        ),
         allowed_registries=_strings(allowed, f"{source}: allowed-registries")
         if allowed is not None
         else None,

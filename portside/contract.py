@@ -10,7 +10,7 @@ imports closes a circle. Each type stays importable where it always was
 - :class:`Credential` (``portside_credentials``) and :class:`CredentialSource`, what a
   registry client asks for credentials, defined in :mod:`portside.credential` (light:
   every warm answer cached with a credential looks one up) and re-exported here;
-- :class:`Finding` and :class:`Edit` (``portside_dockerfile_findings``);
+- :class:`Finding`, :class:`Edit` and :class:`Proposed` (``portside_dockerfile_findings``);
 - :class:`ImageAttachments`, :class:`Attachment`, :class:`Vulnerability` and
   :class:`VulnerabilityReport` (``portside_vulnerabilities``);
 - :class:`VersionScheme` and :class:`TagVersion` (``portside_version_schemes``), with
@@ -59,8 +59,7 @@ class Edit:
 
 @dataclass(frozen=True)
 class Finding:
-    # A docstring also spares ``@dataclass`` computing one from ``inspect.signature``
-    # (~1 ms), on every command that resolves a credential.
+    # A docstring also spares ``@dataclass`` computing one from ``inspect.signature``.
     """One thing to report about a Dockerfile line (a stale image, a linter's rule)."""
 
     file: str
@@ -72,8 +71,14 @@ class Finding:
     suggestion: str | None = None  # the image as it would read after the fix
     edit: Edit | None = None
     level: str | None = None  # for stale: major / minor / patch
+    # For stale: every update on offer, smallest step first (the newest in the current
+    # major, then the newest overall when that is a major), as images to write.
+    proposals: tuple[Proposed, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.kind == "stale":
+            extra = {"level": self.level, "proposals": [p.to_json() for p in self.proposals]}
         return {
             "file": self.file,
             "line": self.range.start.line + 1,
@@ -85,7 +90,21 @@ class Finding:
             "severity": self.severity,
             "message": self.message,
             "suggestion": self.suggestion,
+            **extra,
         }
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """One update a ``stale`` finding offers: ``tag`` at ``level``, written as
+    ``suggestion`` (with the new digest when the image is pinned)."""
+
+    tag: str
+    level: str
+    suggestion: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"tag": self.tag, "level": self.level, "suggestion": self.suggestion}
 
 
 # -- vulnerabilities ------------------------------------------------------------------

@@ -1,9 +1,16 @@
 """Which files are Dockerfiles: ``Dockerfile``, ``*.Dockerfile``, ``Dockerfile.*``,
-``Containerfile`` (and the same shapes for it), found under the paths given."""
+``Containerfile`` (and the same shapes for it), in any case, found under the paths given.
+
+The rule is written once, as :data:`DOCKERFILE_PATTERN`: ``portside check``, the language
+server and the ``files:`` of every hook in ``.pre-commit-hooks.yaml`` use it (a test
+checks that the YAML's regex is this one). pre-commit's own ``types: [dockerfile]``
+misses ``api.Dockerfile`` and the ``Containerfile`` shapes.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,12 +20,16 @@ SKIP_DIRS = frozenset(
 )
 
 
+# A path (``/``-separated, as pre-commit passes them) whose last part is a Dockerfile.
+DOCKERFILE_PATTERN = (
+    r"(?i)(?:^|/)(?:(?:dockerfile|containerfile)(?:\.[^/]*)?|[^/]*\.(?:dockerfile|containerfile))$"
+)
+_DOCKERFILE = re.compile(DOCKERFILE_PATTERN)
+
+
 def is_dockerfile(name: str) -> bool:
-    lower = name.lower()
-    for base in ("dockerfile", "containerfile"):
-        if lower == base or lower.startswith(base + ".") or lower.endswith("." + base):
-            return True
-    return False
+    """Whether a file name (or a ``/``-separated path) names a Dockerfile."""
+    return _DOCKERFILE.search(name) is not None
 
 
 def find_dockerfiles(paths: Iterable[str | Path]) -> list[Path]:

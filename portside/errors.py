@@ -107,6 +107,11 @@ class Unauthorized(RegistryError):
     exit_code = 4
 
 
+class CredentialsRefused(Unauthorized):
+    """401 although credentials were sent: the registry (or its token server) refused
+    the configured ones. Not "unreachable": a check must say so loudly and fail."""
+
+
 class Denied(RegistryError):
     """403 or a token with less access than asked: the credentials work but lack rights."""
 
@@ -186,3 +191,12 @@ class CacheMiss(PortsideError):
     """Offline mode and the cache does not hold the answer."""
 
     exit_code = 5
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means "no registry answered this" (down, offline cache miss,
+    failing, rate-limited, no credentials given) rather than "it answered no"
+    (``NotFound``) or "it refused the credentials we gave" (``CredentialsRefused``)."""
+    if isinstance(exc, (NotFound, CredentialsRefused)):
+        return False
+    return isinstance(exc, (RegistryError, CredentialError, CacheMiss))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         VulnerabilityReport,
     )
     from portside.dockerfile import Dockerfile
+    from portside.notify.base import Notifier, NotifySettings
 
 hookspec = pluggy.HookspecMarker("portside")
 
@@ -120,5 +121,30 @@ def portside_vulnerabilities(
     warning naming it; the others' answers stand. OpenVEX statements attached to the
     image are applied afterwards to every plugin's answer. The built-in
     ``portside.attached_reports`` reads attached SARIF 2.1.0 reports.
+    """
+    raise NotImplementedError  # a specification: pluggy never calls this body
+
+
+@hookspec
+def portside_notifiers(settings: NotifySettings) -> list[Notifier]:
+    """Return the notifiers this plugin provides for ``settings`` (``[]`` when none apply).
+
+    ``settings`` is ``[tool.portside.notify]`` as parsed (``portside.notify.NotifySettings``)
+    plus what the command line added; keys the core does not know are in
+    ``settings.extra`` for plugins to read (``[tool.portside.notify] myplugin = {...}``).
+    Return ``portside.notify.Notifier`` instances with unique ``name``s; construct cheaply
+    and raise ``portside.errors.ConfigError`` for settings you cannot use (a missing
+    library, a malformed URL): the caller stops before anything is checked or sent.
+
+    Called once per ``portside watch`` run and per publish. The watcher then calls
+    ``await notifier.send(notification)`` for every change, through its outbox: a
+    notification is recorded as sent only after ``send`` returned, and a failure
+    (``portside.notify.NotifyError``, or any exception) is recorded with its message and
+    retried in later rounds. ``send`` must bound its own time (the built-in webhook
+    retries with backoff within a timeout). Set ``idempotent = True`` only if a second
+    ``send`` of the same ``notification.id`` cannot reach a person twice: after a crash
+    between sending and recording, idempotent notifiers are asked again, the others are
+    recorded as ``uncertain``. Built-ins: ``portside.notify.console``, ``.jsonl``,
+    ``.webhook``, ``.apprise_chat``, ``.desktop``, ``.editor``.
     """
     raise NotImplementedError  # a specification: pluggy never calls this body

@@ -192,12 +192,14 @@ async def platform_digest(
 ) -> Digest:
     """The digest to pin for ``ref``: the index's, or with ``platform`` the one image's.
 
-    Without a platform only the tag is resolved (a HEAD request on a miss). With one,
-    an index is read and the entry chosen; a single-platform image must match it.
+    The manifest is read (one GET on a miss, kept for good), so the digest reported is
+    that of bytes that were checked and parse as a manifest, never only what a header
+    said. With a platform, an index's entry is chosen; a single-platform image must
+    match it.
     """
-    if platform is None:
-        return (await cached.resolve(ref)).digest
     top = await cached.manifest(ref)
+    if platform is None:
+        return top.digest
     if top.is_index:
         return top.select(platform).digest
     if top.config is None:

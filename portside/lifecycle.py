@@ -68,6 +68,10 @@ def parse_date(text: str) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc)
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def format_date(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

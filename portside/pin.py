@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from portside import errors, versions
 from portside.config import LEVELS, PolicyConfig
 from portside.dockerfile import ImageUse, parse
-from portside.policy import Edit, apply_edits, ignored_kinds, retarget
+from portside.policy import Edit, apply_edits, ignored_kinds, image_scheme, retarget
 from portside.reference import Digest, Reference
+from portside.updates import without_same_image
 
 if TYPE_CHECKING:
     from portside.cache import CachedRegistry
@@ -37,6 +38,9 @@ class PinPlan:
     new_text: str | None = None  # None: nothing to write (no change, or problems)
     changes: list[Change] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Those of ``problems`` that mean no registry answered (offline, down): a gate may
+    # let them pass (see portside.verdict); the file is left as it is either way.
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -78,13 +82,31 @@ async def _target(
     levels = levels_up_to(update)
     if levels and ref.tag:
         allowed = tuple(level for level in levels if level in policy.update_levels)
-        scheme = versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+        scheme = image_scheme(ref, policy)
         tags = await cached.tags(ref.repository_ref())
+        tags = await without_same_image(cached, ref, tags, scheme)
         newer = versions.newer_in_line(ref.tag, tags, scheme=scheme, allow_levels=allowed)
+        # The newest the level allows whose image its publisher has not retired.
+        for candidate in (*newer, ref.tag):
+            tagged = Reference(ref.registry, ref.repository, candidate)
+            digest = (await cached.resolve_confirmed(tagged)).digest
+            if not await _retired(cached, tagged.with_digest(digest)):
+                return candidate, digest
         if newer:
-            tag = newer[0]
+            tag = newer[0]  # every one is retired: the newest, which check reports
     tagged = Reference(ref.registry, ref.repository, tag)
     return tag, (await cached.resolve_confirmed(tagged)).digest
+
+
+async def _retired(cached: CachedRegistry, ref: Reference) -> bool:
+    from portside import lifecycle
+
+    try:
+        status = await lifecycle.lifecycle_of(cached, ref)
+    except errors.PortsideError:
+        return False  # what is attached could not be read: the image itself is fine
+    eol = status.end_of_life
+    return eol is not None and eol.passed(lifecycle.utc_now())
 
 
 async def plan_pin(
@@ -129,6 +151,8 @@ async def plan_pin(
         line = use.range.start.line + 1
         if isinstance(result, errors.PortsideError):
             plan.problems.append(f"line {line}: {use.text}: {result.message}")
+            if errors.is_unreachable(result):
+                plan.unchecked.append(plan.problems[-1])
             continue
         tag, digest = result
         if ref.digest == digest and (ref.tag or "latest") == tag:

@@ -27,6 +27,12 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "portside.build.buildah",
     "portside.build.native",
     "portside.hadolint",
+    "portside.notify.console",
+    "portside.notify.jsonl",
+    "portside.notify.webhook",
+    "portside.notify.apprise_chat",
+    "portside.notify.desktop",
+    "portside.notify.editor",
     "portside.attached_reports",
 )
 

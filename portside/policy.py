@@ -23,6 +23,7 @@ from portside.config import ImagePolicy, PolicyConfig
 # The plugin contract's types, defined below the plugin manager; re-exported here.
 from portside.contract import Edit as Edit
 from portside.contract import Finding as Finding
+from portside.contract import Proposed as Proposed
 from portside.dockerfile import Dockerfile, Document, ImageUse, Position, Range
 from portside.reference import Digest, Reference
 
@@ -47,10 +48,19 @@ DEFAULT_SEVERITY = {
     "not-found": "error",
     "platform-missing": "error",
     "unreachable": "info",
+    # Wrong credentials are not a registry being away: nothing else will fix them.
+    "credentials-refused": "error",
     "invalid-reference": "error",
     "disallowed-registry": "error",
     "unresolved": "info",
     "plugin-error": "warning",
+    "end-of-life": "error",
+    "end-of-life-soon": "warning",  # a date still ahead
+    "vulnerable-critical": "error",
+    "vulnerable-high": "warning",
+    "vulnerable-medium": "info",
+    "vulnerable-low": "hint",
+    "vulnerable-unknown": "info",
 }
 KINDS = (
     "stale",
@@ -61,10 +71,14 @@ KINDS = (
     "not-found",
     "platform-missing",
     "unreachable",
+    "credentials-refused",
     "invalid-reference",
     "disallowed-registry",
     "unresolved",
     "plugin-error",
+    "end-of-life",
+    "end-of-life-soon",
+    "vulnerable",
 )
 
 _IGNORE = re.compile(r"^\s*#\s*portside:\s*ignore(?:\s*=\s*([\w,\s./-]+))?\s*$", re.IGNORECASE)
@@ -89,6 +103,7 @@ class _Context:
         suggestion: str | None = None,
         edit: Edit | None = None,
         level: str | None = None,
+        proposals: tuple[Proposed, ...] = (),
     ) -> None:
         key = severity_key or kind
         fallback = default_severity or DEFAULT_SEVERITY[key]
@@ -104,6 +119,7 @@ class _Context:
                 suggestion=suggestion,
                 edit=edit,
                 level=level,
+                proposals=proposals,
             )
         )
 
@@ -273,6 +289,11 @@ def retarget(use: ImageUse, ref: Reference, tag: str, digest: Digest | None) -> 
     return None
 
 
+def image_scheme(ref: Reference, policy: ImagePolicy) -> versions.VersionScheme:
+    """The version scheme for ``ref`` under its image rules (``scheme = ...``)."""
+    return versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+
+
 @dataclass(frozen=True)
 class UpdateOption:
     """One way to update an image: to the newest tag of one step size, or the variant."""
@@ -311,7 +332,7 @@ def update_options(
     if ref.tag is None or ref.tag == "latest":
         return []
     policy = (config or PolicyConfig()).for_image(ref.name, ref.familiar_name)
-    scheme = versions.scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
+    scheme = image_scheme(ref, policy)
     tags = list(tags)
     wanted: list[tuple[str, str]] = []
     for level in UPDATE_LEVELS:
@@ -353,11 +374,59 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
 # -- remote findings ---------------------------------------------------------------------
 
 
+def stale_proposals(
+    ref: Reference,
+    tags: Iterable[str],
+    policy: ImagePolicy,
+    *,
+    scheme: versions.VersionScheme | None = None,
+) -> list[versions.Proposal]:
+    """The updates ``ref`` is offered among ``tags`` (newest in its major, newest overall,
+    each with its level; oldest first), or none when it is not ``stale``.
+
+    The one rule behind the ``stale`` finding, the watcher's ``newer`` notice and
+    anything else that asks "is there a newer version in this image's line".
+    """
+    if ref.tag is None or ref.tag == "latest":
+        return []
+    scheme = scheme or image_scheme(ref, policy)
+    return versions.proposals(ref.tag, list(tags), scheme=scheme, allow_levels=policy.update_levels)
+
+
+def stale_tag(
+    ref: Reference,
+    tags: Iterable[str],
+    policy: ImagePolicy,
+    *,
+    scheme: versions.VersionScheme | None = None,
+) -> tuple[str, str] | None:
+    """(newest tag, update level) when ``ref`` is ``stale`` among ``tags``, else None."""
+    found = stale_proposals(ref, tags, policy, scheme=scheme)
+    return (found[-1].tag, found[-1].level) if found else None
+
+
+def variant_tag(ref: Reference, tags: Iterable[str], policy: ImagePolicy) -> str | None:
+    """The newest variant of ``ref``'s version (the ``variant-update`` rule), or None."""
+    if ref.tag is None or ref.tag == "latest":
+        return None
+    updates = versions.variant_updates(ref.tag, list(tags), scheme=image_scheme(ref, policy))
+    return updates[0] if updates else None
+
+
 async def _tags(cached: CachedRegistry, ref: Reference) -> list[str]:
     return await cached.tags(ref.repository_ref())
 
 
 def _unreachable(ctx: _Context, item: Judged, exc: errors.PortsideError) -> None:
+    if isinstance(exc, errors.CredentialsRefused):
+        if not item.silenced("credentials-refused"):
+            hint = f" ({exc.hint})" if exc.hint else ""
+            ctx.add(
+                item.use,
+                "credentials-refused",
+                f"could not check {item.ref.familiar}: {exc.message}{hint}",
+            )
+        return
     if item.silenced("unreachable"):
         return
     ctx.add(item.use, "unreachable", f"could not check {item.ref.familiar}: {exc.message}")
@@ -375,20 +444,18 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
         _unreachable(ctx, item, exc)
         return
 
-    if ref.tag is not None and ref.tag not in tags:
-        if not item.silenced("not-found"):
-            ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
-        return
+    missing = ref.tag is not None and ref.tag not in tags
+    if missing and not item.silenced("not-found"):
+        ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
 
+    # A tag that is gone (a removed snapshot: jammy-20240530) still gets the newest in
+    # its line offered: that is the fix.
     if ref.tag is not None and ref.tag != "latest":
-        scheme = versions.scheme_for(
-            ref.name, {"*": item.policy.scheme} if item.policy.scheme else None
-        )
+        scheme = image_scheme(ref, item.policy)
         await _stale(ctx, item, tags, scheme, cached)
         if not item.silenced("variant-update"):
-            updates = versions.variant_updates(ref.tag, tags, scheme=scheme)
-            if updates:
-                newest = updates[0]
+            newest = variant_tag(ref, tags, item.policy)
+            if newest is not None:
                 ctx.add(
                     use,
                     "variant-update",
@@ -396,6 +463,8 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
                     suggestion=f"{ref.familiar_name}:{newest}",
                     edit=retarget(use, ref, newest, None),
                 )
+    if missing:
+        return
 
     try:
         if ref.digest is not None and ref.tag is not None and not item.silenced("tag-moved"):
@@ -412,6 +481,7 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
         elif ref.digest is not None:
             await cached.manifest(ref)
         await _platform(ctx, item, cached)
+        await _lifecycle(ctx, item, cached)
     except errors.NotFound:
         if not item.silenced("not-found"):
             what = f"digest {ref.digest.short}…" if ref.digest else f"tag {ref.tag!r}"
@@ -433,33 +503,126 @@ async def _stale(
     ref, use = item.ref, item.use
     if item.silenced("stale") or ref.tag is None:
         return
-    newer = versions.newer_in_line(
-        ref.tag, tags, scheme=scheme, allow_levels=item.policy.update_levels
-    )
-    if not newer:
+    from portside.updates import without_same_image
+
+    tags = await without_same_image(cached, ref, tags, scheme)
+    found = stale_proposals(ref, tags, item.policy, scheme=scheme)
+    if not found:
         return
-    newest = newer[0]
-    current = scheme.parse(ref.tag)
-    candidate = scheme.parse(newest)
-    level = scheme.update_level(current, candidate) if current and candidate else None
-    level = level or "patch"
-    digest: Digest | None = None
-    if ref.digest is not None:
+
+    async def digest_of(tag: str) -> Digest | None:
         # A pinned image stays pinned: suggest the new tag at its digest.
+        if ref.digest is None:
+            return None
         try:
-            digest = (await cached.resolve(Reference(ref.registry, ref.repository, newest))).digest
+            return (await cached.resolve(Reference(ref.registry, ref.repository, tag))).digest
         except errors.PortsideError:
-            digest = None
-    suggestion = f"{ref.familiar_name}:{newest}" + (f"@{digest}" if digest else "")
+            return None
+
+    digests = await asyncio.gather(*(digest_of(p.tag) for p in found))
+    proposed = tuple(
+        Proposed(p.tag, p.level, f"{ref.familiar_name}:{p.tag}" + (f"@{d}" if d else ""))
+        for p, d in zip(found, digests, strict=True)
+    )
+    # The finding's own fix is the newest overall; the others ride along.
+    newest, level, digest = found[-1].tag, found[-1].level, digests[-1]
+    message = f"{ref.familiar_name}:{newest} is available ({level} update from {ref.tag})"
+    if len(found) > 1:
+        message += f"; in the current major: {found[0].tag} ({found[0].level})"
     ctx.add(
         use,
         "stale",
-        f"{ref.familiar_name}:{newest} is available ({level} update from {ref.tag})",
+        message,
         severity_key=f"stale-{level}",
-        suggestion=suggestion,
+        suggestion=proposed[-1].suggestion,
         edit=retarget(use, ref, newest, digest) if (digest or ref.digest is None) else None,
         level=level,
+        proposals=proposed,
     )
+
+
+async def _lifecycle(ctx: _Context, item: Judged, cached: CachedRegistry) -> None:
+    """``end-of-life`` and ``vulnerable``, from what is attached to the image (the
+    index's digest and the platform manifest's): lifecycle artifacts, SARIF, OpenVEX."""
+    quiet = ("end-of-life", "end-of-life-soon", "vulnerable")
+    if all(item.silenced(kind) for kind in quiet):
+        return
+    from portside import lifecycle, vulnerabilities
+    from portside.registry.manifest import Platform
+
+    ref, use = item.ref, item.use
+    try:
+        platform = Platform.parse(use.platform_resolved) if use.platform_resolved else None
+    except errors.InvalidReference:
+        platform = None
+    subjects = await lifecycle.image_subjects(cached, ref, platform)
+    status = await lifecycle.read_lifecycle(cached, ref, subjects)
+    now = lifecycle.utc_now()
+    eol = status.end_of_life
+    kind = "end-of-life" if eol is not None and eol.passed(now) else "end-of-life-soon"
+    if eol is not None and not item.silenced(kind):
+        passed = eol.passed(now)
+        target = await _alive(cached, item, now) if passed else None
+        ctx.add(
+            use,
+            kind,
+            f"{ref.familiar} {eol.describe(now)}"
+            + (f"; {target[0]} is not" if target is not None else ""),
+            suggestion=f"{ref.familiar_name}:{target[0]}" + (f"@{target[1]}" if target[1] else "")
+            if target is not None
+            else None,
+            edit=retarget(use, ref, target[0], target[1]) if target is not None else None,
+        )
+    report = None
+    if not item.silenced("vulnerable"):
+        report = await vulnerabilities.collect(cached, ref, subjects)
+        if report.vulnerabilities and report.highest is not None:
+            top = "; ".join(v.describe() for v in report.top(3))
+            count = len(report.vulnerabilities)
+            ctx.add(
+                use,
+                "vulnerable",
+                f"{ref.familiar} has {count} known vulnerabilit{'y' if count == 1 else 'ies'}, "
+                f"the worst {report.highest}: {top}",
+                severity_key=f"vulnerable-{report.highest}",
+            )
+    for warning in [*status.warnings, *(report.warnings if report else [])]:
+        if warning not in cached.warnings:
+            cached.warnings.append(warning)
+
+
+async def _alive(
+    cached: CachedRegistry, item: Judged, now: Any, limit: int = 5
+) -> tuple[str, Digest | None] | None:
+    """The newest tag of the image's line whose image is not past its end of life (the
+    fix an ``end-of-life`` finding offers: newer first, then the tag itself, then older
+    ones), pinned if the image was; looks at ``limit`` candidates at most."""
+    from portside import lifecycle
+
+    ref = item.ref
+    scheme = image_scheme(ref, item.policy)
+    current = scheme.parse(ref.tag) if ref.tag is not None else None
+    if ref.tag is None or current is None:
+        return None
+    line = []
+    for tag in await _tags(cached, ref):
+        version = scheme.parse(tag)
+        usable = version is not None and not version.is_prerelease
+        if usable and version is not None and scheme.is_compatible(current, version):
+            line.append((version.key, tag))
+    line.sort(reverse=True)
+    for _, tag in line[:limit]:
+        candidate = Reference(ref.registry, ref.repository, tag)
+        try:
+            digest = (await cached.resolve(candidate)).digest
+            if ref.digest is not None and digest == ref.digest:
+                continue
+            status = await lifecycle.lifecycle_of(cached, candidate.with_digest(digest))
+        except errors.PortsideError:
+            continue
+        if status.end_of_life is None or not status.end_of_life.passed(now):
+            return tag, digest if ref.digest is not None else None
+    return None
 
 
 async def _platform(ctx: _Context, item: Judged, cached: CachedRegistry) -> None:

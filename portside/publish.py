@@ -29,7 +29,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,14 @@ __all__ = [
     "PublishError",
     "PublishReport",
     "Version",
+    "build_for_release",
+    "check_release_version",
     "compute_tags",
     "git_info",
     "image_annotations",
     "load_image_config",
     "parse_version",
+    "publish_built",
     "push_image",
     "run_build",
     "run_publish",
@@ -141,6 +144,19 @@ def _final_tag_version(tag: str) -> tuple[int, ...] | None:
         return None
     version = parse_version(tag)
     return (*version.release, version.post or 0)
+
+
+def check_release_version(text: str, *, allow_dev: bool = False) -> Version:
+    """``text`` parsed, refusing development and local versions unless ``allow_dev``:
+    what a build plugin asks before publishing, since builds also run for
+    ``pip install`` from a checkout."""
+    version = parse_version(text)
+    if (version.dev is not None or version.local is not None) and not allow_dev:
+        raise errors.UsageError(
+            f"{text} is a development or local version: not publishing its image",
+            hint="release a final or pre-release version, or set allow-dev = true",
+        )
+    return version
 
 
 def _sanitise(text: str) -> str:
@@ -923,6 +939,7 @@ async def run_build(
     client_options: ClientOptions | None = None,
     credentials: CredentialStore | None = None,
     work_dir: Path | None = None,
+    wheel: Path | None = None,
     progress: Progress = no_progress,
 ) -> BuildResult:
     """Build the configured image with the configured builder.
@@ -954,6 +971,7 @@ async def run_build(
         user=config.user,
         workdir=config.workdir,
         pip_args=config.pip_args,
+        wheel=wheel,
         source_date_epoch=epoch,
         work_dir=work_dir,
         client_options=client_options,
@@ -1027,9 +1045,15 @@ async def run_publish(
     client_options: ClientOptions | None = None,
     credentials: CredentialStore | None = None,
     work_dir: Path | None = None,
+    version: str | None = None,
+    wheel: Path | None = None,
     progress: Progress = console_progress,
 ) -> PublishReport:
     """``portside publish``: build, compute tags per destination, push, tag last.
+
+    ``version`` overrides the configured one (a build plugin passes the project's
+    metadata version, dynamic ones included); ``wheel`` is the project's wheel already
+    built, which the native builder then uses instead of building its own.
 
     Writes the JSON report to ``json_path`` (also when the publish failed) and raises
     ``PublishError`` on failure, so the command exits non-zero. A failure before the push
@@ -1037,11 +1061,7 @@ async def run_publish(
     """
     from portside.build import get_builder
 
-    config = load_image_config(project_dir)
-    if not config.destinations:
-        raise errors.ConfigError("no [tool.portside.image] destinations to publish to")
-    if not config.version:
-        raise errors.ConfigError("no version: set [project] version")
+    config = _release_config(project_dir, version)
     try:
         get_builder(config.builder)  # before any registry is asked anything
     except errors.PortsideError as exc:
@@ -1051,27 +1071,8 @@ async def run_publish(
     annotations = image_annotations(
         version=config.version, git=git, epoch=epoch, base_name=config.base
     )
-    tags: dict[str, list[str]] = {}
     async with RegistryClient(client_options, credentials=credentials) as client:
-        for name in config.destinations:
-            ref = Reference.parse(name)
-            try:
-                existing = await client.list_tags(
-                    Reference(ref.registry, ref.repository, None, None)
-                )
-            except errors.NotFound:
-                existing = []
-            except errors.PortsideError as exc:
-                raise _failed(f"tags of {name}", tags, exc, json_path) from exc
-            tags[name] = compute_tags(
-                config.version,
-                existing=existing,
-                sha=git.short,
-                branch=git.branch,
-                channel=config.channel,
-                extra=config.tags,
-            )
-            progress("tags", f"{name}: {', '.join(tags[name])}")
+        tags = await _release_tags(client, config, git, json_path, progress)
         gate_report = await _gate(client, config, tags, json_path, progress)
         if dry_run and config.builder == "native":
             # A native build writes blobs to the registry: a dry run must not build.
@@ -1083,11 +1084,45 @@ async def run_publish(
             client_options=client_options,
             credentials=credentials,
             work_dir=work_dir,
+            wheel=wheel,
             progress=progress,
         )
     except errors.PortsideError as exc:
         progress("error", f"build: {exc.message}")
         raise _failed("build", tags, exc, json_path) from exc
+    try:
+        return await _push_release(
+            result,
+            tags,
+            config,
+            annotations=annotations,
+            gate_report=gate_report,
+            dry_run=dry_run,
+            json_path=json_path,
+            client_options=client_options,
+            credentials=credentials,
+            progress=progress,
+        )
+    finally:
+        if result.layout is not None:
+            Layout(result.layout).remove()
+
+
+async def _push_release(
+    result: BuildResult,
+    tags: Mapping[str, Sequence[str]],
+    config: ImageConfigTable,
+    *,
+    annotations: Mapping[str, str],
+    gate_report: GateReport,
+    dry_run: bool,
+    json_path: Path | None,
+    client_options: ClientOptions | None,
+    credentials: CredentialStore | None,
+    progress: Progress,
+) -> PublishReport:
+    """Push a release build and tag it (all or nothing), write the report, tell the
+    consumers: the part ``run_publish`` and ``publish_built`` share."""
     try:
         report = await run_push(
             result,
@@ -1106,11 +1141,145 @@ async def run_publish(
     except errors.PortsideError as exc:
         # Reading the build back (its layout or the registry) failed before any push.
         raise _failed("push", tags, exc, json_path, digest=str(result.digest)) from exc
-    finally:
-        if result.layout is not None:
-            Layout(result.layout).remove()
     _write_report(report, json_path)
+    if not dry_run:
+        from portside.notify.published import notify_published
+
+        # Consumers hear of the release; a notifier failing does not fail the publish.
+        try:
+            await notify_published(config.project_dir, report.destinations)
+        except errors.PortsideError as exc:
+            progress("warning", f"published, but nobody was notified: {exc.message}")
     return report
+
+
+async def _release_tags(
+    client: RegistryClient,
+    config: ImageConfigTable,
+    git: GitInfo,
+    json_path: Path | None,
+    progress: Progress,
+) -> dict[str, list[str]]:
+    """The tags of ``config.version`` at every destination, given what each holds."""
+    assert config.version is not None
+    tags: dict[str, list[str]] = {}
+    for name in config.destinations:
+        ref = Reference.parse(name)
+        try:
+            existing = await client.list_tags(Reference(ref.registry, ref.repository, None, None))
+        except errors.NotFound:
+            existing = []
+        except errors.PortsideError as exc:
+            raise _failed(f"tags of {name}", tags, exc, json_path) from exc
+        tags[name] = compute_tags(
+            config.version,
+            existing=existing,
+            sha=git.short,
+            branch=git.branch,
+            channel=config.channel,
+            extra=config.tags,
+        )
+        progress("tags", f"{name}: {', '.join(tags[name])}")
+    return tags
+
+
+# -- build now, publish later (a build plugin's build, its publisher's push) ---------------
+
+# What a build plugin writes beside the artifacts (and its clean step removes).
+RELEASE_REPORT = "portside-publish.json"  # the publish report
+BUILD_RECORD = "portside-build.json"  # an image built now, published later
+BUILD_WORK = "portside-image"  # beside the record: a layout builder's image until pushed
+RELEASE_FILES = (RELEASE_REPORT, BUILD_RECORD, BUILD_WORK)
+
+
+def _release_config(project_dir: Path, version: str | None) -> ImageConfigTable:
+    config = load_image_config(project_dir)
+    if version is not None:
+        config = replace(config, version=version)
+    if not config.destinations:
+        raise errors.ConfigError("no [tool.portside.image] destinations to publish to")
+    if not config.version:
+        raise errors.ConfigError("no version: set [project] version")
+    return config
+
+
+async def build_for_release(
+    project_dir: Path,
+    out_dir: Path,
+    *,
+    version: str | None = None,
+    wheel: Path | None = None,
+    client_options: ClientOptions | None = None,
+    credentials: CredentialStore | None = None,
+    progress: Progress = console_progress,
+) -> BuildResult:
+    """Build the configured image now and record it in ``out_dir/portside-build.json``
+    for :func:`publish_built`. Nothing is tagged: a native build is on the registry by
+    digest only (invisible), a layout build stays in ``out_dir/portside-image``."""
+    config = _release_config(project_dir, version)
+    annotations = image_annotations(
+        version=config.version,
+        git=git_info(project_dir),
+        epoch=source_date_epoch(),
+        base_name=config.base,
+    )
+    work = out_dir / BUILD_WORK
+    work.mkdir(parents=True, exist_ok=True)
+    result = await run_build(
+        config,
+        annotations=annotations,
+        client_options=client_options,
+        credentials=credentials,
+        work_dir=work,
+        wheel=wheel,
+        progress=progress,
+    )
+    record = {"version": config.version, "annotations": annotations, "build": result.to_json()}
+    (out_dir / BUILD_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return result
+
+
+async def publish_built(
+    project_dir: Path,
+    record_path: Path,
+    *,
+    dry_run: bool = False,
+    json_path: Path | None = None,
+    client_options: ClientOptions | None = None,
+    credentials: CredentialStore | None = None,
+    progress: Progress = console_progress,
+) -> PublishReport:
+    """Tag and push the image :func:`build_for_release` recorded, as ``run_publish``
+    would have (same tags, same all-or-nothing order, same report)."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        result = BuildResult.from_json(record["build"])
+        version = str(record["version"])
+        annotations = {str(k): str(v) for k, v in record["annotations"].items()}
+    except FileNotFoundError:
+        raise errors.UsageError(
+            f"no image was built for release ({record_path} is missing)",
+            hint="build it first: HATCH_BUILD_HOOK_ENABLE_PORTSIDE=1 hatch build, with "
+            "publish = false in [tool.hatch.build.hooks.portside]",
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise errors.UsageError(f"{record_path} is not a build record: {exc}") from None
+    config = _release_config(project_dir, version)
+    async with RegistryClient(client_options, credentials=credentials) as client:
+        tags = await _release_tags(client, config, git_info(project_dir), json_path, progress)
+        gate_report = await _gate(client, config, tags, json_path, progress)
+    return await _push_release(
+        result,
+        tags,
+        config,
+        annotations=annotations,
+        gate_report=gate_report,
+        dry_run=dry_run,
+        json_path=json_path,
+        client_options=client_options,
+        credentials=credentials,
+        progress=progress,
+    )
 
 
 def _moving(tags: Mapping[str, Sequence[str]]) -> list[str]:

@@ -22,6 +22,7 @@ _RULE_TEXT = {
     "not-found": "The repository, tag or digest does not exist",
     "platform-missing": "The requested platform is not in the image index",
     "unreachable": "The registry could not be asked",
+    "credentials-refused": "The registry refused the configured credentials",
     "invalid-reference": "The image reference is not valid",
     "disallowed-registry": "The registry is not on the allowed list",
     "unresolved": "The reference uses a build argument without a default",

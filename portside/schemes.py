@@ -6,10 +6,12 @@ image to one of them by name from configuration. Each falls back to the default
 (docker) reading for tags of the usual ``version-variant`` shape, so one image can mix
 both kinds (``debian:13.6`` and ``debian:trixie-20260803-slim``).
 
-- ``debian``, ``ubuntu``: a release codename is the version (``bookworm`` is 12,
-  ``jammy`` is 22.04), optionally followed by a date stamp that is its build
+- ``debian``, ``ubuntu`` (``ubuntu-interim``): a release codename is the version
+  (``bookworm`` is 12, ``jammy`` is 22.04), optionally followed by a date stamp that is its build
   (``jammy-20260810``, ``resolute-20260811.1``) and a variant (``bookworm-slim``);
   other date-stamped tags (``sid-20260803``) are read as ``calendar`` reads them.
+  Nothing is offered before its release date (``codenames.py``); ``ubuntu`` offers an
+  LTS user (``jammy``, ``22.04``) LTS releases only, ``ubuntu-interim`` every release.
 - ``calendar``: a date is the version (``20260815``, ``tip-20260815``,
   ``devel-20260817-alpine3.24``, ``base-20260816.0.574111``); the words before it name
   the line. A newer date is a ``patch`` update: snapshots are rebuilds, not majors.
@@ -30,7 +32,6 @@ from portside.versions import (
     TagVersion,
     VersionScheme,
     parse_tag,
-    variant_family,
 )
 
 # A Debian/Ubuntu image date stamp: YYYYMMDD, optionally with a respin (.1).
@@ -58,26 +59,9 @@ class CalendarScheme(VersionScheme):
             return parse_tag(tag)
         words, date, more, variant = match.group("words", "date", "more", "variant")
         release = (int(date), *(int(n) for n in more.split(".")[1:]))
+        # A newer snapshot is a "patch" and any newer variant of its family will do:
+        # VersionScheme's rules for the form "calendar:".
         return TagVersion(tag, release, None, variant or "", None, f"calendar:{words or ''}")
-
-    def update_level(self, current: TagVersion, candidate: TagVersion) -> str | None:
-        level = super().update_level(current, candidate)
-        if level is not None and current.form.startswith("calendar:"):
-            # A newer snapshot of the same thing: the smallest release step.
-            return "patch"
-        return level
-
-    def variant_update(self, current: TagVersion, candidate: TagVersion) -> bool:
-        if not current.form.startswith("calendar:"):
-            return super().variant_update(current, candidate)
-        # A date has no "major" to stay within: any snapshot at least as new will do.
-        if current.form != candidate.form or candidate.key < current.key:
-            return False
-        mine = variant_family(current.variant)
-        theirs = variant_family(candidate.variant)
-        return (
-            mine is not None and theirs is not None and mine[0] == theirs[0] and theirs[1] > mine[1]
-        )
 
 
 class CodenameScheme(CalendarScheme):
@@ -87,10 +71,58 @@ class CodenameScheme(CalendarScheme):
     are read as calendar tags, and everything else as the default scheme reads it.
     """
 
-    def __init__(self, name: str, table: dict[str, tuple[int, ...]], description: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        table: dict[str, tuple[int, ...]],
+        description: str,
+        *,
+        distribution: str,
+        lts_only: bool = False,
+    ) -> None:
         self.name = name
         self.table = table
         self.description = description
+        self.distribution = distribution  # "debian" or "ubuntu": whose release dates
+        self.lts_only = lts_only
+        self._codename_of = {release: codename for codename, release in table.items()}
+
+    def _distribution_release(self, version: TagVersion) -> tuple[int, ...] | None:
+        """The distribution release a tag names, by codename (``jammy``) or number
+        (``22.04``, ``12.6``), or ``None`` (``stable-20240722``, ``sid``)."""
+        if version.form == self.name:
+            return version.release
+        if version.form or not version.release:
+            return None
+        if self.distribution == "ubuntu":
+            release = version.release
+            return release if len(release) == 2 and release[1] in (4, 10) else None
+        major = version.release[:1]
+        return major if major in self._codename_of else None
+
+    def is_released(self, version: TagVersion) -> bool:
+        release = self._distribution_release(version)
+        if release is None:
+            return True
+        if self.distribution == "ubuntu":
+            return codenames.ubuntu_released(release)
+        codename = self._codename_of.get(release)
+        return codename is None or codenames.debian_released(codename)
+
+    def offers(self, current: TagVersion, candidate: TagVersion) -> bool:
+        if not super().offers(current, candidate):
+            return False
+        if not self.lts_only:
+            return True
+        mine = self._distribution_release(current)
+        theirs = self._distribution_release(candidate)
+        # An LTS user is offered LTS releases only; an interim user any newer release.
+        return not (
+            mine is not None
+            and theirs is not None
+            and codenames.ubuntu_is_lts(mine)
+            and not codenames.ubuntu_is_lts(theirs)
+        )
 
     def parse(self, tag: str) -> TagVersion | None:
         codename, _, rest = tag.partition("-")
@@ -132,7 +164,7 @@ class PrefixedScheme(VersionScheme):
                 return None  # a date: the calendar scheme's business
             if word is not None and word not in PRE_RELEASE_RANK:
                 return None
-            pre = (word, int(number or 0)) if word is not None else None
+            pre = (word, int(number) if number else -1) if word is not None else None
             form = "".join(t + "-" for t in tokens[:index]) + (glued or "")
             release = tuple(int(n) for n in numbers.split("."))
             return TagVersion(tag, release, pre, "-".join(tokens[index + 1 :]), build, form)
@@ -140,10 +172,23 @@ class PrefixedScheme(VersionScheme):
 
 
 DEBIAN = CodenameScheme(
-    "debian", codenames.DEBIAN, "Debian codenames: buster < bullseye < bookworm < trixie"
+    "debian",
+    codenames.DEBIAN,
+    "Debian codenames: buster < bullseye < bookworm < trixie",
+    distribution="debian",
 )
 UBUNTU = CodenameScheme(
-    "ubuntu", codenames.UBUNTU, "Ubuntu codenames: focal < jammy < noble < resolute"
+    "ubuntu",
+    codenames.UBUNTU,
+    "Ubuntu codenames: focal < jammy < noble < resolute; LTS users are offered LTS releases",
+    distribution="ubuntu",
+    lts_only=True,
+)
+UBUNTU_INTERIM = CodenameScheme(
+    "ubuntu-interim",
+    codenames.UBUNTU,
+    "Ubuntu codenames, interim releases (24.10, 25.04) offered to LTS users too",
+    distribution="ubuntu",
 )
 CALENDAR = CalendarScheme()
 PREFIXED = PrefixedScheme()
@@ -151,4 +196,4 @@ PREFIXED = PrefixedScheme()
 
 @hookimpl
 def portside_version_schemes() -> list[VersionScheme]:
-    return [DEFAULT_SCHEME, DEBIAN, UBUNTU, CALENDAR, PREFIXED]
+    return [DEFAULT_SCHEME, DEBIAN, UBUNTU, UBUNTU_INTERIM, CALENDAR, PREFIXED]

@@ -24,6 +24,7 @@ PRE_RELEASE_RANK = {
     "beta": 2,
     "pre": 3,
     "preview": 3,
+    "ea": 1,  # Java's early-access builds: 23-ea-14
     "c": 4,
     "rc": 4,
 }
@@ -78,7 +79,7 @@ class TagVersion:
         if self.pre is None:
             return None
         word, number = self.pre
-        return f"{word}{number}" if number else word
+        return word if number < 0 else f"{word}{number}"
 
     @property
     def is_prerelease(self) -> bool:
@@ -180,6 +181,8 @@ class VersionScheme(abc.ABC):
         """
         if candidate.key <= current.key:
             return None
+        if current.form.startswith("calendar:"):
+            return "patch"  # a newer snapshot of the same thing: the smallest release step
         a, b = current.release, candidate.release
         width = max(len(a), len(b))
         a = a + (0,) * (width - len(a))
@@ -194,19 +197,43 @@ class VersionScheme(abc.ABC):
         return None  # 3.12 -> 3.12.0: another spelling, not an update
 
     def offers_prerelease(self, current: TagVersion, candidate: TagVersion) -> bool:
-        """A pre-release is offered only to a pre-release of the same release."""
+        """A pre-release is offered only to a numbered pre-release of the same release,
+        and only a numbered one (``5.3-rc1`` -> ``5.3-rc2``): a floating pre-release
+        tag (``5.3-rc``, ``5.3-alpha``) follows its channel by itself, so only the final
+        release moves it on."""
         if candidate.pre is None:
             return True
-        return current.pre is not None and current.release == candidate.release
+        if current.pre is None or current.release != candidate.release:
+            return False
+        return current.pre[1] >= 0 and candidate.pre[1] >= 0
+
+    def is_released(self, version: TagVersion) -> bool:
+        """Whether ``version`` may be offered today (a distribution release is not
+        before its release date, see :mod:`portside.codenames`); final or not is
+        :meth:`offers_prerelease`'s business."""
+        return True
+
+    def offers(self, current: TagVersion, candidate: TagVersion) -> bool:
+        """Whether ``candidate`` may be offered to a user of ``current`` at all:
+        :meth:`offers_prerelease`, and released unless ``current`` is of its release."""
+        if not self.offers_prerelease(current, candidate):
+            return False
+        return current.release == candidate.release or self.is_released(candidate)
 
     def variant_update(self, current: TagVersion, candidate: TagVersion) -> bool:
         """Whether ``candidate`` is ``current``'s line on a newer variant of one family
         (``alpine3.20`` -> ``alpine3.24``, ``bookworm`` -> ``trixie``), at the same or a
-        newer version of the same major.
+        newer version of the same major. A distribution in the variant must be released
+        (``trixie`` from 2025-08-09); an Ubuntu LTS moves to an LTS only.
 
         A newer major is not offered this way: that is a ``stale`` decision with its
         own update levels.
         """
+        if current.form.startswith("calendar:"):
+            # A date has no "major" to stay within: any snapshot at least as new will do.
+            if current.form != candidate.form or candidate.key < current.key:
+                return False
+            return _newer_variant(current.variant, candidate.variant)
         if (current.form, len(current.release), current.build is None) != (
             candidate.form,
             len(candidate.release),
@@ -215,13 +242,17 @@ class VersionScheme(abc.ABC):
             return False
         if candidate.release[:1] != current.release[:1] or candidate.key < current.key:
             return False
-        if not self.offers_prerelease(current, candidate):
+        if not self.offers(current, candidate):
             return False
-        mine = variant_family(current.variant)
-        theirs = variant_family(candidate.variant)
-        if mine is None or theirs is None or mine[0] != theirs[0]:
-            return False
-        return theirs[1] > mine[1]
+        return _newer_variant(current.variant, candidate.variant)
 
     def __repr__(self) -> str:
         return f"<version scheme {self.name}>"
+
+
+def _newer_variant(mine_text: str, theirs_text: str) -> bool:
+    mine = variant_family(mine_text)
+    theirs = variant_family(theirs_text)
+    if mine is None or theirs is None or mine[0] != theirs[0] or theirs[1] <= mine[1]:
+        return False
+    return codenames.variant_offered(mine_text, theirs_text)

@@ -21,7 +21,16 @@ Deliberate differences from Renovate, each because Renovate gets real tags wrong
 - ``_N`` after the version is a build number (``21.0.5_11-jdk-noble``, Eclipse Temurin;
   ``8.1.2.4_1``), not a pre-release, so such tags are stable and ``_9`` < ``_11``.
 - A date stamp (a first number of eight or more digits, ``20260805``) is not a version
-  here: it would outrank every real version. The ``calendar`` scheme reads them.
+  here: it would outrank every real version. A tag that is only a date (alpine's
+  ``20240329``) is a snapshot in a line of its own (:func:`parse_date_tag`); the
+  ``calendar`` scheme reads the rest (``tip-20260815``).
+- Pre-release words in upper case (php's ``8.3.11RC2``) and right after the hyphen
+  (mongo's ``7.0.10-rc0``, openjdk's ``23-ea-14``) are pre-releases, not variants; so
+  is Java's ``-b08`` a build number (``8u392-b08-jre``). Renovate keeps them in the
+  variant and "updates" ``7.0.21-rc0`` to ``8.0.10-rc0``. A pre-release without a
+  number (``5.3-rc``) is a floating tag: only its final release moves it on.
+- Several proposals: :func:`proposals` gives the newest in the current major and the
+  newest overall, each with its level, as Renovate does.
 - Variants that carry their own version (``alpine3.20``, ``bookworm``,
   ``windowsservercore-ltsc2022``) are recognised, so a tag on an old variant can be
   offered the same line on a newer variant (:func:`variant_updates`) instead of
@@ -56,10 +65,23 @@ TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-# v? numbers [u update] [pre-release word [number]] [_build]
+# v? numbers [u update] [pre-release word [number]] [_build]; the word in either case
+# (php's 8.3.11RC2 is 8.3.11rc2).
 _VERSION = re.compile(
-    r"v?(\d+(?:\.\d+)*)(?:u(\d+))?(?:([a-z]+)(\d+)?)?(?:_(\d+))?",
+    r"v?(\d+(?:\.\d+)*)(?:u(\d+))?(?:([a-zA-Z]+)(\d+)?)?(?:_(\d+))?",
     re.ASCII,
+)
+# A pre-release or build part written as the first part after the hyphen: mongo's
+# 7.0.10-rc0, groovy's 6.0.0-beta-2, openjdk's 23-ea-14, Java's 8u392-b08 (a build
+# number). Only words that mean a pre-release in every official image that uses them;
+# ``dev`` is not one (Chainguard's 3.12-dev is a variant with build tools).
+_HYPHEN_PART = re.compile(
+    r"(?:(rc|alpha|beta|preview|ea)(?:-?(\d+))?|b(\d+))(?:-|$)", re.ASCII | re.IGNORECASE
+)
+_HYPHEN_FIRST = frozenset("rabepRABEP")
+# A date-only tag (alpine's 20240329), optionally with a respin and a variant.
+_DATE_TAG = re.compile(
+    r"((?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))((?:\.\d+)*)(?:-(.+))?", re.ASCII
 )
 # Renovate skips tags that look like a git commit; so do we (``1a2b3c4``).
 _COMMIT = re.compile(r"[0-9a-f]{7,40}", re.ASCII)
@@ -71,6 +93,25 @@ def _is_date_stamp(numbers: str) -> bool:
     # YYYYMMDD and longer (YYYYMMDDhhmm): Alpine's edge snapshots, nightly builds.
     first = numbers.partition(".")[0]
     return len(first) >= 8
+
+
+def _pre_number(text: str | None) -> int:
+    # A pre-release without a number (3.15-rc, 5.3-alpha) is the floating tag of that
+    # channel: -1, below rc0, and never moved to another pre-release (offers_prerelease).
+    return int(text) if text else -1
+
+
+def _hyphen_part(variant: str) -> tuple[tuple[str, int] | None, str | None, str] | None:
+    """(pre-release, build, rest of the variant) when ``variant`` starts with a
+    pre-release or build part (``rc0``, ``ea-14-nanoserver``, ``b08-jre``), else ``None``."""
+    match = _HYPHEN_PART.match(variant)
+    if match is None:
+        return None
+    word, number, build = match.groups()
+    rest = variant[match.end() :]
+    if word is not None:
+        return (word.lower(), _pre_number(number)), None, rest
+    return None, build, rest
 
 
 def parse_tag(tag: str) -> TagVersion | None:
@@ -86,9 +127,14 @@ def parse_tag(tag: str) -> TagVersion | None:
         return None
     pre = None
     if word is not None:
+        word = word.lower()
         if word not in PRE_RELEASE_RANK:
             return None
-        pre = (word, int(number or 0))
+        pre = (word, _pre_number(number))
+    elif build is None and variant[:1] in _HYPHEN_FIRST:
+        part = _hyphen_part(variant)
+        if part is not None:
+            pre, build, variant = part
     if update is not None:
         # Java's 8u412: one number, then "u" and the update number.
         if "." in text:
@@ -123,10 +169,10 @@ def _head_key(head: str) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[i
     builds = (-int(build), 1) if build else (1,)
     if word is None:
         return (0, negated, _FINAL, builds)
-    rank = PRE_RELEASE_RANK.get(word)
+    rank = PRE_RELEASE_RANK.get(word.lower())
     if rank is None:
         return _NOT_A_VERSION
-    return (0, negated, (1, -rank, -int(number or 0)), builds)
+    return (0, negated, (1, -rank, -_pre_number(number)), builds)
 
 
 def newest_first_key(
@@ -150,6 +196,13 @@ def newest_first_key(
             _head_keys[head] = key
     if key[0]:
         return (1, (), _FINAL, (), "", tag)
+    if variant[:1] in _HYPHEN_FIRST and key[2] == _FINAL and key[3] == (1,):
+        part = _hyphen_part(variant)  # 7.0.10-rc0: as parse_tag reads it
+        if part is not None:
+            pre, build, rest = part
+            pre_key = (1, -PRE_RELEASE_RANK[pre[0]], -pre[1]) if pre else _FINAL
+            build_key = (-int(build), 1) if build else key[3]
+            return (0, key[1], pre_key, build_key, rest, tag)
     return (0, key[1], key[2], key[3], variant, tag)
 
 
@@ -163,19 +216,30 @@ def sort_tags(tags: Iterable[str]) -> list[str]:
     return sorted(tags, key=newest_first_key)
 
 
-# -- variants that carry their own version ---------------------------------------------
-
 # -- schemes ----------------------------------------------------------------------------
 
 
+def parse_date_tag(tag: str) -> TagVersion | None:
+    """A date-only tag (``20240329``, ``20240329.1-slim``) as a snapshot: the date is
+    the release, in a line of its own (form ``calendar:``, as the calendar scheme reads
+    it), so it moves to the newest snapshot and never to a version."""
+    match = _DATE_TAG.fullmatch(tag)
+    if match is None:
+        return None
+    date, more, variant = match.groups()
+    release = (int(date), *(int(n) for n in more.split(".")[1:]))
+    return TagVersion(tag, release, None, variant or "", None, "calendar:")
+
+
 class DockerScheme(VersionScheme):
-    """The default: Renovate's docker versioning with the differences listed above."""
+    """The default: Renovate's docker versioning with the differences listed above;
+    date-only tags are snapshots (:func:`parse_date_tag`)."""
 
     name = "docker"
     description = "version before the first '-', the rest is the variant (Renovate's docker)"
 
     def parse(self, tag: str) -> TagVersion | None:
-        return parse_tag(tag)
+        return parse_tag(tag) or parse_date_tag(tag)
 
 
 DEFAULT_SCHEME: VersionScheme = DockerScheme()
@@ -217,21 +281,81 @@ def newer_in_line(
     ``patch`` also allows pre-release and build steps. Empty when ``current_tag`` is
     not a version in ``scheme`` (default: :data:`DEFAULT_SCHEME`).
     """
+    return [v.tag for v, _ in _newer(current_tag, tags, scheme, allow_levels)]
+
+
+def _newer(
+    current_tag: str,
+    tags: Iterable[str],
+    scheme: VersionScheme | None,
+    allow_levels: Iterable[str],
+) -> list[tuple[TagVersion, str]]:
+    """:func:`newer_in_line` with each tag's version and update level."""
     scheme = scheme or DEFAULT_SCHEME
     current = scheme.parse(current_tag)
     if current is None:
         return []
     allowed = _levels(allow_levels)
-    found: list[TagVersion] = []
+    found: list[tuple[TagVersion, str]] = []
     for candidate in _other_versions(current_tag, tags, scheme):
         if not scheme.is_compatible(current, candidate):
             continue
-        if not scheme.offers_prerelease(current, candidate):
+        if not scheme.offers(current, candidate):
             continue
         level = scheme.update_level(current, candidate)
         if level is not None and level in allowed:
-            found.append(candidate)
+            found.append((candidate, level))
     return _newest_first(current, found)
+
+
+class Proposal:
+    """One update on offer: the ``tag`` to move to and its update ``level``
+    (``major``, ``minor``, ``patch``, ``prerelease``, ``build``)."""
+
+    __slots__ = ("level", "tag")
+
+    def __init__(self, tag: str, level: str) -> None:
+        self.tag = tag
+        self.level = level
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Proposal):
+            return NotImplemented
+        return (self.tag, self.level) == (other.tag, other.level)
+
+    def __hash__(self) -> int:
+        return hash((self.tag, self.level))
+
+    def __repr__(self) -> str:
+        return f"Proposal({self.tag!r}, {self.level!r})"
+
+    def to_json(self) -> dict[str, str]:
+        return {"tag": self.tag, "level": self.level}
+
+
+def proposals(
+    current_tag: str,
+    tags: Iterable[str],
+    *,
+    scheme: VersionScheme | None = None,
+    allow_levels: Iterable[str] = ("major", "minor", "patch"),
+) -> list[Proposal]:
+    """The updates to offer ``current_tag``, as Renovate offers them: the newest tag in
+    the current major (a minor or smaller step), then the newest overall when that is
+    a major step (``16.1-bookworm`` -> ``16.9-bookworm`` and ``17.5-bookworm``). Each
+    tag once; empty when nothing is newer. Same rules as :func:`newer_in_line`.
+    """
+    found = _newer(current_tag, tags, scheme, allow_levels)
+    if not found:
+        return []
+    out: list[Proposal] = []
+    in_major = next(((v, level) for v, level in found if level != "major"), None)
+    if in_major is not None:
+        out.append(Proposal(in_major[0].tag, in_major[1]))
+    newest, level = found[0]
+    if level == "major":
+        out.append(Proposal(newest.tag, level))
+    return out
 
 
 def newest_in_line(
@@ -273,12 +397,14 @@ def _variant_rank(version: TagVersion) -> tuple[int, ...]:
     return family[1] if family else ()
 
 
-def _newest_first(current: TagVersion, found: Iterable[TagVersion]) -> list[str]:
+def _newest_first(
+    current: TagVersion, found: Iterable[tuple[TagVersion, str]]
+) -> list[tuple[TagVersion, str]]:
     # Equal keys (v1.2.4 and 1.2.4): the spelling the current tag uses first, then by name.
     v_prefixed = current.tag.startswith("v")
-    ordered = sorted(found, key=lambda v: (v.tag.startswith("v") != v_prefixed, v.tag))
-    ordered.sort(key=lambda v: v.key, reverse=True)
-    return [v.tag for v in ordered]
+    ordered = sorted(found, key=lambda f: (f[0].tag.startswith("v") != v_prefixed, f[0].tag))
+    ordered.sort(key=lambda f: f[0].key, reverse=True)
+    return ordered
 
 
 # -- choosing a scheme ------------------------------------------------------------------
@@ -374,8 +500,9 @@ def _glob(pattern: str) -> re.Pattern[str]:
 def scheme_for(image_name: str, config: Mapping[str, str] | None = None) -> VersionScheme:
     """The scheme for an image. ``config`` maps image names or globs over the normalised
     name (``docker.io/library/ubuntu``, ``*/eclipse-temurin``) to scheme names: an exact
-    name wins, then the first glob that matches. Then :data:`BUILTIN_IMAGE_SCHEMES`, then
-    the default. Raises :class:`UnknownSchemeError` for a name no plugin provides.
+    name wins, then the first glob that matches. Then :data:`BUILTIN_IMAGE_SCHEMES` (also
+    for mirrors: ``*/library/ubuntu``), then the default. Raises
+    :class:`UnknownSchemeError` for a name no plugin provides.
     """
     name = _normalise_name(image_name)
     chosen: str | None = None
@@ -392,6 +519,10 @@ def scheme_for(image_name: str, config: Mapping[str, str] | None = None) -> Vers
                     break
     if chosen is None:
         chosen = BUILTIN_IMAGE_SCHEMES.get(name)
+    if chosen is None and "/library/" in name:
+        # A mirror of the official image keeps its path (mirror.gcr.io/library/ubuntu,
+        # public.ecr.aws/docker/library/debian, a local registry seeded from Docker Hub).
+        chosen = BUILTIN_IMAGE_SCHEMES.get("docker.io/library/" + name.rpartition("/")[2])
     if chosen is None:
         return DEFAULT_SCHEME
     return get_scheme(chosen)

@@ -193,3 +193,63 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DockerConf
     ``.helper(name, secrets, behaviour=...)`` for credential helpers on PATH.
     """
     return DockerConfig(tmp_path / "docker-config", monkeypatch.setenv)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A real PostgreSQL (Debian's postgresql package), one per session."""
+    from harness.postgres import PostgresCluster
+
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> str:
+    """A fresh database on the session's PostgreSQL: its ``postgresql://`` URL."""
+    return str(postgres_cluster.create_database())
+
+
+# -- this repository as pre-commit and build backends install it ----------------------
+
+
+@pytest.fixture(scope="session")
+def repository_snapshot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(path, sha): a git snapshot of this working tree, for ``pre-commit try-repo``."""
+    from harness.snapshot import snapshot_repository
+
+    path = tmp_path_factory.mktemp("portside-snapshot")
+    return path, snapshot_repository(path)
+
+
+@pytest.fixture(scope="session")
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PRE_COMMIT_HOME for the session: the hook environment is installed once."""
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+@pytest.fixture(scope="session")
+def portside_wheelhouse(
+    tmp_path_factory: pytest.TempPathFactory, repository_snapshot: tuple[Path, str]
+) -> Path:
+    """A folder holding this repository's wheel: build backends find ``portside`` there
+    (PIP_FIND_LINKS / UV_FIND_LINKS) as they would find it on PyPI."""
+    from harness.snapshot import build_wheel
+
+    out = tmp_path_factory.mktemp("wheelhouse")
+    build_wheel(repository_snapshot[0], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hatch_bin(tmp_path_factory: pytest.TempPathFactory, portside_wheelhouse: Path) -> Path:
+    """``hatch`` in a virtualenv of its own with portside installed beside it, as
+    ``pipx install hatch && pipx inject hatch portside`` would (the publisher plugin runs
+    in hatch's environment). Not in the dev venv: with hatch's click there, every
+    ``import httpx`` would import httpx's command line and rich."""
+    from harness.snapshot import install_hatch
+
+    return install_hatch(tmp_path_factory.mktemp("hatch-venv"), portside_wheelhouse)

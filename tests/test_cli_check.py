@@ -12,6 +12,8 @@ import pytest
 
 from harness import data, seed
 from harness.cli import run_portside
+from harness.dockerconfig import CREDENTIAL_ENV, DockerConfig
+from harness.images import build_image
 from harness.registry import Registry
 
 
@@ -45,10 +47,17 @@ def test_check_table_json_sarif_and_exit_codes(project: Path, tmp_path: Path) ->
     as_json = portside("check", "--json", cwd=project, cache=cache)
     findings = json.loads(as_json.stdout)
     assert {f["kind"] for f in findings} >= {"unpinned", "not-found"}
-    assert set(findings[0]) == {
+    keys = {
         "file", "line", "column", "end_line", "end_column", "image", "kind",
         "severity", "message", "suggestion",
     }  # fmt: skip
+    for finding in findings:
+        # A stale finding also carries its level and every proposal (tag, level, image).
+        extra = {"level", "proposals"} if finding["kind"] == "stale" else set()
+        assert set(finding) == keys | extra, finding
+    stale = next(f for f in findings if f["kind"] == "stale")
+    assert stale["proposals"][-1]["suggestion"] == stale["suggestion"]
+    assert stale["level"] == stale["proposals"][-1]["level"]
 
     sarif = json.loads(portside("check", "--sarif", cwd=project, cache=cache).stdout)
     results = sarif["runs"][0]["results"]
@@ -73,6 +82,34 @@ def test_check_offline_uses_only_the_cache(project: Path, tmp_path: Path) -> Non
     warm = portside("check", "Dockerfile", "--offline", "--json", cwd=project, cache=cache)
     assert json.loads(warm.stdout) == json.loads(online.stdout)
     assert "unreachable" not in {f["kind"] for f in json.loads(warm.stdout)}
+
+
+def test_check_refused_credentials_fail_loudly(
+    basic_registry: Registry, docker_config: DockerConfig, tmp_path: Path
+) -> None:
+    """Wrong credentials are an error finding and exit 1; no credentials at all (a CI
+    runner without secrets) stay a calm ``unreachable`` note."""
+    seed.push_image(basic_registry, "team/app", build_image("cred"), ["1.0"], via="fs")
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text(f"FROM {basic_registry.host}/team/app:1.0\n")
+    env = {
+        "PORTSIDE_CACHE_DIR": str(tmp_path / "cache"),
+        "DOCKER_CONFIG": str(docker_config.directory),
+    }
+    user, _ = basic_registry.basic_auth  # type: ignore[misc]
+    docker_config(auths={basic_registry.host: (user, "not-the-password")})
+    refused = run_portside("check", "--json", ".", cwd=folder, env=env, unset=CREDENTIAL_ENV)
+    assert refused.returncode == 1, refused.stderr
+    [finding] = [f for f in json.loads(refused.stdout) if f["kind"] == "credentials-refused"]
+    assert finding["severity"] == "error"
+    assert "refused" in finding["message"] and "docker login" in finding["message"]
+    assert "not-the-password" not in refused.stdout + refused.stderr
+
+    docker_config(auths={})
+    anonymous = run_portside("check", "--json", ".", cwd=folder, env=env, unset=CREDENTIAL_ENV)
+    assert anonymous.returncode == 0, anonymous.stderr
+    assert "unreachable" in {f["kind"] for f in json.loads(anonymous.stdout)}
 
 
 def test_check_bad_input(tmp_path: Path) -> None:

@@ -85,6 +85,9 @@ def test_pyproject_without_table_is_skipped(tmp_path: Path) -> None:
         ("[[tool.portside.images]]\nignore = true\n", "needs a 'match' glob"),
         ("[tool.portside\n", "not valid TOML"),
         ("[tool.portside]\nrequire-digest = 'yes'\n", "must be true or false"),
+        ("[tool.portside.pre-commit]\nfail-ont = []\n", "unknown setting 'fail-ont'"),
+        ("[tool.portside.pre-commit]\nfail-on = 'error'\n", "must be a list of strings"),
+        ("[tool.portside.pre-commit]\nrequire-network = 1\n", "must be true or false"),
     ],
 )
 def test_bad_config_names_the_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -93,6 +96,17 @@ def test_bad_config_names_the_problem(tmp_path: Path, text: str, message: str) -
         load_config(tmp_path)
     assert message in str(exc.value)
     assert "pyproject.toml" in str(exc.value)
+
+
+def test_pre_commit_table(tmp_path: Path) -> None:
+    write(
+        tmp_path / "portside.toml",
+        "[pre-commit]\nfail-on = ['not-found', 'stale-major']\nrequire-network = true\n",
+    )
+    config = load_config(tmp_path)
+    assert config.fail_on == ("not-found", "stale-major")
+    assert config.require_network is True
+    assert load_config(tmp_path / "elsewhere").fail_on == ("not-found", "stale-major")
 
 
 @pytest.mark.parametrize(

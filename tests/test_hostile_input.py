@@ -45,13 +45,12 @@ def hostile_images(registry: Registry) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "args",
-    [("inspect",), ("digest", "--platform", "linux/amd64")],
-    ids=["inspect", "digest --platform"],
+    [("inspect",), ("digest",), ("digest", "--platform", "linux/amd64")],
+    ids=["inspect", "digest", "digest --platform"],
 )
 def test_nested_manifest_is_an_invalid_response(
     hostile_images: dict[str, str], run: Runner, args: tuple[str, ...]
 ) -> None:
-    # (A plain ``digest`` only resolves the tag, with a HEAD: it reads no manifest.)
     result = run(*args, hostile_images["manifest"])
     internal_error_free(result)
     assert "not valid JSON" in assert_clean_error(result, 6)

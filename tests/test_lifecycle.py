@@ -269,3 +269,139 @@ def test_a_pull_back_killed_half_way_leaves_every_tag_old_or_new(
     moving = [after[tag] for tag in ("2.0", "2", "latest", "stable")]
     assert set(moving) == {digests["b1"], digests["b2"]}  # half-way: some moved, some not
     assert after["2.0.0"] == digests["b1"]
+
+
+# -- what consumers see: check ---------------------------------------------------------------
+
+
+def check_json(tmp_path: Path, text: str) -> tuple[int, list[dict], str]:
+    folder = tmp_path / "consumer"
+    folder.mkdir(exist_ok=True)
+    (folder / "Dockerfile").write_text(text)
+    result = run_portside(
+        "check", "--json", str(folder), cwd=tmp_path,
+        env={"PORTSIDE_CACHE_DIR": str(tmp_path / "check-cache")},
+    )  # fmt: skip
+    return result.returncode, json.loads(result.stdout or "[]"), result.stderr
+
+
+def test_check_reports_a_retired_base_with_the_newest_build_that_is_not(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    digests = push_release(plain_registry, REPO, LINE, index=True)
+    host = plain_registry.host
+    for tag in ("1.4.2", "1.4.1"):
+        retired = run_portside(
+            "retire",
+            f"{host}/{REPO}:{tag}",
+            "--date",
+            "2026-01-01",
+            "--reason",
+            "EOL",
+            cwd=tmp_path,
+        )
+        assert retired.returncode == 0, retired.stderr
+    code, findings, _ = check_json(
+        tmp_path, f"FROM {host}/{REPO}:1.4.1@{digests['b141']}\nFROM {host}/{REPO}:1.4.0\n"
+    )
+    assert code == 1  # an error-level finding
+    eol = [f for f in findings if f["kind"] == "end-of-life"]
+    assert len(eol) == 1 and eol[0]["line"] == 1 and eol[0]["severity"] == "error"
+    assert "end of life since 2026-01-01: EOL" in eol[0]["message"]
+    # 1.4.2 is retired too: the fix is the newest build of the line that is not, 1.4.0,
+    # pinned as the line was.
+    assert eol[0]["suggestion"] == f"{host}/{REPO}:1.4.0@{digests['b140']}"
+
+
+def test_check_warns_before_the_date_and_reports_vulnerabilities(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    from test_vulnerabilities import attach, openvex, trivy_sarif
+
+    digests = push_release(plain_registry, REPO, {"b1": ["3.0.0"]}, index=False)
+    host = plain_registry.host
+    later = (NOW + dt.timedelta(days=30)).date().isoformat()
+    assert (
+        run_portside("retire", f"{host}/{REPO}:3.0.0", "--date", later, cwd=tmp_path).returncode
+        == 0
+    )
+    import asyncio
+
+    async def reports() -> None:
+        await attach(
+            plain_registry,
+            digests["b1"],
+            "application/sarif+json",
+            trivy_sarif(
+                ("CVE-2024-6119", "7.5", "openssl", "3.0.13", "3.0.15"),
+                ("CVE-2024-2511", "9.8", "openssl", "3.0.13", "3.0.14"),
+            ),
+        )
+        await attach(
+            plain_registry,
+            digests["b1"],
+            "application/vnd.openvex+json",
+            openvex(("CVE-2024-2511", "not_affected")),
+        )
+
+    asyncio.run(reports())
+    code, findings, _ = check_json(tmp_path, f"FROM {host}/{REPO}:3.0.0\n")
+    kinds = {f["kind"]: f for f in findings}
+    assert kinds["end-of-life-soon"]["severity"] == "warning"
+    assert f"reaches its end of life on {later}" in kinds["end-of-life-soon"]["message"]
+    # The critical one does not affect this image (OpenVEX): the worst left is high.
+    assert kinds["vulnerable"]["severity"] == "warning"
+    assert "CVE-2024-6119 (high in openssl, fixed in 3.0.15)" in kinds["vulnerable"]["message"]
+    assert "CVE-2024-2511" not in kinds["vulnerable"]["message"]
+    assert code == 0  # warnings only
+
+
+def test_a_malformed_lifecycle_artifact_is_one_warning_and_the_check_goes_on(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    import asyncio
+
+    digests = push_release(plain_registry, REPO, {"b1": ["5.0.0"]}, index=False)
+    bad = asyncio.run(
+        _put_artifact(plain_registry, digests["b1"], {lifecycle.END_OF_LIFE_ANNOTATION: "soon"})
+    )
+    code, findings, stderr = check_json(tmp_path, f"FROM {plain_registry.host}/{REPO}:5.0.0\n")
+    assert code == 0
+    assert not [f for f in findings if f["kind"].startswith(("end-of-life", "vulnerable"))]
+    warnings = [line for line in stderr.splitlines() if bad.short in line]
+    assert len(warnings) == 1 and "'soon'" in warnings[0]
+
+
+def test_the_check_hook_fails_a_commit_on_a_retired_base_not_on_one_retiring_later(
+    plain_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pre_commit_hooks.check import main as check_hook
+
+    push_release(plain_registry, REPO, {"b1": ["6.0.0"], "b2": ["6.1.0"]}, index=False)
+    host = plain_registry.host
+    later = (NOW + dt.timedelta(days=30)).date().isoformat()
+    for tag, date in (("6.0.0", "2026-01-01"), ("6.1.0", later)):
+        assert (
+            run_portside("retire", f"{host}/{REPO}:{tag}", "--date", date, cwd=tmp_path).returncode
+            == 0
+        )
+    monkeypatch.setenv("PORTSIDE_CACHE_DIR", str(tmp_path / "hook-cache"))
+    monkeypatch.chdir(tmp_path)
+    retired, retiring = tmp_path / "retired.Dockerfile", tmp_path / "retiring.Dockerfile"
+    retired.write_text(f"FROM {host}/{REPO}:6.0.0\n")
+    retiring.write_text(f"FROM {host}/{REPO}:6.1.0\n")
+    assert check_hook([str(retiring)]) == 0
+    assert check_hook([str(retired)]) == 1
+
+
+def test_pin_update_moves_past_retired_builds(plain_registry: Registry, tmp_path: Path) -> None:
+    line = {"b1": ["7.0.0"], "b2": ["7.0.1"], "b3": ["7.0.2"]}
+    digests = push_release(plain_registry, REPO, line, index=False)
+    host = plain_registry.host
+    done = run_portside("retire", f"{host}/{REPO}:7.0.2", "--date", "2026-01-01", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {host}/{REPO}:7.0.0\n")
+    pinned = run_portside("pin", "--update", "patch", str(dockerfile), cwd=tmp_path)
+    assert pinned.returncode == 0, pinned.stderr
+    assert dockerfile.read_text() == f"FROM {host}/{REPO}:7.0.1@{digests['b2']}\n"

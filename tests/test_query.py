@@ -130,18 +130,19 @@ async def test_default_order_is_newest_version_first(app: Registry, cached: Cach
         ("version = 1.2", ["1.2"]),
         ("version != 1.2 and version < 1.1", ["1.0.0", "1.0.0-alpine"]),
         ("version > 1.2 and version <= 1.3", ["1.2.0"]),
-        # Today's scheme reads "-rc1" as a variant of 1.3.0 (versions.py decides that).
+        # "-rc1" is a pre-release of 1.3.0 (versions.py decides that): below 1.3.0.
         ("version > 1.2 and version <= 1.3.0", ["1.3.0-rc1", "1.2.0"]),
+        ("version > 1.2 and version < 1.3.0", ["1.3.0-rc1", "1.2.0"]),
         ("version in (1.2.0, 2.0.0)", ["2.0.0-slim", "1.2.0"]),
-        ("version ~ 1.3.0 and variant = rc1", ["1.3.0-rc1"]),
-        ("version ~ 1.3.0rc1", []),
-        ('variant = ""', ["1.2.0", "1.2", "1.1.0", "v1.1.0", "1.0.0"]),
+        ("version ~ 1.3.0 and variant = rc1", []),
+        ("version ~ 1.3.0rc1", ["1.3.0-rc1"]),
+        ('variant = ""', ["1.3.0-rc1", "1.2.0", "1.2", "1.1.0", "v1.1.0", "1.0.0"]),
         ("variant = slim", ["2.0.0-slim"]),
         ('variant ~ "*l*"', ["2.0.0-slim", "1.0.0-alpine"]),
         ('variant =~ "^al"', ["1.0.0-alpine"]),
-        ("variant in (rc1, slim)", ["2.0.0-slim", "1.3.0-rc1"]),
+        ("variant in (rc1, slim)", ["2.0.0-slim"]),
         # latest has no variant: the condition is false for it, so its negation is true.
-        ('not variant != ""', ["1.2.0", "1.2", "1.1.0", "v1.1.0", "1.0.0", "latest"]),
+        ('not variant != ""', ["1.3.0-rc1", "1.2.0", "1.2", "1.1.0", "v1.1.0", "1.0.0", "latest"]),
         ("(tag = latest or tag = 1.2) and not tag = latest", ["1.2"]),
     ],
 )
@@ -376,6 +377,7 @@ async def test_sources_on_two_registries_are_merged(
     results = await query(cached, text)
     assert [(r.repository.name, r.tag) for r in results] == [
         (f"{mirror.host}/mirror/app", "1.4.0"),
+        (f"{app.host}/acme/app", "1.3.0-rc1"),
         (f"{app.host}/acme/app", "1.2.0"),  # a tie: the sources' order decides
         (f"{mirror.host}/mirror/app", "1.2.0"),
         (f"{app.host}/acme/app", "1.2"),
@@ -383,7 +385,7 @@ async def test_sources_on_two_registries_are_merged(
         (f"{app.host}/acme/app", "v1.1.0"),
         (f"{app.host}/acme/app", "1.0.0"),
     ]
-    assert results[1].digest == results[2].digest  # the same image in both
+    assert results[2].digest == results[3].digest  # the same image in both
     newest = await query(cached, text + " order by created desc limit 1")
     assert newest[0].ref_text().startswith(f"{mirror.host}/mirror/app:1.4.0@sha256:")
     revision = await query(

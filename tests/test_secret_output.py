@@ -83,7 +83,9 @@ def issued_secrets(issuer: TokenIssuer, refresh_tokens: Iterable[str] = ()) -> l
 def failed(result: subprocess.CompletedProcess[str]) -> bool:
     """The command said it could not do its work: a non-zero exit, or (``check``, whose
     default ``--fail-on error`` lets an ``info`` finding pass) an ``unreachable`` finding."""
-    return result.returncode != 0 or "unreachable" in result.stdout
+    return result.returncode != 0 or any(
+        kind in result.stdout for kind in ("unreachable", "credentials-refused")
+    )
 
 
 def both_streams(result: subprocess.CompletedProcess[str]) -> str:
@@ -233,7 +235,9 @@ def test_check_reports_have_no_secrets(
     docker_config(auths={basic_registry.host: (user, WRONG_PASSWORD)})
     for debug in ("0", "1"):
         result = project.run("check", fmt, ".", PORTSIDE_DEBUG=debug)
-        assert "unreachable" in result.stdout, both_streams(result)
+        # Refused credentials are an error of their own, not "unreachable".
+        assert "credentials-refused" in result.stdout, both_streams(result)
+        assert result.returncode == 1, both_streams(result)
         assert_no_secret(both_streams(result), secrets, f"failing check {fmt}")
 
     # The registry's error message echoes the credentials: the finding quotes it.

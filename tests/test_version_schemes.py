@@ -216,7 +216,9 @@ def test_debian_codenames() -> None:
             "trixie-slim", "bookworm-20260803", "bookworm-20260901", "trixie-20260803",
             "sid-20260803", "sid-20260901", "buster-backports", "bookworm-backports"]  # fmt: skip
     assert parse("bookworm", debian).release == (12,)
-    assert newer_in_line("bullseye", tags, scheme=debian) == ["forky", "trixie", "bookworm"]
+    # forky has no release date yet: its tags exist (testing), it is not offered.
+    assert newer_in_line("bullseye", tags, scheme=debian) == ["trixie", "bookworm"]
+    assert newer_in_line("forky", tags, scheme=debian) == []
     assert newer_in_line("bookworm-slim", tags, scheme=debian) == ["trixie-slim"]
     assert newer_in_line("bookworm-20260803", tags, scheme=debian) == [
         "trixie-20260803",
@@ -546,7 +548,7 @@ def test_default_scheme_alone_on_every_tag() -> None:
         for tag in {r.tag for r in data.load_current(image)}:
             total += 1
             parsed += DEFAULT_SCHEME.parse(tag) is not None
-    assert (total, parsed) == (7320, 5755)
+    assert (total, parsed) == (7320, 5756)  # alpine's 20260805: a snapshot
 
 
 @pytest.mark.parametrize(
@@ -582,7 +584,7 @@ def test_real_lines() -> None:
     assert variant_updates("8u412-al2", corretto) == ["8u504-al2023"]
     debian = sorted({r.tag for r in data.load_current("debian")})
     assert newest_in_line("bullseye-20250101-slim", debian, scheme=scheme_for("debian")) == (
-        "forky-20260803-slim"
+        "trixie-20260803-slim"  # forky is not released
     )
 
 
@@ -596,6 +598,7 @@ HISTORIES = [
     ("httpd", "docker"),
     ("mysql", "docker"),
     ("ubuntu", "ubuntu"),
+    ("ubuntu", "ubuntu-interim"),
 ]
 
 
@@ -631,4 +634,132 @@ def test_history_newest_in_line_never_goes_backwards(history: str, scheme_name: 
                     backwards_after_removal += 1
             newest[tag] = best
     assert moved > 0, "the history moved no line forward: the test would prove nothing"
-    assert backwards_after_removal == (5 if history == "ubuntu" else 0)
+    # LTS lines never see hirsute (an interim); with interims offered, five lines did.
+    expected = {"ubuntu": 1, "ubuntu-interim": 5}.get(scheme_name, 0)
+    assert backwards_after_removal == expected
+
+
+# -- the kinds Renovate compared badly on (issue 16), on real tags ----------------------
+
+
+def _tags_on(image: str, day: str) -> list[str]:
+    return list(data.state_at(data.load_history(image), day))
+
+
+def test_ubuntu_lts_and_release_dates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portside import codenames
+
+    tags = _tags_on("ubuntu", "2024-04-01")  # noble (24.04) tagged, not yet released
+    assert {"noble", "24.04", "jammy", "22.04", "mantic", "23.10"} <= set(tags)
+    ubuntu = scheme_for("ubuntu")
+    monkeypatch.setattr(codenames, "today", lambda: "2024-04-01")
+    assert newer_in_line("jammy", tags, scheme=ubuntu) == []  # mantic is interim
+    assert newer_in_line("20.04", tags, scheme=ubuntu) == ["22.04"]
+    assert newer_in_line("mantic", tags, scheme=ubuntu) == []  # noble: not out yet
+    assert newer_in_line("noble", tags, scheme=ubuntu) == []
+    interim = get_scheme("ubuntu-interim")
+    assert newer_in_line("jammy", tags, scheme=interim) == ["mantic"]
+    monkeypatch.setattr(codenames, "today", lambda: "2024-04-25")
+    assert newer_in_line("jammy", tags, scheme=ubuntu) == ["noble"]
+    assert newer_in_line("mantic", tags, scheme=ubuntu) == ["noble"]  # interim: any newer
+    assert newer_in_line("22.04", tags, scheme=ubuntu) == ["24.04"]
+
+
+def test_dated_snapshots_move_to_the_newest_of_their_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portside import codenames
+
+    monkeypatch.setattr(codenames, "today", lambda: "2024-06-01")
+    tags = _tags_on("ubuntu", "2024-06-01")
+    ubuntu = scheme_for("ubuntu")
+    # jammy-20240530 is a snapshot the registry has dropped by now; its line still moves.
+    assert versions.proposals("jammy-20240212", tags, scheme=ubuntu) == [
+        versions.Proposal("jammy-20240427", "build"),
+        versions.Proposal("noble-20240429", "major"),
+    ]
+    assert versions.proposals("noble-20240423", tags, scheme=ubuntu) == [
+        versions.Proposal("noble-20240429", "build")
+    ]
+    debian = scheme_for("debian")
+    tags = _tags_on("debian-since-2024-03", "2025-06-01")
+    monkeypatch.setattr(codenames, "today", lambda: "2025-06-01")
+    assert "trixie-20250520" in tags  # trixie is tagged, not released (2025-08-09)
+    assert versions.proposals("bookworm-20240722", tags, scheme=debian) == [
+        versions.Proposal("bookworm-20250520", "build")
+    ]
+    assert versions.proposals("bookworm-20240722-slim", tags, scheme=debian) == [
+        versions.Proposal("bookworm-20250520-slim", "build")
+    ]
+    # Suite aliases are not versions: never moved, never offered to anyone.
+    for alias in ("stable", "oldstable", "testing", "stable-slim"):
+        assert alias in tags and newer_in_line(alias, tags, scheme=debian) == []
+    assert all(
+        not t.startswith(("stable", "testing", "oldstable"))
+        for t in newer_in_line("bullseye", tags, scheme=debian)
+    )
+
+
+def test_pre_releases_after_a_hyphen_or_in_upper_case() -> None:
+    mongo = _tags_on("mongo-2024-03-to-06", "2024-06-01")
+    assert "7.0.10-rc0" in _tags_on("mongo-2024-03-to-06", "2024-05-10")
+    assert "8.0.0-rc6" in mongo and "7.0.10-rc0" not in mongo  # a gone rc still moves on
+    # The rc of 7.0.10 moves to 7.0.10 and newer finals, never to 8.0.10-rc0.
+    newer = newer_in_line("7.0.10-rc0", mongo)
+    assert newer and all(parse(t).pre is None for t in newer), newer
+    assert newer[0] == "7.0.11"
+    openjdk = _tags_on("openjdk-22-to-25-2024-03-to-06", "2024-06-01")
+    assert "23-ea-14-nanoserver" in _tags_on("openjdk-22-to-25-2024-03-to-06", "2024-03-20")
+    newer = newer_in_line("23-ea-14-nanoserver", openjdk)
+    # Its own release only: the newest early-access build, and 23 itself (openjdk tags
+    # the 23 line's newest build 23-nanoserver); never 24-ea-* or 25-ea-14-nanoserver.
+    assert newer[:2] == ["23-nanoserver", "23-ea-25-nanoserver"]
+    assert all(t.startswith("23-") and t.endswith("-nanoserver") for t in newer)
+    temurin_like = ["8u392-b08-jre", "8u412-b08-jre", "8u452-b09-jre", "8u452-jre"]
+    assert newer_in_line("8u392-b08-jre", temurin_like) == ["8u452-b09-jre", "8u412-b08-jre"]
+    php = ["8.3.11RC2-fpm-bookworm", "8.3.11-fpm-bookworm", "8.3.12-fpm-bookworm",
+           "8.4.7-fpm-bookworm", "8.4.0RC1-fpm-bookworm", "8.3.11RC3-fpm-bookworm"]  # fmt: skip
+    assert versions.proposals("8.3.11RC2-fpm-bookworm", php) == [
+        versions.Proposal("8.4.7-fpm-bookworm", "minor"),
+    ]
+    assert versions.proposals("8.3.11RC2-fpm-bookworm", php, allow_levels=("patch",)) == [
+        versions.Proposal("8.3.12-fpm-bookworm", "patch"),
+    ]
+    assert newer_in_line("8.3.11RC2-fpm-bookworm", php) == [
+        "8.4.7-fpm-bookworm", "8.3.12-fpm-bookworm", "8.3.11-fpm-bookworm",
+        "8.3.11RC3-fpm-bookworm",
+    ]  # fmt: skip
+
+
+def test_date_only_tags_are_snapshots() -> None:
+    alpine = _tags_on("alpine", "2025-06-01")
+    assert "20250108" in alpine and "3.22.0" in alpine
+    # The newest snapshot, however far (alpine keeps one), never a version.
+    assert versions.proposals("20240329", alpine) == [versions.Proposal("20250108", "patch")]
+    assert versions.proposals("3.21.2", alpine) == [versions.Proposal("3.22.0", "minor")]
+
+
+def test_two_proposals_newest_in_major_and_newest_overall() -> None:
+    mysql = _tags_on("mysql", "2025-06-01")
+    assert versions.proposals("8.0.36", mysql) == [
+        versions.Proposal("8.4.5", "minor"),
+        versions.Proposal("9.3.0", "major"),
+    ]
+    assert versions.proposals("8.0.36", mysql, allow_levels=("patch",)) == [
+        versions.Proposal("8.0.42", "patch")
+    ]
+    assert versions.proposals("8.0.36-bookworm", mysql) == [
+        versions.Proposal("8.0.42-bookworm", "patch")  # 8.4 has no bookworm variant
+    ]
+    assert versions.proposals("9.3.0", mysql) == []
+
+
+def test_a_floating_pre_release_moves_only_to_the_final_release() -> None:
+    # bash's 5.3-rc, 5.3-alpha: the channel's own moving tags (Renovate agrees).
+    before = ["5.3-alpha", "5.3-beta", "5.3-rc", "5.3-rc1", "5.3-rc2", "5.2.37", "5.2"]
+    assert newer_in_line("5.3-rc", before) == []
+    assert newer_in_line("5.3-alpha", before) == []
+    assert newer_in_line("5.3-rc1", before) == ["5.3-rc2"]  # never to the floating 5.3-rc
+    after = [*before, "5.3", "5.3.0"]
+    assert newer_in_line("5.3-rc", after) == ["5.3"]
+    assert newer_in_line("5.3-rc1", after) == ["5.3", "5.3-rc2"]

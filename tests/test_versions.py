@@ -21,6 +21,11 @@ from portside.versions import newest_first_key, parse_tag, sort_tags
         ("3.13.0rc1", "3.13.0b4"),
         ("3.13.0b1", "3.13.0a7"),
         ("3.13.0a1", "3.13.0dev2"),
+        ("8.3.11", "8.3.11RC2"),  # an upper-case pre-release is a pre-release
+        ("8.3.11RC2", "8.3.11RC1"),
+        ("7.0.10", "7.0.10-rc1"),  # so is one after the hyphen
+        ("7.0.10-rc1", "7.0.10-rc0"),
+        ("8u412-b09", "8u412-b08"),
         ("2", "1.99.99"),
         ("v1.2.3", "1.2.2"),  # a leading v is allowed
         ("3.12", "latest"),  # any version before any name
@@ -68,12 +73,21 @@ def test_build_numbers_sort_numerically_after_the_plain_release() -> None:
     [
         ("3.12.1-slim-bookworm", (3, 12, 1), None, "slim-bookworm", None, ""),
         ("3.15.0rc1", (3, 15, 0), ("rc", 1), "", None, ""),
-        ("3.15-rc-trixie", (3, 15), None, "rc-trixie", None, ""),
-        ("v2.0beta", (2, 0), ("beta", 0), "", None, ""),
+        ("3.15-rc-trixie", (3, 15), ("rc", -1), "trixie", None, ""),  # floating: no number
+        ("8.3.11RC2-fpm-bookworm", (8, 3, 11), ("rc", 2), "fpm-bookworm", None, ""),  # php
+        ("7.0.10-rc0", (7, 0, 10), ("rc", 0), "", None, ""),  # mongo
+        ("6.0.0-beta-2-jdk17", (6, 0, 0), ("beta", 2), "jdk17", None, ""),  # groovy
+        ("23-ea-14-nanoserver", (23,), ("ea", 14), "nanoserver", None, ""),  # openjdk
+        ("6.0-alpha2", (6, 0), ("alpha", 2), "", None, ""),  # cassandra
+        ("3.12-dev", (3, 12), None, "dev", None, ""),  # a variant with build tools
+        ("1.2-bookworm", (1, 2), None, "bookworm", None, ""),
+        ("1.2-alpine", (1, 2), None, "alpine", None, ""),
+        ("1.2-eap", (1, 2), None, "eap", None, ""),
+        ("v2.0beta", (2, 0), ("beta", -1), "", None, ""),
         ("13", (13,), None, "", None, ""),
         ("21.0.5_11-jdk-noble", (21, 0, 5), None, "jdk-noble", "11", ""),
         ("8.1.2.4_1", (8, 1, 2, 4), None, "", "1", ""),
-        ("8u412-b08-jdk", (8, 412), None, "b08-jdk", None, "u"),
+        ("8u412-b08-jdk", (8, 412), None, "jdk", "08", "u"),  # b08: the build number
         ("8u504-al2023-jre", (8, 504), None, "al2023-jre", None, "u"),
     ],
 )

@@ -134,8 +134,12 @@ class NativeBuilder(Builder):
                     top = await client.get_manifest(base_ref)
                 except errors.NotFound as exc:
                     raise BuildError(f"native: base image {base_ref} not found") from exc
-                progress("wheel", f"building the wheel of {request.context}")
-                wheel = await self._wheel(request, work, progress)
+                if request.wheel is not None:
+                    wheel = request.wheel  # the build that called us made it: no rebuild
+                    progress("wheel", f"using {wheel.name}")
+                else:
+                    progress("wheel", f"building the wheel of {request.context}")
+                    wheel = await self._wheel(request, work, progress)
                 app_files = unpack_wheel(wheel)
                 epoch = request.source_date_epoch or 0
                 bases = await self._base_images(client, base_ref, top, request, wheel)

@@ -9,7 +9,7 @@ than everything else a builder module defines: they load when a build is asked f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -44,6 +44,9 @@ class BuildRequest:
     user: str | None = None
     workdir: str | None = None
     pip_args: tuple[str, ...] = ()
+    # Native builder: the project's wheel, already built (a build plugin's own); None
+    # to build it from ``context``.
+    wheel: Path | None = None
     source_date_epoch: int | None = None
     # Scratch space (storage roots, layouts); a fresh temporary directory when None.
     work_dir: Path | None = None
@@ -77,6 +80,28 @@ class BuildResult:
             if self.base_name
             else None,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BuildResult:
+        """The result :meth:`to_json` wrote (a build plugin's record of it)."""
+        from pathlib import Path
+
+        from portside.reference import Digest
+
+        base = data.get("base") or {}
+        layout = data.get("layout")
+        return cls(
+            builder=str(data["builder"]),
+            kind="registry" if data["kind"] == "registry" else "oci-layout",
+            digest=Digest.parse(str(data["digest"])),
+            platform_digests={
+                str(k): Digest.parse(str(v)) for k, v in dict(data.get("platforms") or {}).items()
+            },
+            layout=Path(str(layout)) if layout else None,
+            reference=str(data["reference"]) if data.get("reference") else None,
+            base_name=str(base["name"]) if base.get("name") else None,
+            base_digest=Digest.parse(str(base["digest"])) if base.get("digest") else None,
+        )
 
     def summary(self) -> list[str]:
         """What ``portside build`` tells a person (``--json`` gives :meth:`to_json`)."""

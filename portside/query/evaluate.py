@@ -706,6 +706,11 @@ async def latest(ref: Reference, cached: CachedRegistry, *, resolve: bool = True
     """
     repository = ref.repository_ref()
     tags = await cached.tags(repository)
+    if ref.tag is not None:
+        from portside import versions
+        from portside.updates import without_same_image
+
+        tags = await without_same_image(cached, ref, tags, versions.scheme_for(repository.name))
     tag = newest_in_line(ref.tag, tags, repository.name)
     if tag is None:
         return None

@@ -71,11 +71,13 @@ def default_order_key(tag: str) -> Any:
 
 
 def newest_in_line(current: str | None, tags: Iterable[str], image_name: str) -> str | None:
-    """The newest final release in ``current``'s line (``versions.newest_in_line``).
+    """The newest final release in ``current``'s line (``versions.newest_in_line``, the
+    rules ``check`` uses).
 
-    A tag that is not a version (``latest``, no tag at all) means the newest plain
-    final release of the repository: what ``latest`` *should* point to, computed
-    rather than trusted.
+    ``latest`` or no tag at all means the newest plain final release of the repository:
+    what ``latest`` *should* point to, computed rather than trusted (a version, never a
+    snapshot date or a release not out yet). Another tag that is not a version is a
+    moving alias (``stable``, ``alpine``, ``rolling``): it is its own newest.
     """
     scheme = versions.scheme_for(image_name)
     tags = list(tags)
@@ -85,10 +87,14 @@ def newest_in_line(current: str | None, tags: Iterable[str], image_name: str) ->
         if newer is not None:
             return newer
         return current if current in tags and not base.is_prerelease else None
+    if current and current != "latest":
+        return current if current in tags else None
     best: versions.TagVersion | None = None
     for tag in tags:
         v = scheme.parse(tag)
-        if v is None or v.is_prerelease or v.variant:
+        if v is None or v.is_prerelease or v.variant or v.form.startswith("calendar:"):
+            continue
+        if not scheme.is_released(v):
             continue
         if best is None or v.key > best.key or (v.key == best.key and tag < best.tag):
             best = v

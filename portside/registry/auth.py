@@ -275,21 +275,21 @@ class Authenticator:
             )
         if challenge.scheme == "basic":
             if credential.username is None or credential.password is None:
-                return errors.Unauthorized(
+                return errors.CredentialsRefused(
                     f"the registry asks for a user name and password, but the "
                     f"{credential.kind} from {credential.source} is not one" + detail,
                     registry=registry,
                     hint=f"log in with `docker login {registry}`",
                     status=401,
                 )
-            return errors.Unauthorized(
+            return errors.CredentialsRefused(
                 f"the registry refused the {credential.kind} from {credential.source}" + detail,
                 registry=registry,
                 hint=f"check the user name and password (`docker login {registry}`)",
                 status=401,
             )
         if error == "invalid_token" or credential.registry_token:
-            return errors.Unauthorized(
+            return errors.CredentialsRefused(
                 f"the registry did not accept the token obtained with the {credential.kind} "
                 f"from {credential.source}" + detail,
                 registry=registry,
@@ -441,7 +441,7 @@ class Authenticator:
                     hint=f"log in with `docker login {registry}`",
                     status=response.status,
                 )
-            raise errors.Unauthorized(
+            raise errors.CredentialsRefused(
                 f"the token server {realm_host} refused the {credential.kind} "
                 f"from {credential.source}" + detail,
                 registry=registry,

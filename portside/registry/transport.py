@@ -577,8 +577,9 @@ class Transport:
 
         if method == "HEAD":
             # A HEAD answer has no body: its Content-Length is the size of what a GET
-            # would return (a blob of any size), nothing to read or to cap.
-            await response.aclose()
+            # would return (a blob of any size), nothing to read or to cap. Reading the
+            # empty body (not just closing) lets the connection go back to the pool.
+            await response.aread()
             return Response(response.status_code, response.headers, response.url, b"")
 
         if stream and 200 <= response.status_code < 300:

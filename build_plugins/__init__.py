@@ -1,0 +1,1 @@
+"""Build plugins: publish the project's image from hatch and setuptools builds."""

@@ -1,0 +1,212 @@
+"""Watcher notices in the editor: ``portside watch --editor`` (or ``editor = true`` in
+``[tool.portside.notify]``) appends each change to an inbox file in the user's state
+directory; every running server follows it, and for a change to an image its
+workspace uses it shows a message naming the image and the Dockerfile lines, with an
+"Update" action that applies the core's fix (the same edits as the ``stale``,
+``variant-update`` and ``tag-moved`` code actions) through ``workspace/applyEdit``.
+
+Only notices written while the server runs are shown: an editor opened later sees the
+same facts as diagnostics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types as lsp
+
+from portside import errors
+from portside.dockerfile import ImageUse, parse
+from portside.notify.base import Notification
+from portside.notify.editor import inbox_path
+from portside.reference import Reference
+
+from .positions import Codec
+
+if TYPE_CHECKING:
+    from .server import PortsideLanguageServer
+
+log = logging.getLogger("portside.lsp")
+
+POLL_SECONDS = 0.5
+UPDATE = "Update"
+DISMISS = "Dismiss"
+# Which finding's fix answers which change.
+FIX_KINDS = {
+    "rebuilt": ("tag-moved",),
+    "newer": ("stale",),
+    "variant-update": ("variant-update",),
+}
+
+
+@dataclass
+class Place:
+    path: Path
+    uri: str
+    text: str
+    uses: list[ImageUse]
+
+
+def _watched_name(use: ImageUse) -> str | None:
+    if use.resolved is None or not use.is_image:
+        return None
+    try:
+        ref = Reference.parse(use.resolved)
+    except errors.InvalidReference:
+        return None
+    return f"{ref.name}:{ref.tag or 'latest'}"
+
+
+def _pinned(use: ImageUse) -> bool:
+    try:
+        return use.resolved is not None and Reference.parse(use.resolved).digest is not None
+    except errors.InvalidReference:
+        return False
+
+
+class Inbox:
+    def __init__(self, server: PortsideLanguageServer, path: Path | None = None) -> None:
+        self.server = server
+        self.path = path or inbox_path()
+        try:
+            self.offset = self.path.stat().st_size
+        except OSError:
+            self.offset = 0
+
+    def _new_notes(self) -> list[Notification]:
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return []
+        if size < self.offset:
+            self.offset = 0  # the inbox was rotated
+        if size == self.offset:
+            return []
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            chunk = handle.read(size - self.offset)
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        notes = []
+        for line in complete.splitlines():
+            try:
+                notes.append(Notification.from_json(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                log.warning("watch inbox: a line that is not a notification was skipped")
+        return notes
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            for note in self._new_notes():
+                try:
+                    await self.announce(note)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # one bad notice must not stop the loop
+                    log.error("watch notice failed: %s", type(exc).__name__)
+
+    def places(self, image: str) -> list[Place]:
+        """Workspace Dockerfiles (open text first, else disk) that use ``image``."""
+        from portside.discover import find_dockerfiles
+
+        root = self.server.root
+        if root is None:
+            return []
+        out: list[Place] = []
+        for path in find_dockerfiles([root])[:500]:
+            uri = path.resolve().as_uri()
+            snap = self.server.analysable(uri)
+            text = snap.text if snap is not None else path.read_text(encoding="utf-8")
+            doc = snap.doc if snap is not None else parse(text)
+            uses = [u for u in doc.images if _watched_name(u) == image]
+            if uses:
+                out.append(Place(path, uri, text, uses))
+        return out
+
+    async def announce(self, note: Notification) -> None:
+        places = self.places(note.image)
+        if not places:
+            return
+        root = self.server.root
+        lines = ", ".join(
+            f"{_relative(p.path, root)}:{u.range.start.line + 1}" for p in places for u in p.uses
+        )
+        # A rebuild needs an edit only where the image is pinned (the pin moves along);
+        # elsewhere the next build picks it up.
+        fixable = note.kind in FIX_KINDS and (
+            note.kind != "rebuilt" or any(_pinned(u) for p in places for u in p.uses)
+        )
+        message = f"{note.summary}. Used in {lines}." + (
+            " Update applies the fix." if fixable else f" {note.action}"
+        )
+        actions = [lsp.MessageActionItem(title=UPDATE)] if fixable else []
+        actions.append(lsp.MessageActionItem(title=DISMISS))
+        answer = await self.server.window_show_message_request_async(
+            lsp.ShowMessageRequestParams(
+                type=lsp.MessageType.Warning if note.kind == "removed" else lsp.MessageType.Info,
+                message=message,
+                actions=actions,
+            )
+        )
+        if answer is None or answer.title != UPDATE:
+            return
+        edit = await self.fix(note, places)
+        if not edit.changes:
+            self.server.window_show_message(
+                lsp.ShowMessageParams(
+                    type=lsp.MessageType.Info,
+                    message=f"{note.image}: nothing to update (already up to date)",
+                )
+            )
+            return
+        await self.server.workspace_apply_edit_async(
+            lsp.ApplyWorkspaceEditParams(edit=edit, label=f"portside: update {note.image}")
+        )
+
+    async def fix(self, note: Notification, places: list[Place]) -> lsp.WorkspaceEdit:
+        """The core's fix for every line using the image, checked against the registry now."""
+        from portside import policy
+
+        wanted = FIX_KINDS[note.kind]
+        encoding = str(self.server.workspace.position_encoding or "utf-16")
+        fresh = self.server._make_registry(refresh=True)
+        changes: dict[str, list[lsp.TextEdit]] = {}
+        try:
+            for place in places:
+                doc = parse(place.text)
+                config, _ = self.server.policy_config(place.path)
+                findings = await policy.check_document(
+                    doc, file=str(place.path), text=place.text, config=config, cached=fresh
+                )
+                lines = {u.range.start.line for u in place.uses}
+                codec = Codec(doc.document, encoding)
+                edits = {
+                    (f.edit.range, f.edit.new_text)
+                    for f in findings
+                    if f.kind in wanted and f.edit is not None and f.range.start.line in lines
+                }
+                if edits:
+                    changes[place.uri] = [
+                        lsp.TextEdit(range=codec.range(r), new_text=t) for r, t in sorted(edits)
+                    ]
+        finally:
+            await fresh.aclose()
+        return lsp.WorkspaceEdit(changes=changes)
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve())) if root else str(path)
+    except ValueError:
+        return str(path)
+
+
+def start(server: PortsideLanguageServer) -> None:
+    """Follow the watcher's inbox for as long as the server runs."""
+    server.spawn(Inbox(server).run())

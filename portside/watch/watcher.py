@@ -1,0 +1,318 @@
+"""One round of checks, and checks of single repositories when a registry says it changed.
+
+Per target: a HEAD on its tag; a manifest GET only when the digest moved and the tag is
+an index (to compare the watched platform's own manifest, so a rebuild of another
+platform does not fire). Per repository: its tag list, at most every ``tags_every``
+seconds, sooner when a digest in it moved or a webhook named it. Every registry has its
+own worker loop with its own concurrency bound, so one slow or failing registry delays
+nothing else; a registry at its rate limit is left alone until its reset (the transport
+fails fast without sending) and its unchecked targets are given back for later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from portside import errors
+from portside.notify.base import Notification, Notifier, NotifyError
+from portside.reference import Reference
+from portside.registry.client import RegistryClient
+from portside.registry.manifest import Platform, PlatformNotFound
+from portside.registry.mediatypes import INDEX_TYPES
+from portside.watch.detect import Observation, after_head, after_tags
+from portside.watch.store import Delivery, NewEvent, Store, TargetState
+from portside.watch.targets import Target
+
+log = logging.getLogger("portside.watch")
+
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TAGS_EVERY = 3600.0
+
+
+@dataclass
+class RoundReport:
+    round_id: int | None = None
+    checked: int = 0
+    changes: list[Notification] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    deferred: int = 0  # rate-limited: left for a later round
+    seconds: float = 0.0
+
+    def merge(self, other: RoundReport) -> None:
+        self.checked += other.checked
+        self.changes.extend(other.changes)
+        self.problems.extend(other.problems)
+        self.deferred += other.deferred
+
+
+class Watcher:
+    def __init__(
+        self,
+        store: Store,
+        targets: Sequence[Target],
+        client: RegistryClient,
+        notifiers: Sequence[Notifier],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        tags_every: float = DEFAULT_TAGS_EVERY,
+    ) -> None:
+        self.store = store
+        self.targets = {t.key: t for t in targets}
+        self.by_repository: dict[str, list[Target]] = {}
+        for target in targets:
+            self.by_repository.setdefault(target.repository, []).append(target)
+        self.client = client
+        self.notifiers = {n.name: n for n in notifiers}
+        self.concurrency = concurrency
+        self.tags_every = tags_every
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        store.declare([(t.key, t.ref.registry, t.repository) for t in targets])
+
+    def _gate(self, registry: str) -> asyncio.Semaphore:
+        if registry not in self._semaphores:
+            self._semaphores[registry] = asyncio.Semaphore(self.concurrency)
+        return self._semaphores[registry]
+
+    # -- rounds ----------------------------------------------------------------------
+
+    async def run_round(self, round_id: int) -> RoundReport:
+        started = time.monotonic()
+        report = RoundReport(round_id)
+        listed: set[str] = set()
+        not_due: set[str] = set()
+        registries = sorted({t.ref.registry for t in self.targets.values()})
+        results = await asyncio.gather(
+            *(self._registry_loop(r, round_id, listed, not_due) for r in registries)
+        )
+        for result in results:
+            report.merge(result)
+        report.seconds = time.monotonic() - started
+        return report
+
+    async def _registry_loop(
+        self, registry: str, round_id: int, listed: set[str], not_due: set[str]
+    ) -> RoundReport:
+        report = RoundReport(round_id)
+        probe = True
+        while True:
+            if self._quota_used_up(registry):
+                report.problems.append(
+                    f"{registry}: its rate limit is used up ({self._quota(registry)}); "
+                    "the rest waits for a later round"
+                )
+                break
+            batch = [
+                s
+                for s in self.store.claim(registry, round_id, self.concurrency * 4)
+                if s.key in self.targets
+            ]
+            if not batch:
+                break
+
+            def check(state: TargetState) -> Awaitable[RoundReport | object]:
+                target = self.targets[state.key]
+                return self._check(target, state, listed, not_due, force_tags=False)
+
+            outcomes: list[RoundReport | object] = []
+            if probe:
+                # The round's first request to a registry goes alone: one at its rate
+                # limit hears one request, not a burst of them.
+                probe = False
+                outcomes.append(await check(batch[0]))
+                if outcomes[0] is _LIMITED or self._quota_used_up(registry):
+                    outcomes += [_LIMITED] * (len(batch) - 1)
+            outcomes += await asyncio.gather(*(check(s) for s in batch[len(outcomes) :]))
+            limited = [s.key for s, o in zip(batch, outcomes, strict=True) if o is _LIMITED]
+            for outcome in outcomes:
+                if isinstance(outcome, RoundReport):
+                    report.merge(outcome)
+            if limited:
+                self.store.release(limited, round_id)
+                report.deferred += len(limited)
+                report.problems.append(
+                    f"{registry}: rate-limited ({self._quota(registry)}); "
+                    f"{len(limited)} image(s) left for a later round"
+                )
+                break
+        return report
+
+    def _quota(self, registry: str) -> str:
+        limit = self.client.rate_limit(registry)
+        return limit.describe() if limit is not None else "no quota headers"
+
+    def _quota_used_up(self, registry: str) -> bool:
+        """The registry's quota headers say nothing is left (absent headers: unknown)."""
+        limit = self.client.rate_limit(registry)
+        return limit is not None and limit.remaining == 0
+
+    async def check_repositories(self, repositories: Iterable[str]) -> RoundReport:
+        """Check every target of these repositories now (a registry said they changed)."""
+        report = RoundReport()
+        wanted = [t for r in repositories for t in self.by_repository.get(r, ())]
+        states = self.store.peek([t.key for t in wanted])
+        for repository in {t.repository for t in wanted}:
+            self.store.mark_dirty(repository)  # listed next round if listing now fails
+        listed: set[str] = set()
+        outcomes = await asyncio.gather(
+            *(
+                self._check(
+                    t, states.get(t.key) or TargetState(t.key), listed, set(), force_tags=True
+                )
+                for t in wanted
+            )
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, RoundReport):
+                report.merge(outcome)
+            elif outcome is _LIMITED:
+                report.deferred += 1
+        return report
+
+    # -- one target ------------------------------------------------------------------
+
+    async def _check(
+        self,
+        target: Target,
+        stored: TargetState,
+        listed: set[str],
+        not_due: set[str],
+        *,
+        force_tags: bool,
+    ) -> RoundReport | object:
+        report = RoundReport()
+        ref = target.ref
+        async with self._gate(ref.registry):
+            try:
+                observed = await self._observe(target, stored)
+            except errors.RateLimited:
+                return _LIMITED
+            except errors.PortsideError as exc:
+                report.problems.append(f"{ref.familiar}: {exc.message}")
+                log.warning("could not check %s: %s", ref.familiar, exc.message)
+                return report
+            except Exception as exc:  # a bug must cost one image's check, not the round
+                report.problems.append(f"{ref.familiar}: unexpected {type(exc).__name__}")
+                log.error("could not check %s: unexpected %s", ref.familiar, type(exc).__name__)
+                log.debug("traceback", exc_info=True)
+                return report
+            report.checked = 1
+            moved = (
+                observed.present and stored.digest is not None and observed.digest != stored.digest
+            )
+            events: list[NewEvent] = []
+            if not (observed.inherited and stored.present and stored.last_checked is not None):
+                # (Unchanged since the claim read it: nothing to write, no transaction.)
+                events = self.store.update_target(
+                    target.key, lambda s: after_head(target, s, observed), list(self.notifiers)
+                )
+            report.changes.extend(_notes(events))
+            # Tag lists: when due, and at once when a digest moved (it often comes with a
+            # release); at most once per repository and round.
+            repository = target.repository
+            force = force_tags or moved
+            if repository not in listed and (force or repository not in not_due):
+                listed.add(repository)
+                if self.store.claim_tags(repository, every=self.tags_every, force=force):
+                    report.merge(await self._check_tags(repository))
+                else:
+                    listed.discard(repository)
+                    not_due.add(repository)
+        for event in events:
+            log.info("%s", event.payload.get("message"))
+        return report
+
+    async def _observe(self, target: Target, stored: TargetState) -> Observation:
+        ref = target.ref
+        try:
+            head = await self.client.head_manifest(ref)
+        except errors.NotFound:
+            return Observation(present=False)
+        digest = str(head.digest)
+        if digest == stored.digest and stored.platform_digest is not None:
+            return Observation(
+                True, digest, head.media_type, stored.platform_digest, inherited=True
+            )
+        if head.media_type not in INDEX_TYPES:
+            return Observation(True, digest, head.media_type, digest)
+        index = await self.client.get_manifest(ref.with_digest(head.digest))
+        try:
+            child = str(index.select(Platform.parse(target.platform)).digest)
+        except PlatformNotFound:
+            child = None  # the watched platform is not (or no longer) built
+        return Observation(True, digest, head.media_type, child)
+
+    async def _check_tags(self, repository: str) -> RoundReport:
+        report = RoundReport()
+        some = self.by_repository[repository][0].ref
+        try:
+            tags = await self.client.list_tags(
+                Reference(some.registry, some.repository, None, None)
+            )
+        except errors.PortsideError as exc:
+            report.problems.append(f"{repository}: tags: {exc.message}")
+            self.store.mark_dirty(repository)
+            return report
+
+        def decider(target: Target) -> Callable[[TargetState], tuple[TargetState, list[NewEvent]]]:
+            return lambda stored: after_tags(target, stored, tags)
+
+        # One transaction for the repository: rows are locked in key order, as claims do.
+        targets = sorted(self.by_repository[repository], key=lambda t: t.key)
+        events = self.store.update_targets(
+            [(t.key, decider(t)) for t in targets], list(self.notifiers)
+        )
+        report.changes.extend(_notes(events))
+        return report
+
+    # -- delivery --------------------------------------------------------------------
+
+    async def deliver(self) -> list[str]:
+        """Send what the outbox holds for our notifiers; the failures, as messages."""
+        failures: list[str] = []
+        while True:
+            batch = self.store.claim_deliveries(list(self.notifiers))
+            if not batch:
+                return failures
+            groups: dict[str, list[Delivery]] = {}
+            for delivery in batch:
+                groups.setdefault(delivery.notifier, []).append(delivery)
+            results = await asyncio.gather(*(self._deliver_to(n, g) for n, g in groups.items()))
+            for result in results:
+                failures.extend(result)
+            if any(result for result in results):
+                return failures  # failed rows wait for the next round, not this loop
+
+    async def _deliver_to(self, name: str, deliveries: list[Delivery]) -> list[str]:
+        notifier = self.notifiers[name]
+        failures: list[str] = []
+        for delivery in deliveries:
+            if delivery.recovered and not notifier.idempotent:
+                # Sent, maybe, before a crash: a second message is worse than none.
+                self.store.finish_delivery(
+                    delivery, status="uncertain", error="the watcher stopped while sending"
+                )
+                continue
+            try:
+                await notifier.send(Notification.from_json(delivery.payload))
+            except NotifyError as exc:
+                problem = exc.message
+            except Exception as exc:  # a plugin's bug is recorded, not raised
+                problem = f"{type(exc).__name__} in notifier {name}"
+            else:
+                self.store.finish_delivery(delivery, status="sent")
+                continue
+            failures.append(f"{name}: {problem}")
+            log.warning("notification %s not delivered by %s: %s", delivery.event_id, name, problem)
+            self.store.finish_delivery(delivery, status="failed", error=problem)
+        return failures
+
+
+_LIMITED = object()
+
+
+def _notes(events: Sequence[NewEvent]) -> list[Notification]:
+    return [Notification.from_json(e.payload) for e in events]
