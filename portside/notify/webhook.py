@@ -9,12 +9,6 @@ retried.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import json
-import random
-
 from portside.notify.base import (
     Notification,
     Notifier,
@@ -32,6 +26,9 @@ EVENT_HEADER = "X-Portside-Event"
 
 def sign(secret: str, body: bytes) -> str:
     """The signature header's value for ``body``."""
+    import hashlib
+    import hmac
+
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -45,6 +42,12 @@ class WebhookNotifier(Notifier):
         self.name = f"webhook:{self.shown}"
 
     async def send(self, notification: Notification) -> None:
+        # Imported here: every built-in plugin module is registered in every process that
+        # builds the plugin manager (a warm credentialed answer included).
+        import asyncio
+        import json
+        import random
+
         import httpx  # here, not at import: the plugin manager loads this module early
 
         body = json.dumps(notification.to_json(), sort_keys=True).encode()
