@@ -17,7 +17,6 @@ from portside.notify.base import (
     WebhookSettings,
 )
 from portside.plugins import hookimpl
-from portside.redact import redact_url
 
 SIGNATURE_HEADER = "X-Portside-Signature"
 DELIVERY_HEADER = "X-Portside-Delivery"
@@ -36,6 +35,8 @@ class WebhookNotifier(Notifier):
     idempotent = True  # the delivery id lets the receiver drop a repeat
 
     def __init__(self, settings: WebhookSettings, *, backoff: float = 0.5) -> None:
+        from portside.redact import redact_url  # urllib and hmac: only for a webhook set up
+
         self.settings = settings
         self.backoff = backoff
         self.shown = redact_url(settings.url)
