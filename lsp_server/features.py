@@ -515,13 +515,20 @@ KEY_LABELS = (
 )
 
 
+# Findings about the image itself that a hover repeats: its publisher's word on it.
+HOVER_KINDS = ("end-of-life", "end-of-life-soon", "vulnerable")
+
+
 def hover_markdown(
     ref: Reference,
     info: ImageInfo | None,
     newer: Sequence[str],
     problem: str | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
     lines = [f"**{ref.familiar}**", "", f"`{ref}`"]
+    if notes:
+        lines += ["", *(f"**⚠ {note}**" for note in notes)]
     if info is not None:
         lines += ["", f"- digest: `{info.digest}`"]
         created = info.created or "unknown"

@@ -246,12 +246,18 @@ def create_server() -> PortsideLanguageServer:
             except errors.InvalidReference as exc:
                 text = f"`{use.text}`: {exc.message}"
             else:
-                text = await image_hover(ref, server._platform(use))
+                notes = [
+                    f.message
+                    for f in server.findings_now(snap.uri)
+                    if f.kind in features.HOVER_KINDS
+                    and f.range.start.line == use.range.start.line
+                ]
+                text = await image_hover(ref, server._platform(use), notes)
         return lsp.Hover(
             contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=where
         )
 
-    async def image_hover(ref: Reference, platform: Any) -> str:
+    async def image_hover(ref: Reference, platform: Any, notes: list[str]) -> str:
         info, problem = None, None
         try:
             info = await server.image_info(ref, platform)
@@ -266,7 +272,7 @@ def create_server() -> PortsideLanguageServer:
                 newer = versions.newer_in_line(ref.tag, tags, scheme=versions.scheme_for(ref.name))
             except (TimeoutError, errors.PortsideError, LookupError):
                 pass
-        return features.hover_markdown(ref, info, newer, problem)
+        return features.hover_markdown(ref, info, newer, problem, notes)
 
     # -- code actions and commands ---------------------------------------------------
 

@@ -1138,9 +1138,9 @@ def _lsp(argv: Sequence[str]) -> int:
     """``portside lsp [--tcp HOST:PORT] ...``: the language server, its own options."""
     try:
         from lsp_server import main as lsp_main
-    except ImportError:
-        _say("error", "the language server needs the 'lsp' extra")
-        _say("hint", "pip install 'portside[lsp]'")
+    except ImportError as exc:  # pygls and lsprotocol are dependencies: a broken install
+        _say("error", f"the language server cannot start: {exc}")
+        _say("hint", "reinstall portside: pip install --force-reinstall portside")
         return 2
     return lsp_main(list(argv))
 
