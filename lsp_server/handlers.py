@@ -249,8 +249,7 @@ def create_server() -> PortsideLanguageServer:
                 notes = [
                     f.message
                     for f in server.findings_now(snap.uri)
-                    if f.kind in features.HOVER_KINDS
-                    and f.range.start.line == use.range.start.line
+                    if f.kind in features.HOVER_KINDS and f.range.start.line == use.range.start.line
                 ]
                 text = await image_hover(ref, server._platform(use), notes)
         return lsp.Hover(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # Folders no one keeps their own Dockerfiles in; walking them is slow and noisy.
@@ -32,20 +32,29 @@ def is_dockerfile(name: str) -> bool:
     return _DOCKERFILE.search(name) is not None
 
 
-def find_dockerfiles(paths: Iterable[str | Path]) -> list[Path]:
-    """Dockerfiles under ``paths`` (files are taken as given), sorted, each once."""
+def find_files(
+    paths: Iterable[str | Path], matches: Callable[[str], bool], *, take_given: bool = True
+) -> list[Path]:
+    """Files under ``paths`` whose name ``matches``, sorted, each once; a file named
+    directly is taken as given (``take_given``) or only if its name matches."""
     found: dict[str, Path] = {}
     for raw in paths:
         path = Path(raw)
         if path.is_file():
-            found.setdefault(str(path.resolve()), path)
+            if take_given or matches(path.name):
+                found.setdefault(str(path.resolve()), path)
             continue
         if not path.is_dir():
             continue
         for folder, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
             for name in files:
-                if is_dockerfile(name):
+                if matches(name):
                     candidate = Path(folder) / name
                     found.setdefault(str(candidate.resolve()), candidate)
     return sorted(found.values())
+
+
+def find_dockerfiles(paths: Iterable[str | Path]) -> list[Path]:
+    """Dockerfiles under ``paths`` (files are taken as given), sorted, each once."""
+    return find_files(paths, is_dockerfile)

@@ -8,7 +8,6 @@ cannot change and are not watched; ``tag@digest`` watches the tag.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from portside import errors
 from portside.check import read_dockerfile
 from portside.config import ImagePolicy, PolicyConfig, load_config, load_table
-from portside.discover import SKIP_DIRS, find_dockerfiles
+from portside.discover import find_dockerfiles, find_files
 from portside.dockerfile import parse
 from portside.notify.base import Use
 from portside.reference import Reference
@@ -87,22 +86,7 @@ def load_watch_config(start: Path) -> tuple[WatchConfig, Path | None]:
 
 
 def find_compose_files(paths: Iterable[str | Path]) -> list[Path]:
-    found: dict[str, Path] = {}
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            if COMPOSE_NAMES.match(path.name):
-                found.setdefault(str(path.resolve()), path)
-            continue
-        if not path.is_dir():
-            continue
-        for folder, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-            for name in files:
-                if COMPOSE_NAMES.match(name):
-                    candidate = Path(folder) / name
-                    found.setdefault(str(candidate.resolve()), candidate)
-    return sorted(found.values())
+    return find_files(paths, lambda name: COMPOSE_NAMES.match(name) is not None, take_given=False)
 
 
 class _Collector:
