@@ -3,10 +3,12 @@
 Per target: a HEAD on its tag; a manifest GET only when the digest moved and the tag is
 an index (to compare the watched platform's own manifest, so a rebuild of another
 platform does not fire). Per repository: its tag list, at most every ``tags_every``
-seconds, sooner when a digest in it moved or a webhook named it. Every registry has its
-own worker loop with its own concurrency bound, so one slow or failing registry delays
-nothing else; a registry at its rate limit is left alone until its reset (the transport
-fails fast without sending) and its unchecked targets are given back for later.
+seconds, sooner when a digest in it moved or a webhook named it; with it, what is
+attached to each of its targets (end of life, vulnerability reports:
+:mod:`portside.watch.attached`), and to a target whose digest moved or is new. Every
+registry has its own worker loop with its own concurrency bound, so one slow or failing
+registry delays nothing else; a registry at its rate limit is left alone until its reset
+(the transport fails fast without sending) and its unchecked targets are given back.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from dataclasses import dataclass, field
 
 from portside import errors
 from portside.notify.base import Notification, Notifier, NotifyError
-from portside.reference import Reference
+from portside.reference import Digest, Reference
 from portside.registry.client import RegistryClient
-from portside.registry.manifest import Platform, PlatformNotFound
+from portside.registry.manifest import Manifest, Platform, PlatformNotFound
 from portside.registry.mediatypes import INDEX_TYPES
-from portside.watch.detect import Observation, after_head, after_tags
+from portside.watch import attached
+from portside.watch.detect import Observation, after_attached, after_head, after_tags
 from portside.watch.store import Delivery, NewEvent, Store, TargetState
 from portside.watch.targets import Target
 
@@ -59,6 +62,7 @@ class Watcher:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         tags_every: float = DEFAULT_TAGS_EVERY,
+        severity: str = attached.DEFAULT_SEVERITY,
     ) -> None:
         self.store = store
         self.targets = {t.key: t for t in targets}
@@ -69,8 +73,20 @@ class Watcher:
         self.notifiers = {n.name: n for n in notifiers}
         self.concurrency = concurrency
         self.tags_every = tags_every
+        self.severity = severity
         self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._manifests: dict[Digest, Manifest] = {}  # by digest: they never change
+        # This round's: targets looked at (key, digests), targets checked, repositories
+        # whose attachments are due (their tags were listed).
+        self._looked: set[tuple[str, str | None, str | None]] = set()
+        self._checked: set[str] = set()
+        self._attach_due: set[str] = set()
         store.declare([(t.key, t.ref.registry, t.repository) for t in targets])
+
+    def _new_round(self) -> None:
+        self._looked.clear()
+        self._checked.clear()
+        self._attach_due.clear()
 
     def _gate(self, registry: str) -> asyncio.Semaphore:
         if registry not in self._semaphores:
@@ -82,6 +98,7 @@ class Watcher:
     async def run_round(self, round_id: int) -> RoundReport:
         started = time.monotonic()
         report = RoundReport(round_id)
+        self._new_round()
         listed: set[str] = set()
         not_due: set[str] = set()
         registries = sorted({t.ref.registry for t in self.targets.values()})
@@ -152,6 +169,7 @@ class Watcher:
     async def check_repositories(self, repositories: Iterable[str]) -> RoundReport:
         """Check every target of these repositories now (a registry said they changed)."""
         report = RoundReport()
+        self._new_round()
         wanted = [t for r in repositories for t in self.by_repository.get(r, ())]
         states = self.store.peek([t.key for t in wanted])
         for repository in {t.repository for t in wanted}:
@@ -210,8 +228,9 @@ class Watcher:
                     target.key, lambda s: after_head(target, s, observed), list(self.notifiers)
                 )
             report.changes.extend(_notes(events))
+            self._checked.add(target.key)
             # Tag lists: when due, and at once when a digest moved (it often comes with a
-            # release); at most once per repository and round.
+            # release); at most once per repository and round. Attachments go with them.
             repository = target.repository
             force = force_tags or moved
             if repository not in listed and (force or repository not in not_due):
@@ -221,6 +240,9 @@ class Watcher:
                 else:
                     listed.discard(repository)
                     not_due.add(repository)
+            due = moved or stored.attached is None or repository in self._attach_due
+            if observed.present and due:
+                report.merge(await self._look([target]))  # (not twice in a round)
         for event in events:
             log.info("%s", event.payload.get("message"))
         return report
@@ -266,6 +288,55 @@ class Watcher:
             [(t.key, decider(t)) for t in targets], list(self.notifiers)
         )
         report.changes.extend(_notes(events))
+        # What is attached is due with the tags: targets checked in this round are looked
+        # at now, the others when their check comes (their stored digest may be old).
+        self._attach_due.add(repository)
+        report.merge(await self._look([t for t in targets if t.key in self._checked], tags))
+        return report
+
+    async def _look(
+        self, targets: Sequence[Target], tags: Sequence[str] | None = None
+    ) -> RoundReport:
+        """What is attached to these targets' images (each once per round and digest)."""
+        report = RoundReport()
+        states = self.store.peek([t.key for t in targets])
+        todo = []
+        for target in targets:
+            state = states.get(target.key)
+            if state is None or state.digest is None or not state.present:
+                continue
+            seen = (target.key, state.digest, state.platform_digest)
+            if seen not in self._looked:
+                self._looked.add(seen)
+                todo.append((target, state))
+
+        async def one(target: Target, state: TargetState) -> None:
+            try:
+                look = await attached.look(
+                    self.client,
+                    target,
+                    state,
+                    self._manifests,
+                    severity=self.severity,
+                    tags=tags,
+                )
+            except errors.PortsideError as exc:
+                report.problems.append(f"{target.ref.familiar}: attachments: {exc.message}")
+                log.warning("could not read what is attached to %s: %s", target.ref.familiar,
+                            exc.message)  # fmt: skip
+                return
+            if look is None:
+                return
+            for warning in look.warnings:
+                log.warning("%s", warning)
+            events = self.store.update_target(
+                target.key, lambda s: after_attached(target, s, look), list(self.notifiers)
+            )
+            report.changes.extend(_notes(events))
+            for event in events:
+                log.info("%s", event.payload.get("message"))
+
+        await asyncio.gather(*(one(t, s) for t, s in todo))
         return report
 
     # -- delivery --------------------------------------------------------------------
