@@ -4,8 +4,10 @@ the tag-schema fallback), with a recording proxy counting what a round costs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,46 @@ def test_a_retired_base_is_one_end_of_life_notification_and_costs_nothing_when_u
     assert [r.target for r in proxy.log.all() if r.method != "HEAD" and r.path != "/v2/"] == []
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [n["kind"] for n in lines] == ["end-of-life"] and lines[0]["id"] == note["id"]
+
+
+def test_an_end_of_life_told_as_coming_is_told_again_once_when_it_passes(
+    plain_registry: Registry,
+    proxy_factory: Callable[..., FaultProxy],
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    push_release(plain_registry, REPO, {"b100": ["1.0.0"], "b110": ["1.1.0"]}, index=False)
+    proxy = proxy_factory(plain_registry)
+    (project / "Dockerfile").write_text(f"FROM {proxy.host}/{REPO}:1.0.0\n")
+    state = str(tmp_path / "state.sqlite3")
+    assert watch(project, proxy, state, "--tags-every", "0")[0] == 0
+
+    soon = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=3)
+    when = soon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    retired = run_portside(
+        "retire", f"{plain_registry.host}/{REPO}:1.0.0", "--date", when, cwd=tmp_path
+    )
+    assert retired.returncode == 0, retired.stderr
+    code, second = watch(project, proxy, state, "--tags-every", "0")
+    assert code == 1
+    assert [(c["kind"], c["level"], c["new"]) for c in second["changes"]] == [
+        ("end-of-life", "coming", when)
+    ]
+    assert (
+        f"reaches its end of life on {soon.date().isoformat()}" in second["changes"][0]["message"]
+    )
+
+    while dt.datetime.now(dt.timezone.utc) <= soon:
+        time.sleep(0.2)
+    # The date passed: told again (the state knows the date: no tag list needed for it).
+    code, third = watch(project, proxy, state)
+    assert code == 1
+    (note,) = third["changes"]
+    assert (note["kind"], note["level"], note["new"]) == ("end-of-life", "passed", when)
+    assert f"end of life since {soon.date().isoformat()}" in note["message"]
+    assert f"move to {proxy.host}/{REPO}:1.1.0," in note["action"]
+    assert watch(project, proxy, state, "--tags-every", "0")[1]["changes"] == []
+    assert watch(project, proxy, state)[1]["changes"] == []
 
 
 def test_an_attached_sarif_report_is_one_vulnerable_notification(
@@ -234,3 +276,4 @@ def test_a_state_file_from_before_gains_the_new_columns(tmp_path: Path) -> None:
     finally:
         store.close()
     assert state.digest == "sha256:00" and state.attached is None and state.end_of_life is None
+    assert state.end_of_life_passed is False

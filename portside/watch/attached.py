@@ -131,14 +131,10 @@ async def look(
     high = report.at_least(severity)
     eol = status.end_of_life
     fix = None
-    now = lifecycle.utc_now()
-    if (
-        eol is not None
-        and eol.passed(now)
-        and lifecycle.format_date(eol.date) != stored.end_of_life
-    ):
-        line = tags if tags is not None else await client.list_tags(repository)
-        fix = await newest_not_retired(source, ref, target.policy, now, tags=line)
+    if eol is not None and eol.passed(lifecycle.utc_now()):
+        told = lifecycle.format_date(eol.date) == stored.end_of_life
+        if not (told and stored.end_of_life_passed):
+            fix = await fix_for(client, target, manifests, tags=tags)
     ranked = sorted(high, key=lambda v: -vulnerabilities.severity_rank(v.severity))
     return AttachedLook(
         **base,
@@ -149,3 +145,18 @@ async def look(
         fix=fix,
         warnings=[*status.warnings, *report.warnings],
     )
+
+
+async def fix_for(
+    client: RegistryClient,
+    target: Target,
+    manifests: dict[Digest, Manifest],
+    *,
+    tags: Sequence[str] | None = None,
+) -> tuple[str, Digest | None] | None:
+    """The fix ``portside check`` offers for a retired image: the newest build of its
+    line that is not retired (:func:`portside.policy.newest_not_retired`)."""
+    ref = target.ref
+    line = tags if tags is not None else await client.list_tags(ref.repository_ref())
+    source = WatchSource(client, manifests)
+    return await newest_not_retired(source, ref, target.policy, lifecycle.utc_now(), tags=line)

@@ -10,6 +10,7 @@ The first observation of a target only records what it saw.
 
 from __future__ import annotations
 
+import datetime
 import shlex
 import uuid
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from portside import lifecycle
 from portside.notify.base import Notification
 from portside.policy import stale_tag, variant_tag
+from portside.reference import Digest
 from portside.watch.attached import AttachedLook
 from portside.watch.store import NewEvent, TargetState
 from portside.watch.targets import Target
@@ -145,11 +147,11 @@ def after_tags(
     return after, events
 
 
-def _end_of_life_action(target: Target, seen: AttachedLook, passed: bool) -> str:
+def _end_of_life_action(target: Target, fix: tuple[str, Digest | None] | None, passed: bool) -> str:
     files = _files(target)
     pin = f"`portside pin --update major {files}`" if files else "`portside pin --update major`"
-    if seen.fix is not None:
-        tag, digest = seen.fix
+    if fix is not None:
+        tag, digest = fix
         where = f"{target.ref.familiar_name}:{tag}" + (f"@{digest}" if digest else "")
         return (
             f"move to {where}, the newest build of its line that is not retired "
@@ -172,23 +174,19 @@ def after_attached(
     if not seen.read:
         return after, []
     eol = seen.end_of_life
+    now = lifecycle.utc_now()
     eol_text = lifecycle.format_date(eol.date) if eol is not None else None
-    after = replace(after, end_of_life=eol_text, vulnerable=seen.vulnerable)
+    passed = eol is not None and eol.passed(now)
+    after = replace(
+        after, end_of_life=eol_text, end_of_life_passed=passed, vulnerable=seen.vulnerable
+    )
     if stored.attached is None:
         return after, []
     events: list[NewEvent] = []
-    now = lifecycle.utc_now()
-    if eol is not None and eol_text != stored.end_of_life:
-        passed = eol.passed(now)
-        note = notification(
-            "end-of-life",
-            target,
-            new=eol_text,
-            level="passed" if passed else "coming",
-            detail=eol.describe(now),
-            action=_end_of_life_action(target, seen, passed),
-        )
-        events.append(event(note, target))
+    if eol is not None and (
+        eol_text != stored.end_of_life or (passed and not stored.end_of_life_passed)
+    ):
+        events.append(_end_of_life_event(target, eol, seen.fix, now))
     fresh = sorted(set(seen.vulnerable) - set(stored.vulnerable or ()))
     if fresh:
         count = len(seen.vulnerable)
@@ -207,3 +205,44 @@ def after_attached(
         )
         events.append(event(note, target))
     return after, events
+
+
+def _end_of_life_event(
+    target: Target,
+    eol: lifecycle.EndOfLife,
+    fix: tuple[str, Digest | None] | None,
+    now: datetime.datetime,
+) -> NewEvent:
+    passed = eol.passed(now)
+    note = notification(
+        "end-of-life",
+        target,
+        new=lifecycle.format_date(eol.date),
+        level="passed" if passed else "coming",
+        detail=eol.describe(now),
+        action=_end_of_life_action(target, fix, passed),
+    )
+    return event(note, target)
+
+
+def end_of_life_passing(stored: TargetState, now: datetime.datetime) -> bool:
+    """Whether an end of life told as coming has passed since (no request needed)."""
+    if stored.end_of_life is None or stored.end_of_life_passed or not stored.present:
+        return False
+    date = lifecycle.parse_date(stored.end_of_life)
+    return date is not None and date <= now
+
+
+def after_end_of_life_passed(
+    target: Target, stored: TargetState, fix: tuple[str, Digest | None] | None
+) -> tuple[TargetState, list[NewEvent]]:
+    """An end of life told as coming whose date has now passed: told again, once."""
+    now = lifecycle.utc_now()
+    if not end_of_life_passing(stored, now) or stored.digest is None:
+        return stored, []
+    assert stored.end_of_life is not None
+    date = lifecycle.parse_date(stored.end_of_life)
+    assert date is not None
+    eol = lifecycle.EndOfLife(date, Digest.parse(stored.digest), "the watch state")
+    after = replace(stored, end_of_life_passed=True)
+    return after, [_end_of_life_event(target, eol, fix, now)]

@@ -54,6 +54,7 @@ class TargetState:
     # moves, when a webhook names the repository); None: not read yet.
     attached: tuple[str, ...] | None = None  # lifecycle and report referrers' digests
     end_of_life: str | None = None  # the end-of-life date last told (RFC 3339)
+    end_of_life_passed: bool = False  # told that the date passed (not only coming)
     vulnerable: tuple[str, ...] | None = None  # ids at or above the watched severity
 
 
@@ -102,7 +103,8 @@ SCHEMA = [
         first_seen DOUBLE PRECISION NOT NULL,
         attached TEXT,
         end_of_life TEXT,
-        vulnerable TEXT
+        vulnerable TEXT,
+        end_of_life_passed INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS watch_repositories (
         repository TEXT PRIMARY KEY,
@@ -138,10 +140,15 @@ SCHEMA = [
 
 _TARGET_COLUMNS = (
     "key, digest, platform_digest, media_type, present, newer_tag, variant_tag, tags_seen, "
-    "checked_round, last_checked, attached, end_of_life, vulnerable"
+    "checked_round, last_checked, attached, end_of_life, vulnerable, end_of_life_passed"
 )
 # Columns added since the first schema: a state file written before gains them.
-ADDED_COLUMNS = (("attached", "TEXT"), ("end_of_life", "TEXT"), ("vulnerable", "TEXT"))
+ADDED_COLUMNS = (
+    ("attached", "TEXT"),
+    ("end_of_life", "TEXT"),
+    ("vulnerable", "TEXT"),
+    ("end_of_life_passed", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 def _ids(text: str | None) -> tuple[str, ...] | None:
@@ -167,6 +174,7 @@ def _state(row: Sequence[Any]) -> TargetState:
         attached=_ids(row[10]),
         end_of_life=row[11],
         vulnerable=_ids(row[12]),
+        end_of_life_passed=bool(row[13]),
     )
 
 
@@ -378,7 +386,7 @@ class Store:
                 "UPDATE watch_targets SET digest = %s, platform_digest = %s, "
                 "media_type = %s, present = %s, newer_tag = %s, variant_tag = %s, "
                 "tags_seen = %s, last_checked = %s, attached = %s, end_of_life = %s, "
-                "vulnerable = %s WHERE key = %s",
+                "vulnerable = %s, end_of_life_passed = %s WHERE key = %s",
                 (
                     after.digest,
                     after.platform_digest,
@@ -391,6 +399,7 @@ class Store:
                     _ids_text(after.attached),
                     after.end_of_life,
                     _ids_text(after.vulnerable),
+                    int(after.end_of_life_passed),
                     key,
                 ),
             )

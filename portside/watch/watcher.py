@@ -19,14 +19,21 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from portside import errors
+from portside import errors, lifecycle
 from portside.notify.base import Notification, Notifier, NotifyError
 from portside.reference import Digest, Reference
 from portside.registry.client import RegistryClient
 from portside.registry.manifest import Manifest, Platform, PlatformNotFound
 from portside.registry.mediatypes import INDEX_TYPES
 from portside.watch import attached
-from portside.watch.detect import Observation, after_attached, after_head, after_tags
+from portside.watch.detect import (
+    Observation,
+    after_attached,
+    after_end_of_life_passed,
+    after_head,
+    after_tags,
+    end_of_life_passing,
+)
 from portside.watch.store import Delivery, NewEvent, Store, TargetState
 from portside.watch.targets import Target
 
@@ -243,6 +250,8 @@ class Watcher:
             due = moved or stored.attached is None or repository in self._attach_due
             if observed.present and due:
                 report.merge(await self._look([target]))  # (not twice in a round)
+            if observed.present and end_of_life_passing(stored, lifecycle.utc_now()):
+                report.merge(await self._end_of_life_passed(target))
         for event in events:
             log.info("%s", event.payload.get("message"))
         return report
@@ -292,6 +301,23 @@ class Watcher:
         # at now, the others when their check comes (their stored digest may be old).
         self._attach_due.add(repository)
         report.merge(await self._look([t for t in targets if t.key in self._checked], tags))
+        return report
+
+    async def _end_of_life_passed(self, target: Target) -> RoundReport:
+        """A coming end of life told before has passed: tell it again, with the fix."""
+        report = RoundReport()
+        state = self.store.peek([target.key]).get(target.key)
+        if state is None or not end_of_life_passing(state, lifecycle.utc_now()):
+            return report  # told meanwhile (this round's look, or another watcher)
+        try:
+            fix = await attached.fix_for(self.client, target, self._manifests)
+        except errors.PortsideError as exc:
+            fix = None  # the notice matters more than its suggestion
+            log.warning("no fix for %s: %s", target.ref.familiar, exc.message)
+        events = self.store.update_target(
+            target.key, lambda s: after_end_of_life_passed(target, s, fix), list(self.notifiers)
+        )
+        report.changes.extend(_notes(events))
         return report
 
     async def _look(
