@@ -277,3 +277,64 @@ def test_a_state_file_from_before_gains_the_new_columns(tmp_path: Path) -> None:
         store.close()
     assert state.digest == "sha256:00" and state.attached is None and state.end_of_life is None
     assert state.end_of_life_passed is False
+
+
+def test_a_moved_digest_reads_only_its_own_attachments_until_the_tags_are_due(
+    plain_registry: Registry,
+    proxy_factory: Callable[..., FaultProxy],
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    push_release(plain_registry, REPO, {"b100": ["1.0.0"], "b110": ["1.1.0"]}, index=True)
+    proxy = proxy_factory(plain_registry)
+    (project / "Dockerfile").write_text(
+        f"FROM {proxy.host}/{REPO}:1.0.0\nFROM {proxy.host}/{REPO}:1.1.0\n"
+    )
+    state = str(tmp_path / "state.sqlite3")
+    assert watch(project, proxy, state)[0] == 0
+
+    rebuilt = seed.build_artifact("b110-again", ("amd64", "arm64v8"), platforms=True)
+    moved = seed.push_image(plain_registry, REPO, rebuilt, ["1.1.0"], via="fs")
+    proxy.log.clear()
+    code, report = watch(project, proxy, state)
+    assert code == 1
+    assert [(c["kind"], c["image"].rsplit(":", 1)[-1]) for c in report["changes"]] == [
+        ("rebuilt", "1.1.0")
+    ]
+    # The new build's index and amd64 manifest are looked at; 1.0.0's are not.
+    looked = sorted(r.path.rsplit("/", 1)[-1] for r in proxy.log.matching("GET", r"/referrers/"))
+    assert looked == sorted([moved.digest, moved.platform_digests["linux/amd64"]])
+
+
+async def test_a_webhook_naming_the_repository_reads_what_was_attached_at_once(
+    plain_registry: Registry, project: Path, tmp_path: Path
+) -> None:
+    from portside.registry.client import RegistryClient
+    from portside.registry.transport import ClientOptions
+    from portside.watch.targets import collect_targets
+    from portside.watch.watcher import Watcher
+
+    image = seed.build_image("hooked")
+    pushed = seed.push_image(plain_registry, "acme/hooked", image, ["3.0"], via="fs")
+    (project / "Dockerfile").write_text(f"FROM {plain_registry.host}/acme/hooked:3.0\n")
+    targets, _ = collect_targets([str(project)])
+    store = SQLiteStore(tmp_path / "state.sqlite3")
+    options = ClientOptions(insecure=frozenset({plain_registry.host}))
+    try:
+        async with RegistryClient(options) as client:
+            watcher = Watcher(store, targets, client, [], tags_every=3600)
+            assert (await watcher.run_round(1)).changes == []
+            await attach(
+                plain_registry,
+                pushed.digest,
+                "application/sarif+json",
+                trivy_sarif(("CVE-2024-6119", "9.8", "openssl", "3.0.13", "3.0.15")),
+                repo="acme/hooked",
+            )
+            # A round now: tags (and attachments) are not due for an hour. Silence.
+            assert (await watcher.run_round(2)).changes == []
+            # The registry's webhook names the repository: read at once.
+            report = await watcher.check_repositories([f"{plain_registry.host}/acme/hooked"])
+    finally:
+        store.close()
+    assert [(c.kind, c.new) for c in report.changes] == [("vulnerable", "CVE-2024-6119")]

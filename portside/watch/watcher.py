@@ -242,8 +242,13 @@ class Watcher:
             force = force_tags or moved
             if repository not in listed and (force or repository not in not_due):
                 listed.add(repository)
-                if self.store.claim_tags(repository, every=self.tags_every, force=force):
-                    report.merge(await self._check_tags(repository))
+                # What is attached to every target of the repository goes with the tag
+                # list when it is due or a webhook named it; a moved digest alone makes
+                # only its own target's due (below), not the whole repository's.
+                if self.store.claim_tags(repository, every=self.tags_every):
+                    report.merge(await self._check_tags(repository, attachments=True))
+                elif force and self.store.claim_tags(repository, every=0, force=True):
+                    report.merge(await self._check_tags(repository, attachments=force_tags))
                 else:
                     listed.discard(repository)
                     not_due.add(repository)
@@ -276,7 +281,7 @@ class Watcher:
             child = None  # the watched platform is not (or no longer) built
         return Observation(True, digest, head.media_type, child)
 
-    async def _check_tags(self, repository: str) -> RoundReport:
+    async def _check_tags(self, repository: str, *, attachments: bool) -> RoundReport:
         report = RoundReport()
         some = self.by_repository[repository][0].ref
         try:
@@ -297,10 +302,12 @@ class Watcher:
             [(t.key, decider(t)) for t in targets], list(self.notifiers)
         )
         report.changes.extend(_notes(events))
-        # What is attached is due with the tags: targets checked in this round are looked
-        # at now, the others when their check comes (their stored digest may be old).
-        self._attach_due.add(repository)
-        report.merge(await self._look([t for t in targets if t.key in self._checked], tags))
+        if attachments:
+            # Targets checked in this round are looked at now, the others when their
+            # check comes (their stored digest may be old until then).
+            self._attach_due.add(repository)
+            checked = [t for t in targets if t.key in self._checked]
+            report.merge(await self._look(checked, tags))
         return report
 
     async def _end_of_life_passed(self, target: Target) -> RoundReport:
