@@ -18,15 +18,19 @@ or a script runs it (portside has no resident process: a command is one process)
   importing the network stack);
 - several images in one command, where a script would loop: ``portside inspect`` of
   ``--refs`` tags (default 5) in one process, cold and warm, against ``skopeo inspect``
-  of the same tags run one after another (skopeo takes one image per command).
+  of the same tags run one after another (skopeo takes one image per command);
+- a private repository: the same tags on a second registry behind htpasswd basic auth,
+  ``portside tags`` warm with the credentials in a docker ``config.json`` (``auths``:
+  the cached answer is served only after the caller's credential is looked up through
+  the plugins) against ``skopeo list-tags --creds USER:PASSWORD``.
 
 It reports min, median and p95 in milliseconds and each portside median over the
 matching skopeo median, as a markdown table on stdout and in ``benchmarks/results/``
 (git-ignored). A benchmark, not a test: nothing here asserts a time. The header names
 the commit and whether ``portside/`` had uncommitted changes. ``--importtime`` also
-prints what a warm and a cold ``portside tags`` import, the tool used to keep both
-paths lean. The warm cache is filled again (untimed) between rounds every two minutes,
-well within its five-minute TTL.
+prints what a warm, a warm credentialed and a cold ``portside tags`` import, the tool
+used to keep these paths lean. The warm caches are filled again (untimed) between
+rounds every two minutes, well within their five-minute TTL.
 
 Portside runs as installed: the ``portside`` console script next to this Python when
 there is one, else ``python -m portside``; with byte-code caching on (a
@@ -58,6 +62,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the harness: same registry setup as t
 
 from harness import seed  # noqa: E402
 from harness.data import TagRow  # noqa: E402
+from harness.dockerconfig import write_docker_config  # noqa: E402
 from harness.registry import Registry  # noqa: E402
 
 REPO = "library/python"
@@ -66,6 +71,7 @@ ARCHITECTURES = ("amd64", "arm32v5", "arm32v7", "arm64v8", "i386", "ppc64le", "r
 WARM_REFILL = 120.0  # seconds; the cache's tag and manifest TTLs are 300
 FLOOR = "python -c pass (floor)"
 SKOPEO = {"tags": "skopeo list-tags", "inspect": "skopeo inspect"}
+SKOPEO_CREDS = "skopeo list-tags --creds, private repository"
 
 
 def load_tags() -> list[str]:
@@ -166,19 +172,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     tags = load_tags()
     work = Path(tempfile.mkdtemp(prefix="portside-bench-"))
     registry = Registry(work / "registry")
+    private = Registry(work / "registry-basic", auth="basic")
     portside = portside_command()
     cold_dirs = (str(work / f"cold-{i}") for i in itertools.count())
     warm_env = {**base_env, "PORTSIDE_CACHE_DIR": str(work / "warm-cache")}
+    # The private registry's credentials, where docker login leaves them.
+    auth_env = {
+        **base_env,
+        "PORTSIDE_CACHE_DIR": str(work / "warm-cache-auth"),
+        "DOCKER_CONFIG": str(work / "docker"),
+    }
 
     def cold_env() -> dict[str, str]:
         return {**base_env, "PORTSIDE_CACHE_DIR": next(cold_dirs)}
 
     try:
         registry.start()
+        private.start()
         tree = tree_state()
         started = time.perf_counter()
         seed_repository(registry, tags)
         seeded = (time.perf_counter() - started) * 1000
+        seed_repository(private, tags)
+        assert private.username is not None and private.password is not None
+        write_docker_config(
+            work / "docker", auths={private.host: (private.username, private.password)}
+        )
+        private_repo = private.ref(REPO)
+        creds = f"{private.username}:{private.password}"
         repo = registry.ref(REPO)
         image = registry.ref(REPO, INSPECT_TAG)
         images = [registry.ref(REPO, tag) for tag in several_tags(tags, args.refs)]
@@ -192,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for verb, target in targets.items():
                 run_once([*portside, verb, "--refresh", target], warm_env)
             run_once([*portside, "inspect", "--refresh", *images], warm_env)
+            run_once([*portside, "tags", "--refresh", private_repo], auth_env)
 
         fill_warm_cache()
         listed = subprocess.run(
@@ -213,6 +235,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             key = f"portside inspect, {several} in one command, {state}"
             commands[key] = Command([[*portside, "inspect", *images]], env)
             against[key] = loop
+        skopeo_creds = [*skopeo("tags", private_repo)]
+        skopeo_creds[-1:-1] = ["--creds", creds]  # before the image, as documented
+        commands[SKOPEO_CREDS] = Command([skopeo_creds], lambda: base_env)
+        key = "portside tags, private repository (config.json auths), warm"
+        commands[key] = Command([[*portside, "tags", private_repo]], lambda: auth_env)
+        against[key] = SKOPEO_CREDS
 
         for command in commands.values():  # warm-up: page cache, byte code
             command.time()
@@ -233,9 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         (results / f"bench_cli-{stamp}.md").write_text(report)
         if args.importtime:
             print(importtime(portside, repo, warm_env, "Warm"))
+            print(importtime(portside, private_repo, auth_env, "Warm credentialed"))
             print(importtime(portside, repo, cold_env(), "Cold"))
     finally:
         registry.stop()
+        private.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

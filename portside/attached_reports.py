@@ -7,18 +7,20 @@ every plugin's answer (:func:`portside.vulnerabilities.collect`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from portside.plugins import hookimpl
-from portside.vulnerabilities import (
-    SARIF_TYPES,
-    ImageAttachments,
-    ReportError,
-    VulnerabilityReport,
-    parse_sarif,
-)
+
+if TYPE_CHECKING:
+    from portside.vulnerabilities import ImageAttachments, VulnerabilityReport
 
 
 @hookimpl
 def portside_vulnerabilities(image: ImageAttachments) -> VulnerabilityReport:
+    # Imported here: every command that builds the plugin manager (a warm credentialed
+    # answer included) registers this module, and the SARIF reader pulls in asyncio.
+    from portside.vulnerabilities import SARIF_TYPES, ReportError, VulnerabilityReport, parse_sarif
+
     report = VulnerabilityReport()
     for attachment in image.attachments:
         if attachment.artifact_type not in SARIF_TYPES:

@@ -8,7 +8,8 @@ imports closes a circle. Each type stays importable where it always was
 ``portside.versions.VersionScheme``...).
 
 - :class:`Credential` (``portside_credentials``) and :class:`CredentialSource`, what a
-  registry client asks for credentials;
+  registry client asks for credentials, defined in :mod:`portside.credential` (light:
+  every warm answer cached with a credential looks one up) and re-exported here;
 - :class:`Finding`, :class:`Edit` and :class:`Proposed` (``portside_dockerfile_findings``);
 - :class:`ImageAttachments`, :class:`Attachment`, :class:`Vulnerability` and
   :class:`VulnerabilityReport` (``portside_vulnerabilities``);
@@ -23,6 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The credential types live in their own light module: a warm credentialed answer
+# looks the caller's credential up without the dataclasses below.
+from portside.credential import Credential as Credential
+from portside.credential import CredentialSource as CredentialSource
+
 # The version contract lives in its own light module: versions.py (on the command
 # line's warm path) imports it without the dataclasses above.
 from portside.tagversion import LEVELS as LEVELS
@@ -34,73 +40,10 @@ from portside.tagversion import variant_family as variant_family
 
 TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Any
 
     from portside.dockerfile import Range
     from portside.reference import Digest
-else:
-    Protocol = object
-
-
-# -- credentials ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, repr=False)
-class Credential:
-    """What to authenticate to one registry with.
-
-    - ``username`` + ``password``: basic auth, or the token server's basic auth.
-    - ``identity_token``: an OAuth2 refresh token (docker's ``identitytoken``, or a
-      helper answering with the user name ``<token>``), exchanged at the token realm.
-    - ``registry_token``: a bearer token to send as is.
-
-    ``source`` says where it came from, for messages; it never holds a secret.
-    ``repr()`` and ``str()`` never show the password or the tokens.
-    """
-
-    username: str | None = None
-    password: str | None = None
-    identity_token: str | None = None
-    registry_token: str | None = None
-    source: str = "unknown source"
-
-    def __repr__(self) -> str:
-        parts = [f"username={self.username!r}"]
-        for name in ("password", "identity_token", "registry_token"):
-            if getattr(self, name):
-                parts.append(f"{name}=<set>")
-        parts.append(f"source={self.source!r}")
-        return f"Credential({', '.join(parts)})"
-
-    def __str__(self) -> str:
-        who = f" for user {self.username!r}" if self.username else ""
-        return f"{self.kind}{who} from {self.source}"
-
-    @property
-    def kind(self) -> str:
-        """``registry token``, ``identity token``, ``password`` or ``username only``."""
-        if self.registry_token:
-            return "registry token"
-        if self.identity_token:
-            return "identity token"
-        if self.password:
-            return "password"
-        return "username only"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The secret values, for :func:`portside.redact.redact_text`."""
-        values = (self.password, self.identity_token, self.registry_token)
-        return tuple(value for value in values if value)
-
-
-class CredentialSource(Protocol):
-    """Where a registry client gets credentials (``registry.credentials.CredentialStore``
-    asks the ``portside_credentials`` hook): ``get`` may block, ``aget`` may not."""
-
-    def get(self, registry: str) -> Credential | None: ...
-
-    async def aget(self, registry: str) -> Credential | None: ...
 
 
 # -- findings -------------------------------------------------------------------------
@@ -116,6 +59,9 @@ class Edit:
 
 @dataclass(frozen=True)
 class Finding:
+    # A docstring also spares ``@dataclass`` computing one from ``inspect.signature``.
+    """One thing to report about a Dockerfile line (a stale image, a linter's rule)."""
+
     file: str
     range: Range
     image: str
@@ -216,6 +162,8 @@ class ImageAttachments:
 
 @dataclass
 class VulnerabilityReport:
+    """What the ``portside_vulnerabilities`` plugins found for one image, and what not."""
+
     vulnerabilities: list[Vulnerability] = field(default_factory=list)
     suppressed: list[str] = field(default_factory=list)  # ids an OpenVEX statement cleared
     warnings: list[str] = field(default_factory=list)

@@ -19,12 +19,7 @@ severities mapped error -> error, warning -> warning, info -> info, style -> hin
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-import sysconfig
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portside import jsonscan
@@ -32,6 +27,8 @@ from portside.errors import PortsideError
 from portside.plugins import hookimpl
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from portside.dockerfile import Dockerfile
     from portside.policy import Finding
 
@@ -46,6 +43,12 @@ _NAMES = ("hadolint.exe", "hadolint") if os.name == "nt" else ("hadolint",)
 def find_binary() -> str | None:
     """The hadolint to run: ``$PORTSIDE_HADOLINT``, else the one on ``PATH``, else the
     one in the interpreter's scripts folder; ``None`` when there is none (or ``off``)."""
+    # Imported here, as in run_hadolint: this module is registered whenever the plugin
+    # manager is built (a warm credentialed answer included), and lints nothing then.
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
     chosen = os.environ.get(ENV, "").strip()
     if chosen.lower() == "off":
         return None
@@ -73,6 +76,8 @@ def _folder(path: str) -> Path | None:
     """The folder of the file ``path`` names, if it is one on disk (not an editor URI)."""
     if "://" in path or path.startswith("untitled:"):
         return None
+    from pathlib import Path
+
     folder = Path(path).absolute().parent
     return folder if folder.is_dir() else None
 
@@ -96,6 +101,9 @@ def _first_line(data: bytes) -> str:
 def run_hadolint(binary: str, text: str, folder: Path | None) -> list[dict[str, Any]]:
     """hadolint's JSON report for ``text``, run in ``folder``; ``PortsideError`` if it
     cannot run, takes longer than ``TIMEOUT`` or answers with something else."""
+    import subprocess
+    import tempfile
+
     command = [binary, "--no-fail", "--no-color", "--format", "json"]
     if folder is not None and not any((folder / n).is_file() for n in CONFIG_NAMES):
         config = _config_above(folder)

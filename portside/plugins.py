@@ -8,6 +8,8 @@ pytest pattern), so a third-party plugin can block one by name with
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
 
 import pluggy
@@ -44,11 +46,62 @@ def create_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginMana
     pm.add_hookspecs(hookspecs)
     for name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
-    if load_entrypoints:
+    if load_entrypoints and entry_points_may_exist("portside"):
         pm.load_setuptools_entrypoints("portside")
     # A hookimpl whose name matches no spec is a typo in a plugin: fail loudly.
     pm.check_pending()
     return pm
+
+
+def entry_points_may_exist(group: str) -> bool:
+    """False only when no installed distribution can declare an entry point in ``group``.
+
+    ``load_setuptools_entrypoints`` imports ``importlib.metadata`` (email, zipfile, csv:
+    ~15 ms, half a warm credentialed answer) and parses every distribution's metadata.
+    Most machines have no Portside plugin installed, so the ``entry_points.txt`` files
+    in the ``*.dist-info`` / ``*.egg-info`` folders on ``sys.path`` are read first, the
+    way ``importlib.metadata`` finds them; anything this scan cannot read as surely
+    (a zip or egg on the path, another distribution finder) counts as "may exist", so
+    no plugin is ever missed: then pluggy looks itself.
+    """
+    import importlib.machinery  # loaded at start-up already
+
+    for finder in sys.meta_path:
+        if finder is not importlib.machinery.PathFinder and hasattr(finder, "find_distributions"):
+            return True
+    for entry in sys.path:
+        if not isinstance(entry, str) or entry.endswith(".egg"):
+            return True
+        try:
+            names = os.listdir(entry or ".")
+        except NotADirectoryError:
+            return True  # a zip archive: importlib.metadata reads inside it
+        except OSError:
+            continue  # a missing folder holds nothing, for importlib.metadata too
+        for name in names:
+            if name.lower().endswith((".dist-info", ".egg-info")) and _declares_group(
+                os.path.join(entry or ".", name, "entry_points.txt"), group
+            ):
+                return True
+    return False
+
+
+def _declares_group(path: str, group: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return False  # no entry points (an ``.egg-info`` file holds only PKG-INFO)
+    except OSError:
+        return True  # unreadable here; let importlib.metadata decide
+    if group not in text:
+        return False
+    # A section header as importlib.metadata reads one: a stripped line in brackets.
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]") and line.strip("[]").strip() == group:
+            return True
+    return False
 
 
 def get_plugin_manager() -> pluggy.PluginManager:

@@ -148,7 +148,7 @@ async def test_no_hadolint_binary_means_no_findings_and_no_error(
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr(hadolint.sysconfig, "get_path", lambda name: str(empty))
+    monkeypatch.setattr("sysconfig.get_path", lambda name: str(empty))  # hadolint imports it late
     monkeypatch.setattr(hadolint.sys, "executable", str(empty / "python"))
     assert hadolint.find_binary() is None
     path = write(tmp_path, DOCKERFILE)

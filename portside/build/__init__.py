@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
-import pluggy
+from typing import TYPE_CHECKING
 
 from portside.build.base import (
     Builder,
     BuildError,
     BuilderUnavailable,
-    BuildRequest,
-    BuildResult,
     Progress,
     no_progress,
 )
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from portside.build.request import BuildRequest as BuildRequest
+    from portside.build.request import BuildResult as BuildResult
 
 __all__ = [
     "BuildError",
@@ -67,3 +71,13 @@ def get_builder(name: str, pm: pluggy.PluginManager | None = None) -> Builder:
     if reason is not None:
         raise BuilderUnavailable(f"builder {name!r} cannot run here: {reason}", hint=can)
     return builder
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: this package is imported with every builder plugin module,
+    # on every plugin-manager start (see portside.build.request).
+    if name in ("BuildRequest", "BuildResult"):
+        from portside.build.request import BuildRequest, BuildResult
+
+        return BuildRequest if name == "BuildRequest" else BuildResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

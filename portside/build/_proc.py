@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portside.build.base import BuildError, Progress
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # The runtime settings podman and buildah need on these machines (no systemd, no cgroup
 # delegation, no user namespaces): written per run and passed through CONTAINERS_CONF,
@@ -46,6 +48,8 @@ async def run_tool(
 
     On failure the error carries the last ``tail`` lines: the reason is nearly always there.
     """
+    import asyncio  # here: the builders that import this module load on warm paths too
+
     full_env = dict(os.environ)
     full_env.update(env or {})
     try:

@@ -7,24 +7,24 @@ layout; the storage is deleted afterwards, so runs never see each other's images
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
-import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from portside.build._proc import run_tool, write_containers_conf
 from portside.build.base import (
     Builder,
     BuildError,
-    BuildRequest,
-    BuildResult,
     Progress,
     no_progress,
 )
-from portside.build.layout import Layout, platform_key
 from portside.plugins import hookimpl
 from portside.reference import Digest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from portside.build.request import BuildRequest, BuildResult
+
+# Registered with the plugin manager in every process that builds one (a warm
+# credentialed answer included): what a build needs is imported when it runs.
 
 __all__ = ["BuildahBuilder", "portside_builders"]
 
@@ -37,6 +37,8 @@ class BuildahBuilder(Builder):
         self.executable = executable
 
     def unavailable_reason(self) -> str | None:
+        import shutil
+
         if shutil.which(self.executable) is None:
             return f"{self.executable} is not on PATH (Debian: apt-get install buildah)"
         return None
@@ -45,6 +47,15 @@ class BuildahBuilder(Builder):
         reason = self.unavailable_reason()
         if reason:
             raise BuildError(f"buildah: {reason}")
+        import json
+        import tempfile
+        import uuid
+        from pathlib import Path
+
+        from portside.build._proc import run_tool, write_containers_conf
+        from portside.build.layout import Layout, platform_key
+        from portside.build.request import BuildResult
+
         work = Path(tempfile.mkdtemp(prefix="buildah-", dir=request.work_dir))
         storage = work / "storage"
         conf = write_containers_conf(work)
@@ -127,6 +138,10 @@ class BuildahBuilder(Builder):
 async def _remove_storage(
     base: list[str], storage: Path, env: dict[str, str], progress: Progress
 ) -> None:
+    import shutil
+
+    from portside.build._proc import run_tool
+
     if not storage.exists():
         return
     try:

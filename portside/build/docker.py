@@ -12,25 +12,25 @@ is turned into an exception here.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portside.build.base import (
     Builder,
     BuildError,
-    BuildRequest,
-    BuildResult,
     Progress,
     no_progress,
 )
-from portside.build.layout import Layout, platform_key
 from portside.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from portside.build.request import BuildRequest, BuildResult
+
+# Registered with the plugin manager in every process that builds one (a warm
+# credentialed answer included): asyncio, the docker package and the image layout
+# code are imported by the methods that use them, not here.
 
 __all__ = ["DockerBuilder", "check_stream", "portside_builders"]
 
@@ -95,9 +95,18 @@ class DockerBuilder(Builder):
                 "docker: one platform per build through the Engine API; "
                 "use the native builder (pure Python) or buildah for several"
             )
+        import asyncio
+
         return await asyncio.to_thread(self._build, request, progress)
 
     def _build(self, request: BuildRequest, progress: Progress) -> BuildResult:
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from portside.build.layout import Layout, platform_key
+        from portside.build.request import BuildResult
+
         dockerfile = request.dockerfile or request.context / "Dockerfile"
         if not dockerfile.is_file():
             raise BuildError(f"docker: no Dockerfile at {dockerfile}")
@@ -152,6 +161,8 @@ class DockerBuilder(Builder):
         self, image: str, destination: str, progress: Progress = no_progress
     ) -> None:
         """Tag ``image`` as ``destination`` in the engine and push it from there."""
+        import asyncio
+
         await asyncio.to_thread(self._push_via_engine, image, destination, progress)
 
     def _push_via_engine(self, image: str, destination: str, progress: Progress) -> None:

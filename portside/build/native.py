@@ -14,35 +14,33 @@ platforms asked for, each with its own dependency download.
 
 from __future__ import annotations
 
-import asyncio
-import email.parser
-import shutil
-import stat
 import sys
-import tempfile
-import zipfile
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portside import errors, jsonscan
-from portside.build._proc import run_tool
 from portside.build.base import (
     Builder,
     BuildError,
-    BuildRequest,
-    BuildResult,
     Progress,
     created_timestamp,
     no_progress,
 )
-from portside.build.layers import Layer, make_layer
-from portside.build.layout import canonical, platform_key
 from portside.plugins import hookimpl
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
-from portside.registry.client import RegistryClient
-from portside.registry.manifest import Descriptor, Manifest, Platform
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from portside.build.layers import Layer
+    from portside.build.request import BuildRequest, BuildResult
+    from portside.registry.client import RegistryClient
+    from portside.registry.manifest import Descriptor, Manifest, Platform
+
+# Registered with the plugin manager in every process that builds one (a warm
+# credentialed answer included): the registry client (httpx, asyncio), the layer and
+# wheel code are imported by the functions that use them, not here.
 
 __all__ = ["NativeBuilder", "portside_builders", "unpack_wheel"]
 
@@ -59,6 +57,9 @@ def unpack_wheel(wheel: Path, prefix: str = APP_DIR) -> dict[str, tuple[bytes, b
     ``*.data/purelib`` and ``platlib`` go to the root like the rest; scripts, headers
     and data are not installed (the image runs ``python -m``).
     """
+    import stat
+    import zipfile
+
     files: dict[str, tuple[bytes, bool]] = {}
     with zipfile.ZipFile(wheel) as archive:
         for info in archive.infolist():
@@ -82,6 +83,9 @@ def _is_pure(wheel: Path) -> bool:
 
 
 def _requirements(wheel: Path) -> list[str]:
+    import email.parser
+    import zipfile
+
     with zipfile.ZipFile(wheel) as archive:
         meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         message = email.parser.Parser().parsestr(archive.read(meta).decode())
@@ -105,6 +109,15 @@ class NativeBuilder(Builder):
         return None  # needs only Python, pip and a registry
 
     async def build(self, request: BuildRequest, progress: Progress = no_progress) -> BuildResult:
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from portside.build.layers import make_layer
+        from portside.build.layout import canonical, platform_key
+        from portside.build.request import BuildResult
+        from portside.registry.client import RegistryClient
+
         if not request.base:
             raise BuildError("native: no base image; set [tool.portside.image] base")
         target = Reference.parse(request.target)
@@ -182,6 +195,8 @@ class NativeBuilder(Builder):
         )
 
     async def _wheel(self, request: BuildRequest, work: Path, progress: Progress) -> Path:
+        from portside.build._proc import run_tool
+
         out = work / "wheel"
         argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out)]
         env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -221,6 +236,8 @@ class NativeBuilder(Builder):
         request: BuildRequest,
         wheel: Path,
     ) -> list[tuple[Platform, Manifest]]:
+        from portside.registry.manifest import Platform
+
         wanted = [Platform.parse(p) for p in request.platforms]
         if not top.is_index:
             config = await client.get_config(base_ref, top)
@@ -254,6 +271,9 @@ class NativeBuilder(Builder):
         progress: Progress,
         epoch: int,
     ) -> tuple[Layer, bool]:
+        from portside.build._proc import run_tool
+        from portside.build.layers import make_layer
+
         dest = work / f"deps-{platform.architecture}{platform.variant or ''}"
         argv = [
             sys.executable,
@@ -293,6 +313,11 @@ class NativeBuilder(Builder):
         module: str | None,
         progress: Progress,
     ) -> Descriptor:
+        import asyncio
+
+        from portside.build.layout import canonical
+        from portside.registry.manifest import Descriptor
+
         assert base.config is not None
         raw = await client.get_blob(base_ref, base.config.digest)
         try:

@@ -9,10 +9,8 @@ that nothing is sent twice across restarts.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from portside.errors import ConfigError
@@ -28,6 +26,8 @@ from portside.notify.base import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pluggy
 
 __all__ = [
@@ -43,8 +43,6 @@ __all__ = [
     "notify_now",
     "parse_notify",
 ]
-
-log = logging.getLogger("portside.notify")
 
 
 def notifiers_for(
@@ -71,6 +69,8 @@ def notifiers_for(
 
 def load_notify_settings(project_dir: Path) -> NotifySettings:
     """``[tool.portside.notify]`` of the nearest configuration (defaults when none)."""
+    from pathlib import Path
+
     from portside.config import load_table
 
     found = load_table(project_dir)
@@ -93,7 +93,13 @@ async def notify_now(notification: Notification, notifiers: Sequence[Notifier]) 
             failures.append(f"{notifier.name}: {exc.message}")
         except Exception as exc:  # a plugin's bug must not take down the caller
             failures.append(f"{notifier.name}: failed ({type(exc).__name__})")
-    for failure in failures:
-        log.warning("notification not delivered: %s", failure)
-        sys.stderr.write(f"portside: warning: notification not delivered: {failure}\n")
+    if failures:
+        # Imported here: this package loads with its notifier plugins in every process
+        # that builds the plugin manager (a warm credentialed answer included).
+        import logging
+
+        log = logging.getLogger("portside.notify")
+        for failure in failures:
+            log.warning("notification not delivered: %s", failure)
+            sys.stderr.write(f"portside: warning: notification not delivered: {failure}\n")
     return failures

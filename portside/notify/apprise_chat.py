@@ -4,7 +4,6 @@ installed are a configuration error, said once, not a silent drop."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from portside.errors import ConfigError
@@ -25,6 +24,10 @@ class AppriseNotifier(Notifier):
                 )
 
     async def send(self, notification: Notification) -> None:
+        # Imported here: every built-in plugin module is registered in every process that
+        # builds the plugin manager (a warm credentialed answer included).
+        import asyncio
+
         ok = await asyncio.to_thread(
             self._apprise.notify,
             title=f"portside: {notification.summary}",

@@ -13,10 +13,12 @@ import abc
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portside.errors import ConfigError, PortsideError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 KINDS = (
     "rebuilt",

@@ -3,9 +3,7 @@ and a session bus is there; otherwise this notifier is simply not offered."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
 
 from portside.notify.base import Notification, Notifier, NotifyError, NotifySettings
 from portside.plugins import hookimpl
@@ -19,6 +17,10 @@ class DesktopNotifier(Notifier):
         self.binary = binary
 
     async def send(self, notification: Notification) -> None:
+        # Imported here: every built-in plugin module is registered in every process that
+        # builds the plugin manager (a warm credentialed answer included).
+        import asyncio
+
         proc = await asyncio.create_subprocess_exec(
             self.binary,
             "--app-name=portside",
@@ -38,6 +40,8 @@ class DesktopNotifier(Notifier):
 
 def available() -> str | None:
     """The notify-send binary when a desktop session can show it, else None."""
+    import shutil
+
     binary = shutil.which("notify-send")
     if binary is None or not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
         return None

@@ -10,15 +10,19 @@ while it runs. The file only grows; delete it to start afresh (servers notice).
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portside.notify.base import Notifier, NotifySettings
 from portside.notify.jsonl import JsonLinesNotifier
 from portside.plugins import hookimpl
-from portside.statedir import default_state_dir
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def inbox_path() -> Path:
+    from portside.statedir import default_state_dir  # pathlib: not on every start
+
     return default_state_dir() / "editor-inbox.jsonl"
 
 

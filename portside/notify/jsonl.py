@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portside.notify.base import Notification, Notifier, NotifyError, NotifySettings
 from portside.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # A resend only ever follows a crash mid-send: the line, if written, is near the end.
 _TAIL = 1 << 20

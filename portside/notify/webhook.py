@@ -9,12 +9,6 @@ retried.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import json
-import random
-
 from portside.notify.base import (
     Notification,
     Notifier,
@@ -23,7 +17,6 @@ from portside.notify.base import (
     WebhookSettings,
 )
 from portside.plugins import hookimpl
-from portside.redact import redact_url
 
 SIGNATURE_HEADER = "X-Portside-Signature"
 DELIVERY_HEADER = "X-Portside-Delivery"
@@ -32,6 +25,9 @@ EVENT_HEADER = "X-Portside-Event"
 
 def sign(secret: str, body: bytes) -> str:
     """The signature header's value for ``body``."""
+    import hashlib
+    import hmac
+
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -39,12 +35,20 @@ class WebhookNotifier(Notifier):
     idempotent = True  # the delivery id lets the receiver drop a repeat
 
     def __init__(self, settings: WebhookSettings, *, backoff: float = 0.5) -> None:
+        from portside.redact import redact_url  # urllib and hmac: only for a webhook set up
+
         self.settings = settings
         self.backoff = backoff
         self.shown = redact_url(settings.url)
         self.name = f"webhook:{self.shown}"
 
     async def send(self, notification: Notification) -> None:
+        # Imported here: every built-in plugin module is registered in every process that
+        # builds the plugin manager (a warm credentialed answer included).
+        import asyncio
+        import json
+        import random
+
         import httpx  # here, not at import: the plugin manager loads this module early
 
         body = json.dumps(notification.to_json(), sort_keys=True).encode()

@@ -36,33 +36,41 @@ what to do, never a value or a helper's output.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
-import json
-import logging
 import os
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
+import sys
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portside import jsonscan
-from portside.contract import Credential as Credential
+from portside.credential import Credential as Credential
 from portside.errors import CredentialError, PortsideError
 from portside.plugins import hookimpl
 from portside.reference import DOCKER_HUB, DOCKER_HUB_LEGACY_KEY, canonical_registry
 
 if TYPE_CHECKING:
+    import logging
+    import subprocess
+    from pathlib import Path
+
     import pluggy
 
-log = logging.getLogger(__name__)
+# A warm credentialed answer asks the plugins for the caller's credential before it is
+# served from the cache, so the config.json path imports nothing heavy: what only
+# writing a config or running a credential helper needs (json, tempfile, shutil,
+# subprocess, asyncio) is imported where it is used.
+
+
+def _log() -> logging.Logger:
+    # logging (~5 ms) is imported only to say something: the config.json path is silent.
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 DEFAULT_HELPER_TIMEOUT = 10.0
 """Seconds a credential helper may take before it is killed."""
@@ -85,32 +93,55 @@ _warned_unscoped_env = False
 
 # --- the credential ----------------------------------------------------------
 
-# Credential is a type of the plugin contract: it lives in portside.contract (below
-# the plugin manager) and is re-exported here, where it has always been importable.
+# Credential is a type of the plugin contract: it lives in portside.credential (below
+# the plugin manager, apart from the rest of portside.contract so that the warm path
+# imports no dataclasses) and is re-exported here, where it has always been importable.
+
 
 # --- config files ------------------------------------------------------------
 
 
+# The credential sources work on path strings (os.path): reading a config is on the
+# warm path, and pathlib costs more than reading the file. Paths for the public API.
+
+
+def _docker_config_file() -> str:
+    directory = os.environ.get("DOCKER_CONFIG")
+    base = directory if directory else os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
+
+
 def docker_config_path() -> Path:
     """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
-    directory = os.environ.get("DOCKER_CONFIG")
-    base = Path(directory) if directory else Path.home() / ".docker"
-    return base / "config.json"
+    from pathlib import Path
+
+    return Path(_docker_config_file())
+
+
+def _containers_auth_files() -> list[str]:
+    explicit = os.environ.get("REGISTRY_AUTH_FILE")
+    if explicit:
+        return [explicit]
+    paths = []
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        paths.append(os.path.join(runtime, "containers", "auth.json"))
+    config_home = os.environ.get("XDG_CONFIG_HOME")
+    base = config_home if config_home else os.path.join(os.path.expanduser("~"), ".config")
+    paths.append(os.path.join(base, "containers", "auth.json"))
+    return paths
 
 
 def containers_auth_paths() -> list[Path]:
     """podman's ``auth.json`` candidates, in the order containers/image reads them."""
-    explicit = os.environ.get("REGISTRY_AUTH_FILE")
-    if explicit:
-        return [Path(explicit)]
-    paths = []
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        paths.append(Path(runtime) / "containers" / "auth.json")
-    config_home = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(config_home) if config_home else Path.home() / ".config"
-    paths.append(base / "containers" / "auth.json")
-    return paths
+    from pathlib import Path
+
+    return [Path(path) for path in _containers_auth_files()]
+
+
+def _read_text(path: str | Path) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
@@ -121,6 +152,8 @@ def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
     except ValueError as exc:
         # JSONDecodeError's message names a position, never the content; build our
         # own anyway so no fragment of a secret can slip through.
+        import json  # loaded by jsonscan already when the text is not JSON
+
         where = ""
         if isinstance(exc, json.JSONDecodeError):
             where = f" at line {exc.lineno} column {exc.colno}"
@@ -135,11 +168,11 @@ def _parse_config_text(text: str, origin: str) -> dict[str, Any]:
     return data
 
 
-def load_docker_config(path: Path | None = None) -> dict[str, Any]:
+def load_docker_config(path: Path | str | None = None) -> dict[str, Any]:
     """The parsed docker config (``{}`` when the file does not exist)."""
-    path = docker_config_path() if path is None else path
+    path = _docker_config_file() if path is None else path
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
@@ -185,6 +218,10 @@ def save_docker_config(config: Mapping[str, Any], path: Path | None = None) -> P
     renamed over it, so a reader sees the old or the new file, never half of one.
     A symlinked config is written through the link. Returns the path written.
     """
+    import json
+    import tempfile
+    from pathlib import Path
+
     path = docker_config_path() if path is None else path
     _refuse_untrusted(path)
     if path.is_symlink():
@@ -369,7 +406,7 @@ def _helper_timeout(timeout: float | None) -> float:
             value = -1.0
         if value > 0:
             return value
-        log.warning("ignoring %s=%r: not a positive number of seconds", HELPER_TIMEOUT_ENV, text)
+        _log().warning("ignoring %s=%r: not a positive number of seconds", HELPER_TIMEOUT_ENV, text)
     return DEFAULT_HELPER_TIMEOUT
 
 
@@ -380,6 +417,8 @@ def _helper_program(helper: str, host: str, origin: str | None) -> tuple[str, st
             + (f" in {origin}" if origin else ""),
             hint="a helper name is letters, digits, '.', '_' and '-' (docker-credential-<name>)",
         )
+    import shutil
+
     program = f"docker-credential-{helper}"
     path = shutil.which(program)
     if path is None:
@@ -392,6 +431,9 @@ def _helper_program(helper: str, host: str, origin: str | None) -> tuple[str, st
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
+    import signal
+    import subprocess
+
     with contextlib.suppress(OSError):
         if os.name == "posix":
             os.killpg(process.pid, signal.SIGKILL)
@@ -410,6 +452,8 @@ def _run_helper(
     origin: str | None,
     timeout: float | None,
 ) -> tuple[str, int, bytes, bytes]:
+    import subprocess
+
     program, path = _helper_program(helper, host, origin)
     seconds = _helper_timeout(timeout)
     try:
@@ -448,6 +492,8 @@ def _run_helper(
 
 
 def _describe_exit(code: int) -> str:
+    import signal
+
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
@@ -523,6 +569,8 @@ def helper_store(
     timeout: float | None = None,
 ) -> None:
     """``docker-credential-<helper> store``: keep ``username``/``secret`` for ``registry``."""
+    import json
+
     host = canonical_registry(registry)
     payload = json.dumps(
         {"ServerURL": helper_server_url(host), "Username": username, "Secret": secret}
@@ -636,7 +684,7 @@ def env_credentials(registry: str) -> Credential | None:
         if not target:
             if not _warned_unscoped_env:
                 _warned_unscoped_env = True
-                log.warning(
+                _log().warning(
                     "%s/%s are ignored because %s is not set: set it to the one registry "
                     "they are for, so no other registry can receive them",
                     ENV_USERNAME,
@@ -670,7 +718,7 @@ def env_credentials(registry: str) -> Credential | None:
 @hookimpl(specname="portside_credentials")
 def docker_config_credentials(registry: str) -> Credential | None:
     """docker's ``config.json``: ``credHelpers``, else ``credsStore``, else ``auths``."""
-    path = docker_config_path()
+    path = _docker_config_file()
     config = load_docker_config(path)
     if not config:
         return None
@@ -680,9 +728,9 @@ def docker_config_credentials(registry: str) -> Credential | None:
 @hookimpl(specname="portside_credentials", trylast=True)
 def containers_auth_credentials(registry: str) -> Credential | None:
     """podman / containers ``auth.json``, whole-host entries only."""
-    for path in containers_auth_paths():
+    for path in _containers_auth_files():
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read_text(path)
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:
@@ -760,12 +808,16 @@ class CredentialStore:
                 self._errors[host] = exc
                 raise
             self._answers[host] = credential
-            if credential is not None:
-                log.debug("credentials for %s: %s", host, credential)
+            # Unless something imported logging, nothing set a handler up to show a
+            # debug line: skip the import (the warm path).
+            if credential is not None and "logging" in sys.modules:
+                _log().debug("credentials for %s: %s", host, credential)
             return credential
 
     async def aget(self, registry: str) -> Credential | None:
         """``get`` in a worker thread, so helpers never block the event loop."""
+        import asyncio  # only async callers (the client) get here: asyncio is loaded
+
         return await asyncio.to_thread(self.get, registry)
 
     def forget(self, registry: str | None = None) -> None:
