@@ -344,6 +344,7 @@ class Watcher:
                 todo.append((target, state))
 
         async def one(target: Target, state: TargetState) -> None:
+            # On failure the repository is marked: its next round looks again.
             try:
                 look = await attached.look(
                     self.client,
@@ -355,8 +356,17 @@ class Watcher:
                 )
             except errors.PortsideError as exc:
                 report.problems.append(f"{target.ref.familiar}: attachments: {exc.message}")
+                self.store.mark_dirty(target.repository)
                 log.warning("could not read what is attached to %s: %s", target.ref.familiar,
                             exc.message)  # fmt: skip
+                return
+            except Exception as exc:  # a bug (or a plugin's) costs this look, not the round
+                problem = f"unexpected {type(exc).__name__}"
+                report.problems.append(f"{target.ref.familiar}: attachments: {problem}")
+                self.store.mark_dirty(target.repository)
+                log.error("could not read what is attached to %s: %s", target.ref.familiar,
+                          problem)  # fmt: skip
+                log.debug("traceback", exc_info=True)
                 return
             if look is None:
                 return
