@@ -1,14 +1,20 @@
-"""Language-server figures over stdio: Portside's server and, where the feature exists,
-``docker-langserver`` (npm ``dockerfile-language-server-nodejs``) on the same files.
+"""Language-server figures over stdio: Portside's server, the floor every pygls server
+pays (importing pygls and lsprotocol, nothing else) and ``docker-langserver`` (npm
+``dockerfile-language-server-nodejs`` 0.15.0) on the same files.
 
-    .venv/bin/python benchmarks/bench_lsp.py [--requests 200] [--peer PATH/docker-langserver]
+    .venv/bin/python benchmarks/bench_lsp.py [--requests 200] [--edits 50]
     .venv/bin/python benchmarks/bench_lsp.py --startup-only [--startups 15]
 
-Measures start-up to ``initialized``, tag completion latency (cold: an empty cache;
-warm: the cache filled) p50/p95, diagnostics latency after an edit on a 300-line
-multi-stage Dockerfile (local findings, measured from the didChange to the publish,
-debounce excluded), and resident memory (VmRSS) after the run. The registry is a real
-local ``docker-registry`` seeded by the test harness (``tests/harness``).
+The peer is installed on first use into a cache directory (``--peer-dir``, default
+``~/.cache/portside-bench/docker-langserver``) with ``npm install``; ``--peer PATH``
+uses another ``docker-langserver``, ``--no-peer`` none.
+
+Measures start-up to ``initialized`` (the floor, Portside, the peer), tag completion
+latency (cold: an empty cache; warm: the cache filled) p50/p95, diagnostics latency
+after an edit on a 300-line multi-stage Dockerfile (the first publish after the edit,
+debounce excluded) with the hadolint plugin off and on, and resident memory (VmRSS)
+after the run. The registry is a real local ``docker-registry`` seeded by the test
+harness (``tests/harness``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +73,7 @@ class Server:
         self.name, self.command, self.env = name, command, env
         self.client: LanguageClient | None = None
         self.published: dict[str, float] = {}
+        self.versions: dict[str, int | None] = {}
 
     async def start(self, root: Path, init: dict[str, Any] | None = None) -> float:
         began = time.perf_counter()
@@ -75,6 +83,7 @@ class Server:
 
         def publish(params: lsp.PublishDiagnosticsParams) -> None:
             self.published[params.uri] = time.perf_counter()
+            self.versions[params.uri] = params.version
 
         client.protocol.fm.features[lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = publish
 
@@ -151,11 +160,44 @@ async def diagnostics_latency(
             )
         )
         deadline = began + 10
-        while uri not in server.published and time.perf_counter() < deadline:
+
+        def arrived(version: int = version) -> bool:
+            # The first publish for this version (a server that sends no version: any).
+            return uri in server.published and server.versions.get(uri) in (version, None)
+
+        while not arrived() and time.perf_counter() < deadline:
             await asyncio.sleep(0.0005)
-        if uri in server.published:
+        if arrived():
             out.append((server.published[uri] - began - debounce) * 1000)
     return out
+
+
+PEER_PACKAGE = "dockerfile-language-server-nodejs@0.15.0"
+# The floor: a pygls server that imports pygls and lsprotocol and answers initialize.
+FLOOR = "from pygls.lsp.server import LanguageServer; LanguageServer('floor', '0').start_io()"
+
+
+def find_peer(args: argparse.Namespace) -> str | None:
+    """``docker-langserver``: ``--peer``, else the one in ``--peer-dir`` (installed there
+    with npm on first use); ``None`` with ``--no-peer`` or without npm."""
+    if args.no_peer:
+        return None
+    if args.peer:
+        return str(args.peer)
+    folder = Path(args.peer_dir).expanduser()
+    binary = folder / "node_modules" / ".bin" / "docker-langserver"
+    if not binary.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            print("npm not found: measuring without docker-langserver", file=sys.stderr)
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(folder), PEER_PACKAGE],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return str(binary)
 
 
 def servers_to_measure(peer: str | None) -> list[tuple[str, list[str]]]:
@@ -166,9 +208,20 @@ def servers_to_measure(peer: str | None) -> list[tuple[str, list[str]]]:
     return servers
 
 
-def server_env(cache: Path) -> dict[str, str]:
-    """The servers' environment: this checkout's portside, caching in ``cache``."""
-    return {**os.environ, "PORTSIDE_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+def startup_servers(peer: str | None) -> list[tuple[str, list[str]]]:
+    """What start-up is measured for: the pygls floor, Portside, the peer."""
+    return [("pygls floor", [sys.executable, "-c", FLOOR]), *servers_to_measure(peer)]
+
+
+def server_env(cache: Path, *, hadolint: bool = False) -> dict[str, str]:
+    """The servers' environment: this checkout's portside, caching in ``cache``; the
+    hadolint plugin on (its binary from the ``hadolint`` extra) or off."""
+    env = {**os.environ, "PORTSIDE_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    if hadolint:
+        env.pop("PORTSIDE_HADOLINT", None)
+    else:
+        env["PORTSIDE_HADOLINT"] = "off"
+    return env
 
 
 async def startup_times(
@@ -183,26 +236,87 @@ async def startup_times(
     return startups
 
 
+async def interleaved_startups(
+    servers: list[tuple[str, list[str]]], env: dict[str, str], root: Path, runs: int
+) -> dict[str, list[float]]:
+    """Start-up to ``initialized`` (ms) of each server, ``runs`` rounds interleaved so a
+    noisy moment costs every server alike."""
+    times: dict[str, list[float]] = {name: [] for name, _ in servers}
+    for _ in range(runs):
+        for name, command in servers:
+            times[name] += await startup_times(name, command, env, root, 1)
+    return times
+
+
+def own_imports(runs: int) -> list[float]:
+    """What the server's own modules add to the floor's imports, in ms, by
+    ``python -X importtime``: the floor (asyncio, pygls, lsprotocol) first, then
+    ``lsp_server.handlers`` (everything ``initialize`` runs on), whose cumulative time
+    counts only what the floor did not already import."""
+    # asyncio belongs to the floor: every pygls server imports it to run.
+    code = "import asyncio, pygls.lsp.server, lsprotocol.types; import lsp_server.handlers"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for line in done.stderr.splitlines():
+            if line.rstrip().endswith("| lsp_server.handlers"):
+                out.append(int(line.split("|")[1]) / 1000)
+    return out
+
+
+def print_startups(times: dict[str, list[float]]) -> None:
+    floor = statistics.median(times["pygls floor"])
+    for name, values in times.items():
+        median = statistics.median(values)
+        extra = f", floor + {median - floor:.0f} ms" if name == "portside" else ""
+        print(
+            f"{name}: start-up to initialized, median of {len(values)}: {median:.0f} ms "
+            f"(min {min(values):.0f}, max {max(values):.0f}{extra})"
+        )
+
+
+def print_own_imports(runs: int) -> None:
+    values = own_imports(runs)
+    print(
+        f"portside's own imports on top of the floor (-X importtime, {len(values)} runs): "
+        f"min {min(values):.0f} ms, median {statistics.median(values):.0f} ms"
+    )
+
+
 async def startup_only(args: argparse.Namespace) -> None:
     """Only start-up to ``initialized`` (no registry needed): ``--startup-only``."""
+    compile_checkout()
     work = Path(tempfile.mkdtemp(prefix="bench-lsp-"))
     try:
-        for name, command in servers_to_measure(args.peer):
-            root = work / f"ws-{name}"
-            root.mkdir()
-            startups = await startup_times(
-                name, command, server_env(work / "cache"), root, args.startups
-            )
-            print(
-                f"{name}: start-up to initialized median of {args.startups}: "
-                f"{statistics.median(startups):.0f} ms "
-                f"(min {min(startups):.0f}, max {max(startups):.0f})"
-            )
+        root = work / "ws"
+        root.mkdir()
+        servers = startup_servers(find_peer(args))
+        print_startups(
+            await interleaved_startups(servers, server_env(work / "cache"), root, args.startups)
+        )
+        print_own_imports(args.startups)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def compile_checkout() -> None:
+    """Bytecode for this checkout's modules, as an installed package has: start-up is
+    measured from bytecode, not from compiling the sources."""
+    import compileall
+
+    for package in ("portside", "lsp_server"):
+        compileall.compile_dir(str(ROOT / package), quiet=1)
+
+
 async def bench(args: argparse.Namespace) -> None:
+    compile_checkout()
     if args.startup_only:
         await startup_only(args)
         return
@@ -217,15 +331,30 @@ async def bench(args: argparse.Namespace) -> None:
         line_text = f"FROM {host}/library/python:3.12-slim-bookworm"
         results: dict[str, dict[str, str]] = {}
 
-        for name, command in servers_to_measure(args.peer):
+        peer = find_peer(args)
+        startup_root = work / "ws-startup"
+        startup_root.mkdir()
+        startups = await interleaved_startups(
+            startup_servers(peer), server_env(work / "cache-startup"), startup_root, args.startups
+        )
+        print_startups(startups)
+        print_own_imports(args.startups)
+        floor = statistics.median(startups["pygls floor"])
+        runs = [(n, c, False) for n, c in servers_to_measure(peer)]
+        runs.insert(1, ("portside", [sys.executable, "-m", "lsp_server"], True))
+        for name, command, hadolint in runs:
+            label = f"{name} (hadolint on)" if hadolint else name
             row: dict[str, str] = {}
-            cache = work / f"cache-{name}"
-            env = server_env(cache)
-            root = work / f"ws-{name}"
+            # Plain folder names: a URI with spaces or parentheses may come back from a
+            # server spelled another way, and its publishes would not be recognised.
+            slug = f"{name}-hadolint" if hadolint else name
+            cache = work / f"cache-{slug}"
+            env = server_env(cache, hadolint=hadolint)
+            root = work / f"ws-{slug}"
             root.mkdir()
-            startups = await startup_times(name, command, env, root, args.startups)
-            row[f"start-up to initialized (ms, median of {args.startups})"] = (
-                f"{statistics.median(startups):.0f}"
+            median = statistics.median(startups[name])
+            row[f"start-up to initialized (ms, median of {args.startups})"] = f"{median:.0f}" + (
+                f" (floor+{median - floor:.0f})" if name == "portside" else ""
             )
 
             server = Server(name, command, env)
@@ -233,32 +362,34 @@ async def bench(args: argparse.Namespace) -> None:
             uri = (root / "Dockerfile").as_uri()
             server.open(uri, line_text + "\n")
             column = line_text.index(":3.12") + 1
-            # cold: a fresh cache directory per request would need a fresh server; the
-            # first request of a fresh server on an empty cache is the cold figure, and
-            # repeated over several servers.
-            cold: list[float] = []
-            for i in range(args.cold):
-                shutil.rmtree(cache, ignore_errors=True)
-                s = Server(name, command, env)
-                await s.start(root, None)
-                s.open(uri, line_text + "\n")
-                began = time.perf_counter()
-                result = await s.complete(uri, 0, column)
-                cold.append((time.perf_counter() - began) * 1000)
-                if i == 0:
-                    items = (
-                        result.items if isinstance(result, lsp.CompletionList) else (result or [])
-                    )
-                    row["tag items (first request)"] = str(len(items))
-                await s.stop()
-            row["cold tag completion p50/p95 (ms)"] = (
-                f"{pct(cold, 0.5):.1f} / {pct(cold, 0.95):.1f}"
-            )
-            await server.complete(uri, 0, column)  # fill the cache
-            warm = await completion_latencies(server, uri, 0, column, args.requests)
-            row["warm tag completion p50/p95 (ms)"] = (
-                f"{pct(warm, 0.5):.2f} / {pct(warm, 0.95):.2f}"
-            )
+            if not hadolint:
+                # cold: the first request of a fresh server on an empty cache, repeated
+                # over several servers.
+                cold: list[float] = []
+                for i in range(args.cold):
+                    shutil.rmtree(cache, ignore_errors=True)
+                    s = Server(name, command, env)
+                    await s.start(root, None)
+                    s.open(uri, line_text + "\n")
+                    began = time.perf_counter()
+                    result = await s.complete(uri, 0, column)
+                    cold.append((time.perf_counter() - began) * 1000)
+                    if i == 0:
+                        items = (
+                            result.items
+                            if isinstance(result, lsp.CompletionList)
+                            else (result or [])
+                        )
+                        row["tag items (first request)"] = str(len(items))
+                    await s.stop()
+                row["cold tag completion p50/p95 (ms)"] = (
+                    f"{pct(cold, 0.5):.1f} / {pct(cold, 0.95):.1f}"
+                )
+                await server.complete(uri, 0, column)  # fill the cache
+                warm = await completion_latencies(server, uri, 0, column, args.requests)
+                row["warm tag completion p50/p95 (ms)"] = (
+                    f"{pct(warm, 0.5):.2f} / {pct(warm, 0.95):.2f}"
+                )
             big = (root / "big.Dockerfile").as_uri()
             server.open(big, text)
             await asyncio.sleep(1.0)
@@ -269,13 +400,13 @@ async def bench(args: argparse.Namespace) -> None:
                 )
             row["resident memory after run (MB)"] = f"{rss_mb(server.pid):.0f}"
             await server.stop()
-            results[name] = row
+            results[label] = row
         keys = list(results["portside"])
         width = max(len(k) for k in keys)
-        print(f"{'':{width}}  " + "  ".join(f"{n:>20}" for n in results))
+        print(f"{'':{width}}  " + "  ".join(f"{n:>22}" for n in results))
         for key in keys:
             print(
-                f"{key:{width}}  " + "  ".join(f"{results[n].get(key, 'n/a'):>20}" for n in results)
+                f"{key:{width}}  " + "  ".join(f"{results[n].get(key, 'n/a'):>22}" for n in results)
             )
     finally:
         factory.close()
@@ -287,7 +418,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--cold", type=int, default=10)
     parser.add_argument("--edits", type=int, default=50)
-    parser.add_argument("--peer", help="path of docker-langserver, to measure it too")
+    parser.add_argument("--peer", help="path of docker-langserver (default: installed)")
+    parser.add_argument(
+        "--peer-dir",
+        default="~/.cache/portside-bench/docker-langserver",
+        help="where docker-langserver is installed with npm on first use",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="measure Portside alone")
     parser.add_argument("--startups", type=int, default=5, help="start-ups to take the median of")
     parser.add_argument(
         "--startup-only", action="store_true", help="measure start-up only (no registry)"

@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.enable()
 
 
+def _quiet_unknown_methods(record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    return not ("unknown method" in message and record.levelno <= logging.WARNING)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     import gc
 
@@ -40,8 +45,16 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
-    from .server import __version__
-
+    try:
+        from .handlers import create_server
+        from .server import __version__
+    except ImportError as exc:  # a broken install: say what is missing, no traceback
+        print(
+            f"portside lsp: cannot load the language server ({exc}); "
+            "reinstall portside, which installs pygls and lsprotocol",
+            file=sys.stderr,
+        )
+        return 2
     if args.version:
         print(f"portside-lsp {__version__}")
         return 0
@@ -52,8 +65,9 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     logging.getLogger("portside").setLevel(args.log_level.upper())
     logging.getLogger("pygls").setLevel(logging.WARNING)
-
-    from .handlers import create_server
+    # A request or notification the server does not offer is answered as the protocol
+    # says (MethodNotFound, or ignored); editors file every stderr line as an error.
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_quiet_unknown_methods)
 
     server = create_server()
     gc.freeze()

@@ -23,14 +23,10 @@ from portside.reference import Reference
 if TYPE_CHECKING:  # the policy rules load with the first document, not at start-up
     from portside.policy import Finding, UpdateOption
 
+from .commands import COMMAND_PIN_ALL
 from .positions import Codec
 
 SOURCE = "portside"
-COMMAND_PIN_ALL = "portside.pinAll"
-COMMAND_CHECK_NOW = "portside.checkNow"
-COMMAND_PUBLISH_DRY_RUN = "portside.publishDryRun"
-COMMAND_PUBLISH = "portside.publish"
-COMMAND_BUILD = "portside.build"
 
 SEVERITY = {
     "error": lsp.DiagnosticSeverity.Error,
@@ -67,7 +63,9 @@ def to_diagnostics(findings: Iterable[Finding], codec: Codec) -> list[lsp.Diagno
 
 
 def problem_diagnostics(doc: Dockerfile, codec: Codec) -> list[lsp.Diagnostic]:
-    """The parser's own problems (what BuildKit would reject), as errors."""
+    """The parser's own problems (what BuildKit would reject), as errors; those about
+    an image are the policy's ``invalid-reference`` findings already."""
+    images = {use.range for use in doc.images}
     return [
         lsp.Diagnostic(
             range=codec.range(p.range),
@@ -77,6 +75,7 @@ def problem_diagnostics(doc: Dockerfile, codec: Codec) -> list[lsp.Diagnostic]:
             source=SOURCE,
         )
         for p in doc.problems
+        if p.range not in images
     ]
 
 
@@ -139,6 +138,8 @@ def completion_context(doc: Dockerfile, position: Position) -> CompletionContext
     if instruction is None:
         return None
     keyword = instruction.keyword
+    if keyword == "ARG":
+        return _default_context(doc, position)
     head = instruction.keyword_range
     if position.line == head.start.line and character <= head.end.character:
         return None  # on the keyword itself
@@ -176,10 +177,30 @@ def completion_context(doc: Dockerfile, position: Position) -> CompletionContext
         return None
     if character < value_start:
         return None
-    value = text[value_start:end]
-    typed = text[value_start:character]
     use = doc.image_at(position)
-    line = position.line
+    return _split(
+        kind,
+        text[value_start:end],
+        text[value_start:character],
+        value_start,
+        position.line,
+        use,
+        stage,
+    )
+
+
+def _split(
+    kind: ContextKind,
+    value: str,
+    typed: str,
+    value_start: int,
+    line: int,
+    use: ImageUse | None,
+    stage: int | None,
+) -> CompletionContext:
+    """What is being completed in an image reference ``value`` written from column
+    ``value_start``, of which ``typed`` precedes the cursor: the name, a tag or a digest."""
+    end = value_start + len(value)
     # Past the last '/', ':' starts a tag and '@' a digest.
     slash = typed.rfind("/")
     at = typed.find("@", slash + 1)
@@ -214,6 +235,53 @@ def completion_context(doc: Dockerfile, position: Position) -> CompletionContext
         use=use,
         stage=stage,
     )
+
+
+def image_of_default(doc: Dockerfile, position: Position) -> tuple[ImageUse, Arg] | None:
+    """The image a ``FROM`` builds from the ``ARG`` whose default is at ``position``
+    (``ARG BASE=python:3.12`` for ``FROM ${BASE}``), and that ARG: the default is that
+    image's line too, for hover, completion and fixes."""
+    for arg in doc.args:
+        where = arg.default_range
+        if where is None or not (
+            where.start <= position <= where.end and where.start.line == where.end.line
+        ):
+            continue
+        for use in doc.images:
+            if (
+                use.kind == "from"
+                and use.is_image
+                and any(sub.default_range == where for sub in use.substitutions)
+            ):
+                return use, arg
+    return None
+
+
+def _default_context(doc: Dockerfile, position: Position) -> CompletionContext | None:
+    """Completion inside an ARG default that a FROM uses: the whole image
+    (``FROM ${BASE}``) or its tag (``FROM python:${PY}``)."""
+    found = image_of_default(doc, position)
+    if found is None:
+        return None
+    use, arg = found
+    where, default = arg.default_range, arg.default
+    if where is None or default is None or default[:1] in ("'", '"'):
+        return None
+    typed = default[: position.character - where.start.character]
+    stage = _stage_at(doc, position.line)
+    sub = next(s for s in use.substitutions if s.default_range == where)
+    written = use.text
+    start = sub.range.start.character - use.range.start.character
+    stop = sub.range.end.character - use.range.start.character
+    if sub.range.start.line != use.range.start.line:
+        return None
+    before = written[:start].removesuffix("${").removesuffix("$")
+    rest = written[stop:].removeprefix("}")
+    if not before and not rest:  # the ARG is the whole image
+        return _split("image", default, typed, where.start.character, where.start.line, use, stage)
+    if before.endswith(":") and not rest and "/" not in default:  # the ARG is the tag
+        return CompletionContext("tag", typed, where, name=before[:-1], use=use, stage=stage)
+    return None
 
 
 def image_reference(context: CompletionContext) -> Reference | None:
@@ -281,8 +349,8 @@ def image_name_items(
         ("4", [f"{r}/" for r in registries], "configured registry"),
     ):
         for index, name in enumerate(names):
-            if name in items:
-                continue
+            if name in items or name == context.prefix:
+                continue  # what is typed already is no candidate
             items[name] = lsp.CompletionItem(
                 label=name,
                 kind=lsp.CompletionItemKind.Folder
@@ -704,6 +772,17 @@ def _overlaps(a: Range, b: Range) -> bool:
     return not (a.end.line < b.start.line or b.end.line < a.start.line)
 
 
+def findings_at(doc: Dockerfile, findings: Sequence[Finding], window: Range) -> list[Finding]:
+    """The findings on the window's lines, and those of images whose ``ARG`` default
+    is on them (``ARG BASE=…`` is the line a fix of ``FROM ${BASE}`` edits)."""
+    images = set()
+    for use in doc.images:
+        for sub in use.substitutions:
+            if sub.default_range is not None and _overlaps(sub.default_range, window):
+                images.add(image_key(use.range))
+    return [f for f in findings if _overlaps(f.range, window) or image_key(f.range) in images]
+
+
 def code_actions(
     doc: Dockerfile,
     findings: Sequence[Finding],
@@ -724,7 +803,7 @@ def code_actions(
     the variant, instead of the finding's single edit.
     """
     out: list[lsp.CodeAction] = []
-    here = [f for f in findings if _overlaps(f.range, window)]
+    here = findings_at(doc, findings, window)
 
     def workspace_edit(edits: list[lsp.TextEdit]) -> lsp.WorkspaceEdit:
         return lsp.WorkspaceEdit(

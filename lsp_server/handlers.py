@@ -4,15 +4,24 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
-from portside import errors, versions
+from portside import errors
 from portside.reference import Reference
 
-from . import features
+from . import commands
+from .lazy import lazy
 from .server import PortsideLanguageServer, _safe
+
+if TYPE_CHECKING:
+    from portside import versions
+
+    from . import features
+else:  # loaded with the first request that needs them, not for initialize
+    versions = lazy("portside.versions")
+    features = lazy("lsp_server.features")
 
 
 def _none() -> None:
@@ -61,12 +70,14 @@ def create_server() -> PortsideLanguageServer:
             features_log(f"workspace/configuration failed: {type(exc).__name__}")
             return
         server.client_config = answer[0] if answer else None
+        server.client_config_source = "workspace/configuration"
         server.apply_settings()
 
     async def did_change_configuration(params: lsp.DidChangeConfigurationParams) -> None:
         settings = params.settings
         if isinstance(settings, dict) and isinstance(settings.get("portside"), dict):
             server.client_config = settings["portside"]
+            server.client_config_source = "workspace/didChangeConfiguration"
             server.apply_settings()
         else:
             await pull_configuration()
@@ -92,6 +103,7 @@ def create_server() -> PortsideLanguageServer:
 
     def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
+        server.learn_saved(uri)
         if uri.endswith(("pyproject.toml", "portside.toml")):
             server.apply_settings()
             for open_uri in list(server.workspace.text_documents):
@@ -212,9 +224,16 @@ def create_server() -> PortsideLanguageServer:
             return None
         position = snap.codec.to_core(params.position)
         use = snap.doc.image_at(position)
+        where_core = use.range if use is not None else None
         if use is None:
-            return None
-        where = snap.codec.range(use.range)
+            # An ARG default a FROM uses as its image (or part of it): that image.
+            found = features.image_of_default(snap.doc, position)
+            if found is None:
+                return None
+            use, arg = found
+            where_core = arg.default_range
+        assert where_core is not None
+        where = snap.codec.range(where_core)
         if use.is_stage_reference and use.stage_reference is not None:
             text = features.stage_hover(snap.doc.stages[use.stage_reference])
         elif use.is_scratch:
@@ -256,22 +275,9 @@ def create_server() -> PortsideLanguageServer:
         snap = server.analysable(params.text_document.uri)
         if snap is None:
             return []
-        published = server.published.get(snap.uri)
-        if published is not None and published.version == snap.version:
-            findings = published.findings
-        else:
-            from portside import policy
-
-            config, _ = server.policy_config(snap.path)
-            findings, _ = policy.local_findings(
-                snap.doc, file=snap.uri, text=snap.text, config=config
-            )
+        findings = server.findings_now(snap.uri)
         window = snap.codec.core_range(params.range)
-        nearby = [
-            f
-            for f in findings
-            if f.range.start.line <= window.end.line and f.range.end.line >= window.start.line
-        ]
+        nearby = features.findings_at(snap.doc, findings, window)
         pins = await server.pin_edits(snap, nearby)
         return features.code_actions(
             snap.doc,
@@ -394,9 +400,9 @@ def create_server() -> PortsideLanguageServer:
     feature(lsp.TEXT_DOCUMENT_DOCUMENT_LINK, lsp.DocumentLinkOptions(resolve_provider=False))(
         document_link
     )
-    server.command(features.COMMAND_PIN_ALL)(pin_all_command)
-    server.command(features.COMMAND_CHECK_NOW)(check_now_command)
-    server.command(features.COMMAND_PUBLISH_DRY_RUN)(publish_dry_run_command)
-    server.command(features.COMMAND_PUBLISH)(publish_command)
-    server.command(features.COMMAND_BUILD)(build_command)
+    server.command(commands.COMMAND_PIN_ALL)(pin_all_command)
+    server.command(commands.COMMAND_CHECK_NOW)(check_now_command)
+    server.command(commands.COMMAND_PUBLISH_DRY_RUN)(publish_dry_run_command)
+    server.command(commands.COMMAND_PUBLISH)(publish_command)
+    server.command(commands.COMMAND_BUILD)(build_command)
     return server

@@ -29,14 +29,31 @@ from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from portside import errors, images
-from portside.cache import CacheStore, NeedsNetwork
+from portside import errors
+from portside.cache import CachedRegistry, CacheStore, NeedsNetwork
 from portside.config import PolicyConfig, find_config_file, load_config
-from portside.dockerfile import Dockerfile, ImageUse, Position, Range, parse
-from portside.images import ImageInfo
-from portside.redact import redact_url
 from portside.reference import Digest, Reference
-from portside.registry.manifest import Platform
+
+from .gate import GatedRegistry
+from .lazy import lazy
+from .settings import Settings, resolve_settings
+
+if TYPE_CHECKING:
+    from portside import dockerfile, images, redact
+    from portside.dockerfile import Dockerfile, ImageUse, Range
+    from portside.images import ImageInfo
+    from portside.registry import manifest
+    from portside.registry.manifest import Platform
+
+    from . import carry, features, positions
+else:  # start-up: loaded with the first document (see lazy)
+    dockerfile = lazy("portside.dockerfile")
+    images = lazy("portside.images")
+    redact = lazy("portside.redact")
+    manifest = lazy("portside.registry.manifest")
+    carry = lazy("lsp_server.carry")
+    features = lazy("lsp_server.features")
+    positions = lazy("lsp_server.positions")
 
 if TYPE_CHECKING:
     # Start-up budget: the first ``initialize`` needs none of these. The policy rules
@@ -45,10 +62,6 @@ if TYPE_CHECKING:
     from portside import policy
     from portside.registry.transport import ClientOptions
 
-from . import features
-from .gate import GatedRegistry
-from .positions import Codec
-from .settings import Settings, resolve_settings
 
 __version__ = "0.1.0"
 log = logging.getLogger("portside.lsp")
@@ -60,7 +73,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, errors.PortsideError):
         return exc.message
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {redact_url(text)[:200]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {redact.redact_url(text)[:200]}" if text else type(exc).__name__
 
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
@@ -92,9 +105,29 @@ class Snapshot:
     version: int | None
     text: str
     doc: Dockerfile
-    codec: Codec
+    codec: positions.Codec
     path: Path | None
     too_large: bool = False
+
+
+@dataclass
+class Analysis:
+    """One version of a document as analysed: what is shown is built from it."""
+
+    snap: Snapshot
+    extra: list[lsp.Diagnostic]  # the parser's problems and configuration notes
+    local: list[policy.Finding]
+    items: dict[carry.Key, policy.Judged]  # the images to ask the registry about
+    # Per image: the registry's answer for this version, or the last one carried over.
+    checks: dict[carry.Key, policy.ImageCheck]
+    file: str
+    config: PolicyConfig
+
+
+# Seconds a document stays unchanged before plugins (hadolint) run on it.
+PLUGIN_QUIET = 0.3
+# Added to the note of a registry that could not be reached by portside.checkNow.
+_CACHED_NOTE = "; showing what the last check found"
 
 
 @dataclass
@@ -104,7 +137,14 @@ class Published:
     diagnostics: list[lsp.Diagnostic] = field(default_factory=list)
 
 
-_EMPTY = parse("")
+_EMPTY: list[Dockerfile] = []
+
+
+def _empty() -> Dockerfile:
+    """The model of an empty document (what a too large one is analysed as)."""
+    if not _EMPTY:
+        _EMPTY.append(dockerfile.parse(""))
+    return _EMPTY[0]
 
 
 def _flagged_images(
@@ -136,12 +176,17 @@ class PortsideLanguageServer(LanguageServer):
         self.settings = Settings()
         self.init_options: object = None
         self.client_config: object = None
+        self.client_config_source = "workspace/configuration"
         self.setting_problems: list[str] = []
         self.store = CacheStore()
         self._registry: GatedRegistry | None = None
         self._parsed: dict[str, tuple[str, Dockerfile]] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
         self.published: dict[str, Published] = {}
+        self.analyses: dict[str, Analysis] = {}
+        # Per document: the plugins' last findings and the lines they were made for.
+        self.plugin_found: dict[str, tuple[list[str], list[policy.Finding]]] = {}
+        self._plugin_runs: dict[str, asyncio.Task[None]] = {}
         self.infos: dict[tuple[str, str | None], ImageInfo] = {}
         self.details: dict[str, dict[str, str]] = {}
         self._ordered: dict[tuple[str, str | None], tuple[int, list[str]]] = {}
@@ -200,11 +245,24 @@ class PortsideLanguageServer(LanguageServer):
     def apply_settings(self) -> None:
         problems: list[str] = []
         old = self.settings
-        self.settings = resolve_settings(self.init_options, self.client_config, self.root, problems)
-        for problem in problems:
-            if problem not in self.setting_problems:
-                log.warning("%s", problem)
+        self.settings = resolve_settings(
+            self.init_options,
+            self.client_config,
+            self.root,
+            problems,
+            client_source=self.client_config_source,
+        )
+        new = [p for p in problems if p not in self.setting_problems]
         self.setting_problems = problems
+        if new:
+            # Said once to the user (stderr is where editors file errors, not notes).
+            log.info("settings: %s", "; ".join(new))
+            self.window_show_message(
+                lsp.ShowMessageParams(
+                    type=lsp.MessageType.Warning,
+                    message="portside settings: " + "; ".join(new)[:900],
+                )
+            )
         logging.getLogger("portside").setLevel(
             self.settings.log_level.upper()
             if self.settings.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -278,25 +336,29 @@ class PortsideLanguageServer(LanguageServer):
         path = Path(path_text) if path_text else None
         if len(text) > self.settings.max_document_bytes:
             return Snapshot(
-                uri, document.version, text, _EMPTY, Codec(_EMPTY.document, encoding), path, True
+                uri,
+                document.version,
+                text,
+                _empty(),
+                positions.Codec(_empty().document, encoding),
+                path,
+                True,
             )
         cached = self._parsed.get(uri)
         if cached is not None and cached[0] == text:
             doc = cached[1]
         else:
-            doc = parse(text)
+            doc = dockerfile.parse(text)
             self._parsed[uri] = (text, doc)
-            self._remember_images(doc)
-        return Snapshot(uri, document.version, text, doc, Codec(doc.document, encoding), path)
+        return Snapshot(
+            uri, document.version, text, doc, positions.Codec(doc.document, encoding), path
+        )
 
     def analysable(self, uri: str) -> Snapshot | None:
         """The open document ``uri``; None when it is not open or is too large to analyse
         (requests about it then answer empty, and its diagnostic says why)."""
         snap = self.snapshot(uri)
         return None if snap is None or snap.too_large else snap
-
-    def _remember_images(self, doc: Dockerfile) -> None:
-        self.workspace_images |= features.literal_image_names(doc)
 
     def policy_config(self, path: Path | None) -> tuple[PolicyConfig, str | None]:
         start = path.parent if path is not None else self.root
@@ -341,8 +403,13 @@ class PortsideLanguageServer(LanguageServer):
         task = self._pending.pop(uri, None)
         if task is not None:
             task.cancel()
+        run = self._plugin_runs.pop(uri, None)
+        if run is not None:
+            run.cancel()
         self._parsed.pop(uri, None)
         self.published.pop(uri, None)
+        self.analyses.pop(uri, None)
+        self.plugin_found.pop(uri, None)
         # Clearing is the last word on a closed document; nothing is published after it.
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[])
@@ -374,27 +441,37 @@ class PortsideLanguageServer(LanguageServer):
         )
         return True
 
-    async def _diagnose(self, uri: str, delay: float) -> None:
+    def show(self, analysis: Analysis) -> bool:
+        """Publish what is known of ``analysis``'s version: its local findings, each
+        image's registry answer (fresh, or the last one carried over the edit) and the
+        plugins' last findings moved with their lines."""
         from portside import policy
 
-        if delay > 0:
-            await asyncio.sleep(delay)
+        snap = analysis.snap
+        findings = list(analysis.local)
+        for check in analysis.checks.values():
+            findings += check.findings
+        plugin = self.plugin_found.get(snap.uri)
+        if plugin is not None:
+            findings += carry.carry_line_findings(plugin[1], plugin[0], snap.doc.document.lines)
+        return self.publish(snap, policy.sort_findings(findings), analysis.extra)
+
+    def analyse(self, uri: str, *, register: bool = True) -> Analysis | None:
+        """The open document's current version analysed locally, with the registry's
+        last answers carried over from the version before (shown until fresh ones land).
+        """
+        from portside import policy
+
         snap = self.snapshot(uri)
         if snap is None:
-            return
+            return None
         if snap.too_large:
-            self.publish(
+            note = self._note(
                 snap,
-                [],
-                [
-                    self._note(
-                        snap,
-                        f"portside: the document is larger than "
-                        f"{self.settings.max_document_bytes} characters and is not analysed",
-                    )
-                ],
+                f"portside: the document is larger than "
+                f"{self.settings.max_document_bytes} characters and is not analysed",
             )
-            return
+            return Analysis(snap, [note], [], {}, {}, str(snap.path or uri), PolicyConfig())
         config, problem = self.policy_config(snap.path)
         extra = features.problem_diagnostics(snap.doc, snap.codec)
         if problem:
@@ -405,39 +482,194 @@ class PortsideLanguageServer(LanguageServer):
             )
         file = str(snap.path) if snap.path else uri
         local, remote = policy.local_findings(snap.doc, file=file, text=snap.text, config=config)
-        before = self.published.get(uri)
-        if before is None or before.version != snap.version:
-            # Local findings at once after an edit. A re-check of an unchanged version
-            # keeps what is shown until the new answer (no flicker of the registry's
-            # findings every recheckIntervalS).
-            self.publish(snap, policy.sort_findings(local), extra)
-        if not remote or not self.settings.remote_checks:
-            # Plugin findings (hadolint) need no registry but may take a moment: the
-            # core runs them in worker threads; cached=None keeps the registry out.
-            findings = await policy.check_document(
-                snap.doc, file=file, text=snap.text, config=config, cached=None
-            )
-            self.publish(snap, findings, extra)
+        wanted = remote if self.settings.remote_checks else []
+        items = {carry.use_key(item.use): item for item in wanted}
+        checks: dict[carry.Key, policy.ImageCheck] = {}
+        old = self.analyses.get(uri)
+        if old is not None and items:
+            moved = carry.carry_checks(old.snap.doc.images, old.checks, snap.doc.images)
+            for key, check in moved.items():
+                item = items.get(key)
+                if item is not None:  # kinds an ignore comment now silences go at once
+                    kept = [f for f in check.findings if not item.silenced(f.kind)]
+                    checks[key] = dataclasses.replace(check, findings=kept)
+        analysis = Analysis(snap, extra, local, items, checks, file, config)
+        if register:
+            self.analyses[uri] = analysis
+        return analysis
+
+    def findings_now(self, uri: str) -> list[policy.Finding]:
+        """Everything known about the document's current version, at once: what was
+        published for it, or (an edit not yet analysed) its local findings with the last
+        registry and plugin answers carried over, as the next publish will show."""
+        from portside import policy
+
+        snap = self.analysable(uri)
+        published = self.published.get(uri)
+        if snap is None or (published is not None and published.version == snap.version):
+            return published.findings if published is not None else []
+        analysis = self.analyse(uri, register=False)
+        if analysis is None:
+            return []
+        findings = list(analysis.local)
+        for check in analysis.checks.values():
+            findings += check.findings
+        return policy.sort_findings(findings)
+
+    async def _diagnose(self, uri: str, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        analysis = self.analyse(uri)
+        if analysis is None:
+            return
+        # At once: the local findings and the last known answers of the rest. Nothing
+        # here waits for a plugin (hadolint) or a registry.
+        self.show(analysis)
+        if analysis.snap.too_large:
+            return
+        self.run_plugins(uri)
+        if not analysis.items:
             return
         registry = self.registry
-        findings = await self.keep(
-            policy.check_document(
-                snap.doc, file=file, text=snap.text, config=config, cached=registry
-            )
-        )
-        self.publish(snap, findings, extra)
-        self._warm_infos(snap, registry)
+        await self.check_images(analysis, registry)
+        self._warm_infos(analysis.snap, registry)
         # Stale answers are being refreshed in the background: when they land, check
-        # again and publish if the answer changed. (shield: a new edit cancels this
-        # task, not the cache's refreshes.)
+        # again and publish what changed. (shield: a new edit cancels this task, not
+        # the cache's refreshes.)
         await asyncio.shield(registry.drain())
-        again = await self.keep(
-            policy.check_document(
-                snap.doc, file=file, text=snap.text, config=config, cached=registry
+        await self.check_images(analysis, registry)
+
+    async def check_images(
+        self,
+        analysis: Analysis,
+        registry: CachedRegistry,
+        fallback: CachedRegistry | None = None,
+    ) -> None:
+        """Ask about every image of ``analysis`` at once; each answer is shown as it
+        lands, so a slow registry holds back only its own images. ``fallback``: where
+        an image whose registry cannot be reached is answered from instead (the cache),
+        with one note saying so."""
+        from portside import policy
+
+        async def one(item: policy.Judged) -> policy.ImageCheck:
+            check = await policy.check_image(
+                analysis.snap.doc,
+                item,
+                file=analysis.file,
+                config=analysis.config,
+                cached=registry,
             )
-        )
-        if again != findings:
-            self.publish(snap, again, extra)
+            if fallback is None or check.status != "unreachable":
+                return check
+            old = await policy.check_image(
+                analysis.snap.doc, item, file=analysis.file, config=analysis.config, cached=fallback
+            )
+            if old.status == "unreachable":
+                return check
+            notes = [
+                dataclasses.replace(f, message=f"{f.message}{_CACHED_NOTE}")
+                for f in check.findings
+                if f.kind == "unreachable"
+            ]
+            return dataclasses.replace(old, findings=old.findings + notes)
+
+        # The same image written the same way (a base used by many stages) is asked
+        # about once; its answer is moved to the other places.
+        groups: dict[tuple[Any, ...], list[policy.Judged]] = {}
+        for item in analysis.items.values():
+            use = item.use
+            same = (use.text, use.resolved, use.platform_resolved, item.ignore)
+            groups.setdefault(same, []).append(item)
+        # Spawned, not awaited directly: an edit cancels the waiting, not the checks
+        # (their fetches land in the cache for the next version).
+        tasks = {self.spawn(one(items[0])): items for items in groups.values()}
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            learned = []
+            for task in done:
+                if task.cancelled() or task.exception() is not None:
+                    continue
+                check: policy.ImageCheck = task.result()
+                first, *others = tasks[task]
+                analysis.checks[carry.use_key(first.use)] = check
+                for item in others:
+                    moved = carry.move_check(check, first.use, item.use)
+                    analysis.checks[carry.use_key(item.use)] = moved
+                if check.status == "known" and "$" not in check.use.text:
+                    learned.append(check.ref.familiar_name)
+            self.learn(learned)
+            if self.analyses.get(analysis.snap.uri) is analysis:
+                self.show(analysis)
+
+    def learn(self, names: list[str]) -> None:
+        """Images a document names whole and the registry knows (or, offline, a saved
+        document names): completion offers them as this workspace's, and recent."""
+        if not names:
+            return
+        self.workspace_images.update(names)
+        fresh = list(dict.fromkeys(names))
+        # Rewritten only for a name not near the top already: documents are re-checked
+        # on every edit, and their images need not be reordered each time.
+        head = self.recent_images[: max(len(fresh), 10)]
+        if any(name not in head for name in fresh):
+            self._recent = self.store.remember_images(fresh)
+
+    def learn_saved(self, uri: str) -> None:
+        """A saved document: its written-out images count as used unless the registry
+        said they do not exist (offline, or not contacted, a save is the user's word)."""
+        analysis = self.analyses.get(uri)
+        snap = self.analysable(uri)
+        if snap is None:
+            return
+        missing = set()
+        if analysis is not None and analysis.snap.text == snap.text:
+            missing = {
+                c.ref.familiar_name for c in analysis.checks.values() if c.status == "missing"
+            }
+        names = [n for n in sorted(features.literal_image_names(snap.doc)) if n not in missing]
+        self.learn(names)
+
+    def run_plugins(self, uri: str) -> None:
+        """Plugin findings (hadolint) for the document's newest version, one run at a
+        time: a run that ends on an outdated version starts again on the newest, so
+        edits in a row never pile up processes."""
+        if uri in self._plugin_runs:
+            return
+        task = asyncio.ensure_future(self._plugins(uri))
+        self._plugin_runs[uri] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._plugin_runs.get(uri) is t:
+                del self._plugin_runs[uri]
+            if not t.cancelled() and t.exception() is not None:
+                log.error("plugin findings failed: %s", _describe(t.exception()))  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+
+    async def _plugins(self, uri: str) -> None:
+        from portside import policy
+
+        while True:
+            analysis = self.analyses.get(uri)
+            if analysis is None or analysis.snap.too_large:
+                return
+            # Plugins run when typing pauses: a process per keystroke would compete with
+            # the editor for the CPU, and their last findings stay shown meanwhile.
+            await asyncio.sleep(PLUGIN_QUIET)
+            if self.analyses.get(uri) is not analysis:
+                continue
+            snap = analysis.snap
+            found = await policy.plugin_findings_async(
+                snap.doc, file=analysis.file, text=snap.text, config=analysis.config
+            )
+            if uri not in self.analyses:
+                return  # closed meanwhile
+            self.plugin_found[uri] = (list(snap.doc.document.lines), found)
+            current = self.analyses[uri]
+            self.show(current)
+            if current.snap.text == snap.text:
+                return
 
     def _note(
         self,
@@ -460,7 +692,7 @@ class PortsideLanguageServer(LanguageServer):
         if not use.platform_resolved or "$" in use.platform_resolved:
             return None
         try:
-            return Platform.parse(use.platform_resolved)
+            return manifest.Platform.parse(use.platform_resolved)
         except errors.PortsideError:
             return None
 
@@ -468,7 +700,6 @@ class PortsideLanguageServer(LanguageServer):
         self.infos[(str(ref), str(platform) if platform else None)] = info
         if ref.tag:
             self.details.setdefault(ref.name, {})[ref.tag] = features.info_detail(info)
-        self.remember_image(ref.familiar_name)
 
     @property
     def recent_images(self) -> list[str]:
@@ -476,11 +707,6 @@ class PortsideLanguageServer(LanguageServer):
         if self._recent is None:
             self._recent = self.store.recent_images()
         return self._recent
-
-    def remember_image(self, name: str) -> None:
-        recent = self.recent_images
-        if not recent or recent[0] != name:
-            self._recent = self.store.remember_images([name])
 
     def cached_info(self, ref: Reference, platform: Platform | None) -> ImageInfo | None:
         """What the cache knows about ``ref`` now, without the network."""
@@ -560,7 +786,7 @@ class PortsideLanguageServer(LanguageServer):
             )
         if plan.changed and plan.new_text is not None:
             lines = snap.doc.document.lines
-            end = snap.codec.position(Position(len(lines) - 1, len(lines[-1])))
+            end = snap.codec.position(dockerfile.Position(len(lines) - 1, len(lines[-1])))
             edit = lsp.WorkspaceEdit(
                 document_changes=[
                     lsp.TextDocumentEdit(
@@ -614,7 +840,7 @@ class PortsideLanguageServer(LanguageServer):
         plan: list[str] = []
 
         def progress(step: str, message: str) -> None:
-            line = redact_url(f"[{step}] {message}")
+            line = redact.redact_url(f"[{step}] {message}")
             plan.append(line)
             self.window_log_message(
                 lsp.LogMessageParams(type=lsp.MessageType.Info, message=f"portside {title}: {line}")
@@ -650,26 +876,20 @@ class PortsideLanguageServer(LanguageServer):
         return {"ok": True, "plan": plan, "report": report.to_json()}
 
     async def check_now(self, uris: list[str]) -> dict[str, Any]:
-        """Check open documents against the registries now, whatever the cache's age."""
-        from portside import policy
+        """Check open documents against the registries now, whatever the cache's age.
 
+        A registry that cannot be reached keeps its images' findings from the cache,
+        with one note per registry saying the check could not be made."""
         fresh = self._make_registry(refresh=True)
         counts: dict[str, int] = {}
         try:
             for uri in uris:
-                snap = self.analysable(uri)
-                if snap is None:
+                analysis = self.analyse(uri)
+                if analysis is None or analysis.snap.too_large:
                     continue
-                config, _ = self.policy_config(snap.path)
-                findings = await policy.check_document(
-                    snap.doc,
-                    file=str(snap.path or uri),
-                    text=snap.text,
-                    config=config,
-                    cached=fresh,
-                )
-                self.publish(snap, findings, features.problem_diagnostics(snap.doc, snap.codec))
-                counts[uri] = len(findings)
+                await self.check_images(analysis, fresh, fallback=self.registry.cache_only)
+                published = self.published.get(uri)
+                counts[uri] = len(published.findings) if published is not None else 0
         finally:
             await fresh.aclose()
         return {"checked": len(counts), "findings": counts}
@@ -762,10 +982,17 @@ class PortsideLanguageServer(LanguageServer):
                     continue
                 if len(text) > 500_000:
                     continue
-                names |= features.literal_image_names(parse(text))
+                names |= features.literal_image_names(dockerfile.parse(text))
             return names
 
         self.workspace_images |= await asyncio.to_thread(scan)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
+        from pygls.exceptions import JsonRpcMethodNotFound
+
+        if isinstance(error, JsonRpcMethodNotFound):
+            # A request this server does not offer: answered with MethodNotFound, as
+            # the protocol says; not an error of the server's.
+            log.debug("unsupported request: %s", _describe(error))
+            return
         log.error("server error: %s", _describe(error))

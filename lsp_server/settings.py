@@ -145,6 +145,20 @@ def _coerce(name: str, value: Any) -> Any:
     raise ValueError("unsupported")
 
 
+def _shown(name: str, value: Any) -> str:
+    """A setting's value for a message: scalars as written (JSON-like, cut short); a
+    table by its keys only (a value where a severity belongs may be anything)."""
+    if name == "severity" or isinstance(value, Mapping):
+        keys = ", ".join(repr(k) for k in list(value)[:5]) if isinstance(value, Mapping) else ""
+        return f"{{{keys}}}" if isinstance(value, Mapping) else "a table"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown("", v) for v in list(value)[:5]) + "]"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
 def merge(
     base: Settings,
     raw: object,
@@ -176,7 +190,10 @@ def merge(
             coerced = _coerce(name, value)
         except ValueError as exc:
             if problems is not None:
-                problems.append(f"{source}: {key}: {exc}")
+                problems.append(
+                    f"{key} = {_shown(name, value)} from {source} is not valid ({exc}); "
+                    f"using {_shown(name, getattr(base, name))}"
+                )
             continue
         if name == "severity":
             coerced = {**base.severity, **changes.get("severity", {}), **coerced}
@@ -211,14 +228,17 @@ def resolve_settings(
     client_config: object,
     workspace_root: Path | None,
     problems: list[str] | None = None,
+    *,
+    client_source: str = "workspace/configuration",
 ) -> Settings:
-    """The effective settings from the three sources, in precedence order."""
+    """The effective settings from the three sources, in precedence order.
+
+    ``client_source`` names how the editor's settings came (``workspace/configuration``
+    or ``workspace/didChangeConfiguration``), for the messages about them."""
     settings = merge(
         Settings(), init_options, source="initializationOptions", editor=True, problems=problems
     )
-    settings = merge(
-        settings, client_config, source="workspace/configuration", editor=True, problems=problems
-    )
+    settings = merge(settings, client_config, source=client_source, editor=True, problems=problems)
     if workspace_root is not None:
         table, path = workspace_table(workspace_root)
         # An untrusted workspace cannot point the server at registries of its choosing.

@@ -1057,6 +1057,15 @@ class _Semantics:
             expander = _Expander(env, self.escape, logical, start)
             resolved = expander.expand(text)
             substitutions = tuple(expander.subs)
+            if "${" in text and not _braces_ok(text):
+                # BuildKit's shell lexer fails on the whole line: a syntax error, not an
+                # argument waiting for a value.
+                self.problems.append(
+                    Problem(
+                        f"unclosed or empty '${{' in {text}: BuildKit rejects this line",
+                        logical.range(start, end),
+                    )
+                )
         else:
             resolved = text  # nothing to substitute: the common case, kept cheap
         is_reference, target = self._link(resolved, kind, stage)

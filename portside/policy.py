@@ -165,9 +165,16 @@ def _images(doc: Dockerfile) -> Iterable[ImageUse]:
 
 def _prepare(ctx: _Context) -> list[Judged]:
     judged: list[Judged] = []
+    # An image the parser rejected (an unclosed ``${``: BuildKit refuses the line) is
+    # that syntax error, not an argument waiting for its value.
+    rejected = {p.range: p.message for p in ctx.doc.problems}
     for use in _images(ctx.doc):
         ignore = ignored_kinds(ctx.lines, use.range.start.line) or frozenset()
         if "*" in ignore:
+            continue
+        if use.range in rejected:
+            if "invalid-reference" not in ignore:
+                ctx.add(use, "invalid-reference", rejected[use.range])
             continue
         if use.resolved is None:
             if "unresolved" not in ignore:
@@ -433,21 +440,38 @@ def _unreachable(ctx: _Context, item: Judged, exc: errors.PortsideError) -> None
     ctx.add(item.use, "unreachable", f"could not check {item.ref.familiar}: {exc.message}")
 
 
-async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> None:
+async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> str:
+    """Add the registry's findings for one image; returns what the registry said of it:
+    ``"known"`` (repository, tag and pinned digest exist), ``"missing"`` or
+    ``"unreachable"``."""
     ref, use = item.ref, item.use
     try:
         tags = await _tags(cached, ref)
     except errors.NotFound:
         if not item.silenced("not-found"):
             ctx.add(use, "not-found", f"repository {ref.name} does not exist (or is not visible)")
-        return
+        return "missing"
     except (errors.RegistryError, errors.CredentialError, errors.CacheMiss) as exc:
         _unreachable(ctx, item, exc)
-        return
+        return "unreachable"
 
     missing = ref.tag is not None and ref.tag not in tags
     if missing and not item.silenced("not-found"):
         ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
+
+    if ref.digest is not None and not missing:
+        # The pin first: a digest that does not exist is the news, not a rebuilt tag
+        # (tag-moved) nor an update offered from it.
+        try:
+            await cached.manifest(Reference(ref.registry, ref.repository, None, ref.digest))
+        except errors.NotFound:
+            if not item.silenced("not-found"):
+                what = f"digest {ref.digest.short}…"
+                ctx.add(use, "not-found", f"{what} does not exist in {ref.name}")
+            return "missing"
+        except (errors.RegistryError, errors.CredentialError, errors.CacheMiss) as exc:
+            _unreachable(ctx, item, exc)
+            return "unreachable"
 
     # A tag that is gone (a removed snapshot: jammy-20240530) still gets the newest in
     # its line offered: that is the fix.
@@ -457,15 +481,18 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
         if not item.silenced("variant-update"):
             newest = variant_tag(ref, tags, item.policy)
             if newest is not None:
+                current, candidate = scheme.parse(ref.tag), scheme.parse(newest)
+                same = bool(current and candidate and current.key == candidate.key)
+                what = "the same version" if same else "a newer version"
                 ctx.add(
                     use,
                     "variant-update",
-                    f"{ref.familiar_name}:{newest} is the same version on a newer variant",
+                    f"{ref.familiar_name}:{newest}: {what} on a newer variant",
                     suggestion=f"{ref.familiar_name}:{newest}",
                     edit=retarget(use, ref, newest, None),
                 )
     if missing:
-        return
+        return "missing"
 
     try:
         if ref.digest is not None and ref.tag is not None and not item.silenced("tag-moved"):
@@ -479,19 +506,39 @@ async def _judge_remote(ctx: _Context, item: Judged, cached: CachedRegistry) -> 
                     suggestion=f"{ref.familiar_name}:{ref.tag}@{now.digest}",
                     edit=replace_piece(use, str(ref.digest), str(now.digest)),
                 )
-        elif ref.digest is not None:
-            await cached.manifest(ref)
         await _platform(ctx, item, cached)
         await _lifecycle(ctx, item, cached)
     except errors.NotFound:
         if not item.silenced("not-found"):
-            what = f"digest {ref.digest.short}…" if ref.digest else f"tag {ref.tag!r}"
-            ctx.add(use, "not-found", f"{what} does not exist in {ref.name}")
+            ctx.add(use, "not-found", f"tag {ref.tag!r} does not exist in {ref.name}")
+        return "missing"
     except errors.InvalidReference as exc:  # a platform not in the index
         if not item.silenced("platform-missing"):
             ctx.add(use, "platform-missing", exc.message + (f" ({exc.hint})" if exc.hint else ""))
     except (errors.RegistryError, errors.CredentialError, errors.CacheMiss) as exc:
         _unreachable(ctx, item, exc)
+        return "unreachable"
+    return "known"
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The registry's findings about one image use, and what the registry said of it."""
+
+    use: ImageUse
+    ref: Reference
+    findings: list[Finding]
+    status: str  # "known", "missing" or "unreachable" (see _judge_remote)
+
+
+async def check_image(
+    doc: Dockerfile, item: Judged, *, file: str, config: PolicyConfig, cached: CachedRegistry
+) -> ImageCheck:
+    """The registry findings for one image of :func:`local_findings`'s remote list: what
+    a surface that shows each image's answer as it lands (the language server) calls."""
+    ctx = _Context(file, doc, [], config)
+    status = await _judge_remote(ctx, item, cached)
+    return ImageCheck(item.use, item.ref, ctx.findings, status)
 
 
 async def _stale(
@@ -680,13 +727,16 @@ async def check_document(
     process-wide one by default).
     """
     findings, remote = local_findings(doc, file=file, text=text, config=config)
-    ctx = _Context(file, doc, text.splitlines(), config, findings)
-    remote_checks = [_judge_remote(ctx, item, cached) for item in remote] if cached else []
-    extra, _ = await asyncio.gather(
+    remote_checks = (
+        [check_image(doc, item, file=file, config=config, cached=cached) for item in remote]
+        if cached
+        else []
+    )
+    extra, checks = await asyncio.gather(
         plugin_findings_async(doc, file=file, text=text, config=config, plugins=plugins),
         asyncio.gather(*remote_checks),
     )
-    return sort_findings(ctx.findings + extra)
+    return sort_findings(findings + [f for c in checks for f in c.findings] + extra)
 
 
 def group_unreachable(findings: Sequence[Finding], doc: Dockerfile) -> list[Finding]:

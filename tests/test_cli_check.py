@@ -266,3 +266,28 @@ def test_lsp_verb_starts_the_language_server(tmp_path: Path) -> None:
     reply = json.loads(rest[:length])
     assert reply["id"] == 1
     assert "completionProvider" in reply["result"]["capabilities"]
+
+
+def test_check_reports_a_pinned_digest_that_does_not_exist_as_not_found(
+    tmp_path: Path, registry: Registry
+) -> None:
+    # The same core rule as the language server: missing, not "the image was rebuilt".
+    zero = "sha256:" + "0" * 64
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {registry.host}/library/python:3.13@{zero}\n",
+        encoding="utf-8",
+    )
+    done = portside("check", "--json", cwd=tmp_path, cache=tmp_path / "cache")
+    assert done.returncode == 1, done.stderr
+    findings = json.loads(done.stdout)
+    assert [f["kind"] for f in findings] == ["not-found"]
+    assert "digest sha256:000000000000" in findings[0]["message"]
+
+
+def test_check_reports_an_unclosed_substitution_as_a_syntax_error(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("ARG PY=3.12\nFROM python:${PY AS build\n")
+    done = portside("check", "--offline", cwd=tmp_path, cache=tmp_path / "cache")
+    assert done.returncode == 1, done.stderr
+    assert "Dockerfile:2:6: error [invalid-reference]" in done.stdout
+    assert "BuildKit rejects this line" in done.stdout
+    assert "unresolved" not in done.stdout

@@ -282,6 +282,16 @@ def test_files_buildkit_rejects_still_give_a_model(text: str, message: str) -> N
     assert any(message in p.message for p in model.problems)
 
 
+def test_unclosed_substitution_in_an_image_is_a_syntax_error() -> None:
+    # `FROM python:${PY` with `ARG PY=...` set: not "waiting for a build argument" but a
+    # line BuildKit's shell lexer rejects.
+    model = parse("ARG PY=3.12\nFROM python:${PY AS x\nFROM python:${PY}\n")
+    (problem,) = model.problems
+    assert "unclosed" in problem.message and "python:${PY" in problem.message
+    assert problem.range == model.images[0].range
+    assert model.images[1].resolved == "python:3.12"
+
+
 def test_empty_file_is_an_empty_model() -> None:
     with pytest.raises(Exception, match="no instructions"):
         dockerfile_pkg.parse_string("")

@@ -214,7 +214,8 @@ async def test_local_then_remote_diagnostics(
         "COPY --from=build /a /b\n"
     )
     uri = session.open(text)
-    found = await session.diagnostics(uri, has("stale"))
+    # Each image's answer is shown as it lands: wait for both registry findings.
+    found = await session.diagnostics(uri, lambda d: has("stale")(d) and has("not-found")(d))
     assert {(0, "unpinned"), (0, "stale"), (1, "latest"), (2, "not-found")} <= kinds(found)
     by = {str(d.code): d for d in found}
     assert by["not-found"].severity == lsp.DiagnosticSeverity.Error
@@ -260,7 +261,12 @@ async def test_registry_down_is_said_once_per_registry_and_nothing_spins(
     uri = session.open(text)
 
     def settled(found: Sequence[lsp.Diagnostic]) -> bool:
-        return sum(1 for d in found if d.code == "unreachable") == 2 and has("unpinned")(found)
+        # Each image's answer lands on its own: the working registry's too (line 5).
+        return (
+            sum(1 for d in found if d.code == "unreachable") == 2
+            and has("unpinned")(found)
+            and any(d.code == "stale" and d.range.start.line == 5 for d in found)
+        )
 
     found = await session.diagnostics(uri, settled, timeout=40)
     unreachable = sorted(

@@ -81,6 +81,15 @@ FROM alpine:3.20
     assert findings[4].to_json()["column"] == 6
 
 
+async def test_unclosed_substitution_is_a_syntax_error_not_unresolved(tmp_path: Path) -> None:
+    text = "ARG PY=3.12\nFROM python:${PY\n"
+    findings = await check(text, tmp_path, remote=False)
+    assert kinds(findings) == [(2, "invalid-reference")]  # not "unresolved"
+    assert findings[0].severity == "error"
+    assert findings[0].message == parse(text).problems[0].message
+    assert "BuildKit rejects" in findings[0].message
+
+
 async def test_ignore_comments_and_config_rules(tmp_path: Path) -> None:
     text = """\
 # portside: ignore
@@ -178,6 +187,21 @@ FROM {host}/library/python@{zero}
     assert all(f.severity == "error" for f in findings)
 
 
+async def test_pinned_digest_that_does_not_exist_is_not_found_not_moved(
+    registry: Registry, tmp_path: Path
+) -> None:
+    host = registry.host
+    zero = "sha256:" + "0" * 64
+    real = registry.seeded["library/python"].digest("3.13")
+    text = f"FROM {host}/library/python:3.13@{zero}\nFROM {host}/library/python:3.13@{real}\n"
+    findings = await check(text, tmp_path)
+    assert [(line, kind) for line, kind in kinds(findings) if line == 1] == [(1, "not-found")]
+    assert findings[0].severity == "error"
+    assert "sha256:000000000000" in findings[0].message
+    assert findings[0].edit is None  # nothing offered from a digest that is not there
+    assert (2, "tag-moved") not in kinds(findings)  # the real pin is where the tag points
+
+
 async def test_platform_missing(registry: Registry, tmp_path: Path) -> None:
     host = registry.host
     text = f"""\
@@ -201,6 +225,21 @@ async def test_variant_update(plain_registry: Registry, tmp_path: Path) -> None:
     assert by_kind["stale"].level == "patch"
     assert by_kind["variant-update"].suggestion is not None
     assert by_kind["variant-update"].suggestion.endswith(":1.2.3-alpine3.22")
+    assert by_kind["variant-update"].message.endswith(
+        "1.2.3-alpine3.22: the same version on a newer variant"
+    )
+
+
+async def test_variant_update_to_a_newer_version_says_so(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    # postgres:16.1-alpine3.19 when 16.1 was never built on alpine3.22 but 16.9 was.
+    for i, tag in enumerate(["16.1-alpine3.19", "16.9-alpine3.19", "16.9-alpine3.22"]):
+        seed.push_image(plain_registry, "acme/pg", seed.build_image(f"pg-{i}"), [tag], via="fs")
+    text = f"FROM {plain_registry.host}/acme/pg:16.1-alpine3.19\n"
+    variant = next(f for f in await check(text, tmp_path) if f.kind == "variant-update")
+    assert variant.message.endswith("16.9-alpine3.22: a newer version on a newer variant")
+    assert "same version" not in variant.message
 
 
 async def test_unreachable_is_never_not_found(tmp_path: Path) -> None:
