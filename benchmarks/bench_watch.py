@@ -131,8 +131,12 @@ async def diun_round(
 
 
 def _what(path: str) -> str:
+    if "/manifests/sha256-" in path:
+        return "referrers (tag schema)"  # distribution 2.8: no Referrers API
     if "/manifests/" in path:
         return "manifest"
+    if "/referrers/" in path:
+        return "referrers (API)"
     return "tags" if path.endswith("/tags/list") else path
 
 

@@ -41,7 +41,9 @@ FIX_KINDS = {
     "rebuilt": ("tag-moved",),
     "newer": ("stale",),
     "variant-update": ("variant-update",),
+    "end-of-life": ("end-of-life",),  # to the newest build of the line not retired
 }
+WARNING_KINDS = {"removed", "end-of-life", "vulnerable"}
 
 
 @dataclass
@@ -149,7 +151,9 @@ class Inbox:
         actions.append(lsp.MessageActionItem(title=DISMISS))
         answer = await self.server.window_show_message_request_async(
             lsp.ShowMessageRequestParams(
-                type=lsp.MessageType.Warning if note.kind == "removed" else lsp.MessageType.Info,
+                type=lsp.MessageType.Warning
+                if note.kind in WARNING_KINDS
+                else lsp.MessageType.Info,
                 message=message,
                 actions=actions,
             )

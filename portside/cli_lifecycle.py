@@ -65,16 +65,25 @@ def _date(text: str | None) -> dt.datetime:
 
 
 def run_retire(args: Any, options: ClientOptions) -> int:
+    from portside.notify.lifecycle import notify_retired
+    from portside.notify.published import project_notifiers
     from portside.registry.client import RegistryClient
 
     ref = Reference.parse(args.ref)
     date = _date(args.date)
+    notifiers = [] if args.dry_run else project_notifiers(Path("."))
 
     async def work() -> list[lifecycle.Retirement]:
         async with RegistryClient(options) as client:
-            return await lifecycle.retire(
+            done = await lifecycle.retire(
                 client, ref, date=date, reason=args.reason, dry_run=args.dry_run
             )
+        if not args.dry_run:
+            # Consumers hear of it through the project's notifiers, as of a publish.
+            await notify_retired(
+                notifiers, ref, done, date=lifecycle.format_date(date), reason=args.reason
+            )
+        return done
 
     done = asyncio.run(work())
     if args.json:
@@ -97,12 +106,15 @@ def run_retire(args: Any, options: ClientOptions) -> int:
 
 def run_pull_back(args: Any, options: ClientOptions) -> int:
     from portside.config import load_config
+    from portside.notify.lifecycle import notify_pulled_back
+    from portside.notify.published import project_notifiers
     from portside.registry.client import RegistryClient
     from portside.versions import scheme_for
 
     ref = Reference.parse(args.ref)
     rule = load_config(Path(".")).for_image(ref.name, ref.familiar_name)
     scheme = scheme_for(ref.name, {"*": rule.scheme} if rule.scheme else None)
+    notifiers = [] if args.dry_run else project_notifiers(Path("."))
     now = dt.datetime.now(dt.timezone.utc)
 
     async def work() -> lifecycle.PullBackPlan:
@@ -112,7 +124,9 @@ def run_pull_back(args: Any, options: ClientOptions) -> int:
                 await lifecycle.apply_pull_back(
                     client, plan, reason=args.reason, now=now, delete_image=args.delete_image
                 )
-            return plan
+        if not args.dry_run:
+            await notify_pulled_back(notifiers, plan, reason=args.reason)
+        return plan
 
     plan = asyncio.run(work())
     if args.json:

@@ -19,7 +19,9 @@ from portside.errors import PortsideError
 
 HELP = """\
 Watch the base images your Dockerfiles use and say when one is rebuilt (same tag, new
-digest), superseded (a newer version in its line, or a newer variant) or removed.
+digest), superseded (a newer version in its line, or a newer variant) or removed, when
+its publisher retires it (end of life) and when a report attached to it names new
+vulnerabilities.
 
   portside watch --once [PATH...]             one round; exit 1 when something changed
   portside watch --interval 300 [PATH...]     a service: a round every 5 minutes
@@ -59,10 +61,17 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=3600.0,
         metavar="SECONDS",
-        help="list a repository's tags (for newer versions) at most this often; 0: every round",
+        help="list a repository's tags (newer versions) and what is attached to its images "
+        "(end of life, vulnerability reports) at most this often; 0: every round",
     )
     parser.add_argument(
         "--concurrency", type=int, default=8, help="requests in flight per registry"
+    )
+    parser.add_argument(
+        "--vulnerable-at",
+        choices=("low", "medium", "high", "critical"),
+        default="high",
+        help="tell of attached vulnerabilities at or above this severity (default high)",
     )
     parser.add_argument("--state", help="state location (file, sqlite:///PATH, postgresql://...)")
     parser.add_argument(
@@ -167,6 +176,7 @@ def main(argv: Sequence[str]) -> int:
         interval=args.interval,
         tags_every=max(0.0, args.tags_every),
         concurrency=args.concurrency,
+        severity=args.vulnerable_at,
         listen=args.listen,
         listen_secret=secret,
         client_options=ClientOptions(

@@ -15,7 +15,7 @@ import asyncio
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from portside import errors, versions
 from portside.config import ImagePolicy, PolicyConfig
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from portside.cache import CachedRegistry
+    from portside.registry.manifest import Descriptor, Manifest
 
 SEVERITY_ORDER = {"hint": 0, "info": 1, "warning": 2, "error": 3}
 
@@ -641,18 +642,42 @@ async def _lifecycle(ctx: _Context, item: Judged, cached: CachedRegistry) -> Non
 async def _alive(
     cached: CachedRegistry, item: Judged, now: Any, limit: int = 5
 ) -> tuple[str, Digest | None] | None:
+    return await newest_not_retired(
+        cached, item.ref, item.policy, now, tags=await _tags(cached, item.ref), limit=limit
+    )
+
+
+class LineSource(Protocol):
+    """What finding the newest build that is not retired reads: a tag's digest and what
+    is attached to an image (:class:`portside.cache.CachedRegistry`; the watcher's own)."""
+
+    async def resolve(self, ref: Reference) -> Descriptor: ...
+
+    async def manifest(self, ref: Reference) -> Manifest: ...
+
+    async def referrers(self, ref: Reference) -> list[Descriptor]: ...
+
+
+async def newest_not_retired(
+    source: LineSource,
+    ref: Reference,
+    policy: ImagePolicy,
+    now: Any,
+    *,
+    tags: Sequence[str],
+    limit: int = 5,
+) -> tuple[str, Digest | None] | None:
     """The newest tag of the image's line whose image is not past its end of life (the
     fix an ``end-of-life`` finding offers: newer first, then the tag itself, then older
     ones), pinned if the image was; looks at ``limit`` candidates at most."""
     from portside import lifecycle
 
-    ref = item.ref
-    scheme = image_scheme(ref, item.policy)
+    scheme = image_scheme(ref, policy)
     current = scheme.parse(ref.tag) if ref.tag is not None else None
     if ref.tag is None or current is None:
         return None
     line = []
-    for tag in await _tags(cached, ref):
+    for tag in tags:
         version = scheme.parse(tag)
         usable = version is not None and not version.is_prerelease
         if usable and version is not None and scheme.is_compatible(current, version):
@@ -661,10 +686,10 @@ async def _alive(
     for _, tag in line[:limit]:
         candidate = Reference(ref.registry, ref.repository, tag)
         try:
-            digest = (await cached.resolve(candidate)).digest
+            digest = (await source.resolve(candidate)).digest
             if ref.digest is not None and digest == ref.digest:
                 continue
-            status = await lifecycle.lifecycle_of(cached, candidate.with_digest(digest))
+            status = await lifecycle.lifecycle_of(source, candidate.with_digest(digest))
         except errors.PortsideError:
             continue
         if status.end_of_life is None or not status.end_of_life.passed(now):

@@ -107,3 +107,51 @@ async def test_changes_become_messages_whose_update_applies_the_core_fix(
         text.replace(pinned, moved),
         text.replace(f"3.13-slim-bookworm@{pinned}", f"3.14-slim-bookworm@{newest}"),
     }
+
+
+async def test_a_retired_base_becomes_a_message_whose_update_moves_past_it(
+    started: Any, plain_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_lifecycle import push_release
+
+    push_release(plain_registry, "acme/base", {"b1": ["1.0.0"], "b2": ["1.1.0"]}, index=True)
+    env = {
+        "PORTSIDE_STATE_DIR": str(tmp_path / "state"),
+        "PORTSIDE_INSECURE_REGISTRIES": plain_registry.host,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    session = await started(init={"debounceMs": 10})
+    asked: list[lsp.ShowMessageRequestParams] = []
+
+    @session.client.feature(lsp.WINDOW_SHOW_MESSAGE_REQUEST)
+    def show(params: lsp.ShowMessageRequestParams) -> lsp.MessageActionItem:
+        asked.append(params)
+        return lsp.MessageActionItem(title="Update")
+
+    text = f"FROM {plain_registry.host}/acme/base:1.0.0\nRUN true\n"
+    session.open(text)
+    watch = ("watch", "--once", "--editor", "--quiet", "--tags-every", "0", str(session.root))
+    first = await asyncio.to_thread(run_portside, *watch, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    retired = await asyncio.to_thread(
+        run_portside,
+        *("retire", f"{plain_registry.host}/acme/base:1.0.0", "--date", "2026-01-31"),
+        cwd=tmp_path,
+        env=env,
+    )
+    assert retired.returncode == 0, retired.stderr
+    second = await asyncio.to_thread(run_portside, *watch, cwd=tmp_path, env=env)
+    assert second.returncode == 1, second.stderr
+
+    deadline = time.monotonic() + 30
+    while not session.applied and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    (note,) = asked
+    assert "end of life since 2026-01-31" in note.message and "Dockerfile:1" in note.message
+    assert note.type == lsp.MessageType.Warning
+    assert [a.title for a in note.actions or []] == ["Update", "Dismiss"]
+    (edit,) = session.applied
+    assert edit.changes is not None
+    ((change,),) = edit.changes.values()
+    assert change.new_text.endswith("1.1.0") and change.range.start.line == 0

@@ -109,18 +109,33 @@ def test_once_reports_exactly_what_moved_and_unchanged_images_cost_one_head(
     assert "portside latest" in removed["action"]
 
     # What it cost: one HEAD per watched tag, one manifest GET for the one index whose
-    # digest moved, one tag list for the one repository; nothing else.
+    # digest moved, one tag list for the one repository and, with it, one look at what
+    # is attached to each image still there (its index and amd64 manifest: the Referrers
+    # API, then distribution 2.8's tag-schema fallback); nothing else.
     heads = proxy.log.matching("HEAD", r"/manifests/")
     assert sorted(r.path.rsplit("/", 1)[-1] for r in heads) == sorted(
         ["3.13-slim-bookworm", "3.12.11-slim", "3.13.6-slim", "3.9-slim"]
     )
-    gets = proxy.log.matching("GET", r"/manifests/")
+    gets = proxy.log.matching("GET", r"/manifests/sha256:")
     assert [r.path.rsplit("/", 1)[-1] for r in gets] == [after.digest("3.13-slim-bookworm")]
     assert len(proxy.log.matching("GET", r"/tags/list$")) == 1
+    present = ["3.13-slim-bookworm", "3.12.11-slim", "3.9-slim"]
+    subjects = sorted(
+        [after.digest(t) for t in present]
+        + [seed.platform_digest(after, t, "amd64") for t in present]
+    )
+    api = proxy.log.matching("GET", r"/referrers/")
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in api) == subjects
+    fallback = proxy.log.matching("GET", r"/manifests/sha256-")
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in fallback) == [
+        s.replace(":", "-") for s in subjects
+    ]
     others = [
         r
         for r in proxy.log.all()
-        if "/manifests/" not in r.path and not r.path.endswith("/tags/list")
+        if "/manifests/" not in r.path
+        and "/referrers/" not in r.path
+        and not r.path.endswith("/tags/list")
     ]
     assert all(r.path == "/v2/" for r in others), [r.target for r in others]
 

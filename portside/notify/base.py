@@ -20,7 +20,17 @@ from portside.errors import ConfigError, PortsideError
 if TYPE_CHECKING:
     from pathlib import Path
 
-KINDS = ("rebuilt", "newer", "variant-update", "removed", "published")
+KINDS = (
+    "rebuilt",
+    "newer",
+    "variant-update",
+    "removed",
+    "published",
+    "end-of-life",  # its publisher retired a watched image (a lifecycle artifact appeared)
+    "vulnerable",  # a report attached to a watched image names new vulnerabilities
+    "retired",  # `portside retire` marked an image end-of-life
+    "pulled-back",  # `portside pull-back` retired an image and moved its tags back
+)
 
 
 class NotifyError(PortsideError):
@@ -56,6 +66,7 @@ class Notification:
     level: str | None = None  # newer: major / minor / patch
     uses: tuple[Use, ...] = ()
     action: str = ""  # the command (or editor action) that updates the uses
+    detail: str | None = None  # end-of-life: when and why; vulnerable: the worst ones
     at: float = field(default_factory=time.time)
 
     @property
@@ -70,6 +81,12 @@ class Notification:
             "variant-update": f"{self.image}: the same version on a newer variant, {self.new}",
             "removed": f"{self.image} was removed from its registry",
             "published": f"{self.image} was published" + (f" at {self.new}" if self.new else ""),
+            "end-of-life": f"{self.image} {self.detail or 'is end of life'}",
+            "vulnerable": f"{self.image} has {self.detail or 'known vulnerabilities'}",
+            "retired": f"{self.image} was retired" + (f": {self.detail}" if self.detail else ""),
+            "pulled-back": f"{self.image} was pulled back"
+            + (f" ({_short(self.old)})" if self.old else "")
+            + (f": {self.detail}" if self.detail else ""),
         }
         return what.get(self.kind, f"{self.image}: {self.kind}")
 
@@ -98,6 +115,7 @@ class Notification:
             "level": self.level,
             "uses": [u.to_json() for u in self.uses],
             "action": self.action,
+            "detail": self.detail,
             "message": self.text(),
             "at": self.at,
         }
@@ -116,6 +134,7 @@ class Notification:
                 Use(str(u["file"]), int(u["line"]), str(u["text"])) for u in data.get("uses", ())
             ),
             action=str(data.get("action") or ""),
+            detail=data.get("detail"),
             at=float(data.get("at") or time.time()),
         )
 

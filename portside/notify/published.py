@@ -11,7 +11,7 @@ from typing import Protocol
 
 from portside.config import load_table
 from portside.notify import notifiers_for, notify_now
-from portside.notify.base import Notification
+from portside.notify.base import Notification, Notifier
 
 
 class Destination(Protocol):
@@ -22,12 +22,9 @@ class Destination(Protocol):
     digest: str | None
 
 
-async def notify_published(project_dir: Path, destinations: Iterable[Destination]) -> list[str]:
-    """One ``published`` notification per destination; the delivery failures.
-
-    Only when the project configures ``[tool.portside.notify]``, and never on the
-    console: a publish's standard output is its report.
-    """
+def project_notifiers(project_dir: Path) -> list[Notifier]:
+    """The notifiers ``[tool.portside.notify]`` of the project configures, never the
+    console (a command's standard output is its report); none without the table."""
     from dataclasses import replace
 
     from portside.notify import load_notify_settings
@@ -35,8 +32,18 @@ async def notify_published(project_dir: Path, destinations: Iterable[Destination
     found = load_table(project_dir)
     if found is None or "notify" not in found[0]:
         return []
-    settings = replace(load_notify_settings(project_dir), console=False)
-    notifiers = notifiers_for(settings)
+    return notifiers_for(replace(load_notify_settings(project_dir), console=False))
+
+
+async def notify_published(project_dir: Path, destinations: Iterable[Destination]) -> list[str]:
+    """One ``published`` notification per destination; the delivery failures.
+
+    Only when the project configures ``[tool.portside.notify]``, and never on the
+    console: a publish's standard output is its report.
+    """
+    notifiers = project_notifiers(project_dir)
+    if not notifiers:
+        return []
     failures: list[str] = []
     for destination in destinations:
         if not destination.tags_set or destination.digest is None:

@@ -22,6 +22,7 @@ from portside.errors import UsageError
 from portside.notify import Notifier, NotifySettings, load_notify_settings, notifiers_for
 from portside.registry.client import RegistryClient
 from portside.registry.transport import ClientOptions
+from portside.watch.attached import DEFAULT_SEVERITY
 from portside.watch.listener import Listener, RepositoryEvent, match_repositories
 from portside.watch.state import open_store
 from portside.watch.store import Store
@@ -42,6 +43,7 @@ class WatchOptions:
     interval: float = 300.0
     tags_every: float = DEFAULT_TAGS_EVERY
     concurrency: int = DEFAULT_CONCURRENCY
+    severity: str = DEFAULT_SEVERITY  # `vulnerable`: at or above this
     listen: str | None = None
     listen_secret: str | None = None
     client_options: ClientOptions = field(default_factory=ClientOptions)
@@ -95,6 +97,7 @@ async def run_once(options: WatchOptions) -> tuple[RoundReport, list[str]]:
                 notifiers,
                 concurrency=options.concurrency,
                 tags_every=options.tags_every,
+                severity=options.severity,
             )
             round_id = store.begin_round(new_after=None, join_within=ONCE_JOIN)
             assert round_id is not None  # new_after=None always gives a round
@@ -140,6 +143,7 @@ async def run_service(options: WatchOptions) -> int:
                 notifiers,
                 concurrency=options.concurrency,
                 tags_every=options.tags_every,
+                severity=options.severity,
             )
             if options.listen:
 

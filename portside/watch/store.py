@@ -50,6 +50,12 @@ class TargetState:
     tags_seen: bool = False
     checked_round: int = 0
     last_checked: float | None = None
+    # What is attached to the image (read at the tag-list cadence, when the digest
+    # moves, when a webhook names the repository); None: not read yet.
+    attached: tuple[str, ...] | None = None  # lifecycle and report referrers' digests
+    end_of_life: str | None = None  # the end-of-life date last told (RFC 3339)
+    end_of_life_passed: bool = False  # told that the date passed (not only coming)
+    vulnerable: tuple[str, ...] | None = None  # ids at or above the watched severity
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,11 @@ SCHEMA = [
         tags_seen INTEGER NOT NULL DEFAULT 0,
         checked_round BIGINT NOT NULL DEFAULT 0,
         last_checked DOUBLE PRECISION,
-        first_seen DOUBLE PRECISION NOT NULL
+        first_seen DOUBLE PRECISION NOT NULL,
+        attached TEXT,
+        end_of_life TEXT,
+        vulnerable TEXT,
+        end_of_life_passed INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS watch_repositories (
         repository TEXT PRIMARY KEY,
@@ -130,8 +140,23 @@ SCHEMA = [
 
 _TARGET_COLUMNS = (
     "key, digest, platform_digest, media_type, present, newer_tag, variant_tag, tags_seen, "
-    "checked_round, last_checked"
+    "checked_round, last_checked, attached, end_of_life, vulnerable, end_of_life_passed"
 )
+# Columns added since the first schema: a state file written before gains them.
+ADDED_COLUMNS = (
+    ("attached", "TEXT"),
+    ("end_of_life", "TEXT"),
+    ("vulnerable", "TEXT"),
+    ("end_of_life_passed", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _ids(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(json.loads(text))
+
+
+def _ids_text(ids: tuple[str, ...] | None) -> str | None:
+    return None if ids is None else json.dumps(sorted(ids))
 
 
 def _state(row: Sequence[Any]) -> TargetState:
@@ -146,6 +171,10 @@ def _state(row: Sequence[Any]) -> TargetState:
         tags_seen=bool(row[7]),
         checked_round=int(row[8]),
         last_checked=row[9],
+        attached=_ids(row[10]),
+        end_of_life=row[11],
+        vulnerable=_ids(row[12]),
+        end_of_life_passed=bool(row[13]),
     )
 
 
@@ -356,7 +385,8 @@ class Store:
                 cur,
                 "UPDATE watch_targets SET digest = %s, platform_digest = %s, "
                 "media_type = %s, present = %s, newer_tag = %s, variant_tag = %s, "
-                "tags_seen = %s, last_checked = %s WHERE key = %s",
+                "tags_seen = %s, last_checked = %s, attached = %s, end_of_life = %s, "
+                "vulnerable = %s, end_of_life_passed = %s WHERE key = %s",
                 (
                     after.digest,
                     after.platform_digest,
@@ -366,6 +396,10 @@ class Store:
                     after.variant_tag,
                     int(after.tags_seen),
                     now,
+                    _ids_text(after.attached),
+                    after.end_of_life,
+                    _ids_text(after.vulnerable),
+                    int(after.end_of_life_passed),
                     key,
                 ),
             )
@@ -525,6 +559,10 @@ class SQLiteStore(Store):
             with self.transaction() as cur:
                 for statement in SCHEMA:
                     cur.execute(statement)
+                have = {row[1] for row in cur.execute("PRAGMA table_info(watch_targets)")}
+                for column, kind in ADDED_COLUMNS:
+                    if column not in have:
+                        cur.execute(f"ALTER TABLE watch_targets ADD COLUMN {column} {kind}")
             self._db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS watch_declared (key TEXT PRIMARY KEY)"
             )

@@ -13,7 +13,7 @@ from typing import Any
 
 from portside.errors import ConfigError
 from portside.redact import redact_url
-from portside.watch.store import SCHEMA, StateError, Store
+from portside.watch.store import ADDED_COLUMNS, SCHEMA, StateError, Store
 
 
 class PostgresStore(Store):
@@ -37,6 +37,10 @@ class PostgresStore(Store):
                 cur.execute("SELECT pg_advisory_xact_lock(7215470301)")
                 for statement in SCHEMA:
                     cur.execute(statement)
+                for column, kind in ADDED_COLUMNS:
+                    cur.execute(
+                        f"ALTER TABLE watch_targets ADD COLUMN IF NOT EXISTS {column} {kind}"
+                    )
             self._db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS watch_declared (key TEXT PRIMARY KEY)"
             )

@@ -3,10 +3,12 @@
 Per target: a HEAD on its tag; a manifest GET only when the digest moved and the tag is
 an index (to compare the watched platform's own manifest, so a rebuild of another
 platform does not fire). Per repository: its tag list, at most every ``tags_every``
-seconds, sooner when a digest in it moved or a webhook named it. Every registry has its
-own worker loop with its own concurrency bound, so one slow or failing registry delays
-nothing else; a registry at its rate limit is left alone until its reset (the transport
-fails fast without sending) and its unchecked targets are given back for later.
+seconds, sooner when a digest in it moved or a webhook named it; with it, what is
+attached to each of its targets (end of life, vulnerability reports:
+:mod:`portside.watch.attached`), and to a target whose digest moved or is new. Every
+registry has its own worker loop with its own concurrency bound, so one slow or failing
+registry delays nothing else; a registry at its rate limit is left alone until its reset
+(the transport fails fast without sending) and its unchecked targets are given back.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from portside import errors
+from portside import errors, lifecycle
 from portside.notify.base import Notification, Notifier, NotifyError
-from portside.reference import Reference
+from portside.reference import Digest, Reference
 from portside.registry.client import RegistryClient
-from portside.registry.manifest import Platform, PlatformNotFound
+from portside.registry.manifest import Manifest, Platform, PlatformNotFound
 from portside.registry.mediatypes import INDEX_TYPES
-from portside.watch.detect import Observation, after_head, after_tags
+from portside.watch import attached
+from portside.watch.detect import (
+    Observation,
+    after_attached,
+    after_end_of_life_passed,
+    after_head,
+    after_tags,
+    end_of_life_passing,
+)
 from portside.watch.store import Delivery, NewEvent, Store, TargetState
 from portside.watch.targets import Target
 
@@ -59,6 +69,7 @@ class Watcher:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         tags_every: float = DEFAULT_TAGS_EVERY,
+        severity: str = attached.DEFAULT_SEVERITY,
     ) -> None:
         self.store = store
         self.targets = {t.key: t for t in targets}
@@ -69,8 +80,20 @@ class Watcher:
         self.notifiers = {n.name: n for n in notifiers}
         self.concurrency = concurrency
         self.tags_every = tags_every
+        self.severity = severity
         self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._manifests: dict[Digest, Manifest] = {}  # by digest: they never change
+        # This round's: targets looked at (key, digests), targets checked, repositories
+        # whose attachments are due (their tags were listed).
+        self._looked: set[tuple[str, str | None, str | None]] = set()
+        self._checked: set[str] = set()
+        self._attach_due: set[str] = set()
         store.declare([(t.key, t.ref.registry, t.repository) for t in targets])
+
+    def _new_round(self) -> None:
+        self._looked.clear()
+        self._checked.clear()
+        self._attach_due.clear()
 
     def _gate(self, registry: str) -> asyncio.Semaphore:
         if registry not in self._semaphores:
@@ -82,6 +105,7 @@ class Watcher:
     async def run_round(self, round_id: int) -> RoundReport:
         started = time.monotonic()
         report = RoundReport(round_id)
+        self._new_round()
         listed: set[str] = set()
         not_due: set[str] = set()
         registries = sorted({t.ref.registry for t in self.targets.values()})
@@ -152,6 +176,7 @@ class Watcher:
     async def check_repositories(self, repositories: Iterable[str]) -> RoundReport:
         """Check every target of these repositories now (a registry said they changed)."""
         report = RoundReport()
+        self._new_round()
         wanted = [t for r in repositories for t in self.by_repository.get(r, ())]
         states = self.store.peek([t.key for t in wanted])
         for repository in {t.repository for t in wanted}:
@@ -210,17 +235,28 @@ class Watcher:
                     target.key, lambda s: after_head(target, s, observed), list(self.notifiers)
                 )
             report.changes.extend(_notes(events))
+            self._checked.add(target.key)
             # Tag lists: when due, and at once when a digest moved (it often comes with a
-            # release); at most once per repository and round.
+            # release); at most once per repository and round. Attachments go with them.
             repository = target.repository
             force = force_tags or moved
             if repository not in listed and (force or repository not in not_due):
                 listed.add(repository)
-                if self.store.claim_tags(repository, every=self.tags_every, force=force):
-                    report.merge(await self._check_tags(repository))
+                # What is attached to every target of the repository goes with the tag
+                # list when it is due or a webhook named it; a moved digest alone makes
+                # only its own target's due (below), not the whole repository's.
+                if self.store.claim_tags(repository, every=self.tags_every):
+                    report.merge(await self._check_tags(repository, attachments=True))
+                elif force and self.store.claim_tags(repository, every=0, force=True):
+                    report.merge(await self._check_tags(repository, attachments=force_tags))
                 else:
                     listed.discard(repository)
                     not_due.add(repository)
+            due = moved or stored.attached is None or repository in self._attach_due
+            if observed.present and due:
+                report.merge(await self._look([target]))  # (not twice in a round)
+            if observed.present and end_of_life_passing(stored, lifecycle.utc_now()):
+                report.merge(await self._end_of_life_passed(target))
         for event in events:
             log.info("%s", event.payload.get("message"))
         return report
@@ -245,7 +281,7 @@ class Watcher:
             child = None  # the watched platform is not (or no longer) built
         return Observation(True, digest, head.media_type, child)
 
-    async def _check_tags(self, repository: str) -> RoundReport:
+    async def _check_tags(self, repository: str, *, attachments: bool) -> RoundReport:
         report = RoundReport()
         some = self.by_repository[repository][0].ref
         try:
@@ -266,6 +302,84 @@ class Watcher:
             [(t.key, decider(t)) for t in targets], list(self.notifiers)
         )
         report.changes.extend(_notes(events))
+        if attachments:
+            # Targets checked in this round are looked at now, the others when their
+            # check comes (their stored digest may be old until then).
+            self._attach_due.add(repository)
+            checked = [t for t in targets if t.key in self._checked]
+            report.merge(await self._look(checked, tags))
+        return report
+
+    async def _end_of_life_passed(self, target: Target) -> RoundReport:
+        """A coming end of life told before has passed: tell it again, with the fix."""
+        report = RoundReport()
+        state = self.store.peek([target.key]).get(target.key)
+        if state is None or not end_of_life_passing(state, lifecycle.utc_now()):
+            return report  # told meanwhile (this round's look, or another watcher)
+        try:
+            fix = await attached.fix_for(self.client, target, self._manifests)
+        except errors.PortsideError as exc:
+            fix = None  # the notice matters more than its suggestion
+            log.warning("no fix for %s: %s", target.ref.familiar, exc.message)
+        events = self.store.update_target(
+            target.key, lambda s: after_end_of_life_passed(target, s, fix), list(self.notifiers)
+        )
+        report.changes.extend(_notes(events))
+        return report
+
+    async def _look(
+        self, targets: Sequence[Target], tags: Sequence[str] | None = None
+    ) -> RoundReport:
+        """What is attached to these targets' images (each once per round and digest)."""
+        report = RoundReport()
+        states = self.store.peek([t.key for t in targets])
+        todo = []
+        for target in targets:
+            state = states.get(target.key)
+            if state is None or state.digest is None or not state.present:
+                continue
+            seen = (target.key, state.digest, state.platform_digest)
+            if seen not in self._looked:
+                self._looked.add(seen)
+                todo.append((target, state))
+
+        async def one(target: Target, state: TargetState) -> None:
+            # On failure the repository is marked: its next round looks again.
+            try:
+                look = await attached.look(
+                    self.client,
+                    target,
+                    state,
+                    self._manifests,
+                    severity=self.severity,
+                    tags=tags,
+                )
+            except errors.PortsideError as exc:
+                report.problems.append(f"{target.ref.familiar}: attachments: {exc.message}")
+                self.store.mark_dirty(target.repository)
+                log.warning("could not read what is attached to %s: %s", target.ref.familiar,
+                            exc.message)  # fmt: skip
+                return
+            except Exception as exc:  # a bug (or a plugin's) costs this look, not the round
+                problem = f"unexpected {type(exc).__name__}"
+                report.problems.append(f"{target.ref.familiar}: attachments: {problem}")
+                self.store.mark_dirty(target.repository)
+                log.error("could not read what is attached to %s: %s", target.ref.familiar,
+                          problem)  # fmt: skip
+                log.debug("traceback", exc_info=True)
+                return
+            if look is None:
+                return
+            for warning in look.warnings:
+                log.warning("%s", warning)
+            events = self.store.update_target(
+                target.key, lambda s: after_attached(target, s, look), list(self.notifiers)
+            )
+            report.changes.extend(_notes(events))
+            for event in events:
+                log.info("%s", event.payload.get("message"))
+
+        await asyncio.gather(*(one(t, s) for t, s in todo))
         return report
 
     # -- delivery --------------------------------------------------------------------
