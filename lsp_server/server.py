@@ -888,6 +888,14 @@ class PortsideLanguageServer(LanguageServer):
                 if analysis is None or analysis.snap.too_large:
                     continue
                 await self.check_images(analysis, fresh, fallback=self.registry.cache_only)
+                current = self.analyses.get(uri)
+                if current is not analysis and current is not None:
+                    # An edit's analysis of the same text started meanwhile and took the
+                    # document over: this answer promises the findings were published
+                    # first, so this (complete) check is published now, and carried on.
+                    if current.snap.text == analysis.snap.text:
+                        current.checks.update(analysis.checks)
+                    self.show(analysis)
                 published = self.published.get(uri)
                 counts[uri] = len(published.findings) if published is not None else 0
         finally:

@@ -41,7 +41,8 @@ def run_in_process(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str
         code = main({args!r})
         sys.stdout.flush()
         print("EXIT", code)
-        print(sorted(m for m in sys.modules if m.split('.')[0] in {set(HEAVY)!r}))
+        loaded = [m for m, v in sys.modules.items() if v is not None]  # None: a blocked import
+        print(sorted(m for m in loaded if m.split('.')[0] in {set(HEAVY)!r}))
         """
     )
     done = subprocess.run(
