@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -70,7 +69,6 @@ def test_a_push_becomes_a_notification_at_once(
         assert health.status_code == 200 and health.json() == {"status": "ok"}
 
         pushed = seed.push_image(registry, "team/app-base", seed.build_image("v2"), ["1.0"])
-        started = time.monotonic()
 
         def notified() -> dict[str, object] | None:
             if not jsonl.exists():
@@ -78,9 +76,10 @@ def test_a_push_becomes_a_notification_at_once(
             lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
             return lines[0] if lines else None
 
-        # A generous bound, as a hang guard: the registry posts within about a second.
-        note = wait_for(notified, timeout=2.0, what="the notification of the push")
-        assert time.monotonic() - started < 2.0
+        # Polling is an hour away (--interval 3600): only the registry's webhook can bring
+        # this notification now. The bound is a hang guard, not a speed claim (the
+        # registry posts within about a second; machines are noisy).
+        note = wait_for(notified, timeout=30.0, what="the notification of the push")
         assert note["kind"] == "rebuilt" and note["new"] == pushed.digest
         assert "webhook: checking" in log_path.read_text()
     finally:
