@@ -85,20 +85,30 @@ def prepare(options: WatchOptions) -> tuple[list[Target], list[str], list[Notifi
     return targets, problems, notifiers, open_store(options.state)
 
 
+def _watcher(
+    options: WatchOptions,
+    store: Store,
+    targets: list[Target],
+    client: RegistryClient,
+    notifiers: list[Notifier],
+) -> Watcher:
+    return Watcher(
+        store,
+        targets,
+        client,
+        notifiers,
+        concurrency=options.concurrency,
+        tags_every=options.tags_every,
+        severity=options.severity,
+    )
+
+
 async def run_once(options: WatchOptions) -> tuple[RoundReport, list[str]]:
     """One round (joining one in progress), then deliveries. (report, delivery failures)."""
     targets, problems, notifiers, store = prepare(options)
     try:
         async with RegistryClient(options.client_options) as client:
-            watcher = Watcher(
-                store,
-                targets,
-                client,
-                notifiers,
-                concurrency=options.concurrency,
-                tags_every=options.tags_every,
-                severity=options.severity,
-            )
+            watcher = _watcher(options, store, targets, client, notifiers)
             round_id = store.begin_round(new_after=None, join_within=ONCE_JOIN)
             assert round_id is not None  # new_after=None always gives a round
             report = await watcher.run_round(round_id)
@@ -136,15 +146,7 @@ async def run_service(options: WatchOptions) -> int:
     listener: Listener | None = None
     try:
         async with RegistryClient(options.client_options) as client:
-            watcher = Watcher(
-                store,
-                targets,
-                client,
-                notifiers,
-                concurrency=options.concurrency,
-                tags_every=options.tags_every,
-                severity=options.severity,
-            )
+            watcher = _watcher(options, store, targets, client, notifiers)
             if options.listen:
 
                 def on_event(events: list[RepositoryEvent]) -> None:
