@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portside import errors
+from portside import errors, lifecycle
 from portside.errors import ConfigError
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
@@ -273,22 +273,8 @@ class Plan:
 
 
 def _parse_created(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        # RFC 3339 with nanoseconds (Go writes them): keep microseconds.
-        match = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
-        if match is None:
-            return None
-        fraction = (match.group(2) or "")[:7]
-        zone = "+00:00" if match.group(3) == "Z" else match.group(3)
-        try:
-            value = dt.datetime.fromisoformat(match.group(1) + fraction + zone)
-        except ValueError:
-            return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    # Go writes nanoseconds; lifecycle's RFC 3339 reader takes any number of digits.
+    return lifecycle.parse_date(text) if text else None
 
 
 class RepositoryReader:
@@ -551,15 +537,13 @@ async def make_plan(
 async def _read_end_of_life(
     client: Any, repository: Reference, images: Sequence[ImageRecord], concurrency: int
 ) -> None:
-    from portside.lifecycle import ClientSource, read_lifecycle
-
-    source = ClientSource(client)
+    source = lifecycle.ClientSource(client)
     limit = asyncio.Semaphore(concurrency)
 
     async def one(image: ImageRecord) -> None:
         async with limit:
             manifest = await source.manifest(repository.with_digest(image.digest))
-            status = await read_lifecycle(source, repository, [manifest])
+            status = await lifecycle.read_lifecycle(source, repository, [manifest])
         if status.end_of_life is not None:
             image.end_of_life = status.end_of_life.date
 
