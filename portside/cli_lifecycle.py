@@ -105,15 +105,13 @@ def run_retire(args: Any, options: ClientOptions) -> int:
 
 
 def run_pull_back(args: Any, options: ClientOptions) -> int:
-    from portside.config import load_config
     from portside.notify.lifecycle import notify_pulled_back
     from portside.notify.published import project_notifiers
+    from portside.policy import scheme_at
     from portside.registry.client import RegistryClient
-    from portside.versions import scheme_for
 
     ref = Reference.parse(args.ref)
-    rule = load_config(Path(".")).for_image(ref.name, ref.familiar_name)
-    scheme = scheme_for(ref.name, {"*": rule.scheme} if rule.scheme else None)
+    scheme = scheme_at(ref, Path("."))
     notifiers = [] if args.dry_run else project_notifiers(Path("."))
     now = dt.datetime.now(dt.timezone.utc)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portside import retention
-from portside.config import load_config
 from portside.errors import ConfigError, UsageError
+from portside.policy import scheme_at
 from portside.reference import Reference
 from portside.terminal import clean
-from portside.versions import VersionScheme, scheme_for
+from portside.versions import VersionScheme
 
 if TYPE_CHECKING:
     import argparse
@@ -67,11 +67,6 @@ def _repository(text: str) -> Reference:
     if ref.digest is not None or ref.tag is not None:
         raise UsageError(f"{text}: name a repository, without a tag or digest")
     return ref.repository_ref()
-
-
-def _scheme(ref: Reference, project: Path) -> VersionScheme:
-    policy = load_config(project).for_image(ref.name, ref.familiar_name)
-    return scheme_for(ref.name, {"*": policy.scheme} if policy.scheme else None)
 
 
 def _age(created: dt.datetime | None, now: dt.datetime) -> str:
@@ -147,7 +142,7 @@ async def _plans(
                     hint="add one whose match glob names it (in pyproject.toml or portside.toml)",
                 )
             policy = retention.RetentionPolicy(match=ref.name, source="(no policy)")
-        scheme = _scheme(ref, project)
+        scheme = scheme_at(ref, project)
         pinned = retention.pinned_digests(args.keep_used, ref) if args.keep_used else {}
         plan = await retention.make_plan(client, ref, policy, scheme, pinned=pinned)
         plans.append((plan, scheme))

@@ -15,6 +15,7 @@ import asyncio
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from portside import errors, versions
@@ -295,6 +296,13 @@ def retarget(use: ImageUse, ref: Reference, tag: str, digest: Digest | None) -> 
         # digest to the reference as written.
         return Edit(use.range, f"{use.text}@{digest}")
     return None
+
+
+def scheme_at(ref: Reference, folder: Path) -> versions.VersionScheme:
+    """The version scheme for ``ref`` under the configuration that applies in ``folder``."""
+    from portside.config import load_config
+
+    return image_scheme(ref, load_config(folder).for_image(ref.name, ref.familiar_name))
 
 
 def image_scheme(ref: Reference, policy: ImagePolicy) -> versions.VersionScheme:
