@@ -15,18 +15,23 @@ import os
 import random
 import re
 import ssl
+import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 
 from portside import errors, jsonscan
 from portside.redact import redact_text, redact_url
 from portside.reference import is_loopback_host
+from portside.registry import netstreams
 from portside.registry.ratelimit import RateLimit, classify_429, parse_rate_limit, parse_retry_after
 
 log = logging.getLogger("portside.registry")
+
+T = TypeVar("T")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -298,13 +303,17 @@ class Transport:
             else:  # pragma: no cover - a programming error
                 raise ValueError(f"unknown client kind {kind!r}")
             timeout = httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout)
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            transport = self._http_transport
+            if transport is None and sys.version_info >= (3, 11):
+                transport = netstreams.AsyncioHTTPTransport(verify=ssl_context, limits=limits)
             client = httpx.AsyncClient(
                 verify=ssl_context,
                 timeout=timeout,
                 follow_redirects=False,
                 headers={"User-Agent": self.options.user_agent},
-                transport=self._http_transport,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                transport=transport,
+                limits=limits,
                 trust_env=False,
             )
             self._clients[kind] = client
@@ -533,11 +542,11 @@ class Transport:
         backoff = self._backoff(attempt)
         try:
             # The total deadline also bounds a server that drips its headers.
-            response = await asyncio.wait_for(
+            response = await _within(
+                seconds,
                 self._send_following_redirects(
                     method, url, registry=registry, headers=headers, content=content
                 ),
-                timeout=seconds,
             )
         except asyncio.TimeoutError:
             if may_retry and self._fits(backoff):
@@ -768,6 +777,15 @@ class Transport:
             registry=host,
             hint="check the host name, the port and that the registry is running",
         )
+
+
+async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``awaitable``'s result, or ``asyncio.TimeoutError`` after ``seconds``: on 3.11+
+    without the task ``asyncio.wait_for`` wraps every request in."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, timeout=seconds)
 
 
 def _looks_like_registry(response: httpx.Response) -> bool:
