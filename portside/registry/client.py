@@ -155,7 +155,8 @@ class RegistryClient:
     ) -> Response:
         base = await self._transport.base_url(ref.api_host)
         if url is None:
-            url = base.join(path)
+            # (An absolute path on the base: one parse, not join's two.)
+            url = httpx.URL(f"{base}{path}") if path.startswith("/") else base.join(path)
             if params:
                 url = url.copy_merge_params(httpx.QueryParams(tuple(params)))
         return await self._auth.send(
