@@ -93,6 +93,8 @@ SECRET_KEY_FILE = "secret-key"  # noqa: S105 - a file name
 _SECRET_KEY_BYTES = 32
 DEFAULT_TAGS_TTL = 300.0
 DEFAULT_RESOLVE_TTL = 300.0
+# Whether a registry has the Referrers API: asked again after a day (an upgrade adds it).
+REFERRERS_API_TTL = 86400.0
 # Config blobs are small JSON documents; anything bigger than this is refused rather
 # than read into memory (the client applies the same cap on the wire).
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
@@ -390,6 +392,18 @@ class CacheStore:
         doc = {"key": list(key), "fetched_at": fetched_at, "etag": etag, "value": value}
         data = json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode("ascii")
         self._write(self._entry_path(key), data)
+
+    def referrers_api(self, registry: str, *, now: float) -> bool | None:
+        """Whether ``registry`` had the Referrers API when a client last found out
+        (None: unknown, or older than :data:`REFERRERS_API_TTL`)."""
+        entry = self.get_entry(("referrers-api", registry))
+        if entry is None or not isinstance(entry.value, bool) or entry.age(now) > REFERRERS_API_TTL:
+            return None
+        return entry.value
+
+    def remember_referrers_api(self, registry: str, present: bool, *, now: float) -> None:
+        """A fact about the registry, the same for every credential: not scoped."""
+        self.put_entry(("referrers-api", registry), present, fetched_at=now)
 
 
 _SAFE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -732,7 +746,17 @@ class CachedRegistry:
         async def fetch(old: Entry | None) -> list[Descriptor]:
             started = self._clock()
             client = await self._get_client()
+            # A registry found without the Referrers API is asked by the tag schema
+            # at once, in this process and (for a day) in the next ones.
+            known = client.referrers_api(ref.registry)
+            if known is None:
+                known = self.store.referrers_api(ref.registry, now=started)
+                if known is not None:
+                    client.assume_referrers_api(ref.registry, known)
             found = await client.referrers(ref)
+            learnt = client.referrers_api(ref.registry)
+            if learnt is not None and learnt != known:
+                self.store.remember_referrers_api(ref.registry, learnt, now=started)
             self._put(client, key, [d.to_json() for d in found], fetched_at=started)
             return found
 

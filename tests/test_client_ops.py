@@ -13,6 +13,7 @@ import io
 import json
 import tarfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -312,6 +313,118 @@ async def test_referrers_fall_back_to_tag_schema(plain_registry: Registry) -> No
     assert filtered == []
     tags = Skopeo.for_registry(plain_registry).list_tags(f"{plain_registry.host}/acme/signed")
     assert f"sha256-{subject.hex}" in tags
+
+
+async def _signed(client: RegistryClient, target: Reference, text: bytes) -> tuple[Digest, Digest]:
+    """(subject, signature): a tiny image and an artifact whose subject it is."""
+    subject, _ = await push_tiny_image(client, target, text)
+    subject_manifest = await client.get_manifest(target)
+    empty = b"{}"
+    await client.upload_blob(target, empty)
+    signature = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "artifactType": "application/vnd.example.signature",
+            "config": {"mediaType": mt.OCI_EMPTY, "digest": str(Digest.of(empty)), "size": 2},
+            "layers": [{"mediaType": mt.OCI_EMPTY, "digest": str(Digest.of(empty)), "size": 2}],
+            "subject": subject_manifest.descriptor.to_json(),
+        }
+    ).encode()
+    sig_ref = target.repository_ref().with_digest(Digest.of(signature))
+    return subject, await client.put_manifest(sig_ref, signature, mt.OCI_MANIFEST)
+
+
+async def test_a_registry_without_the_referrers_api_is_asked_for_it_once(
+    plain_registry: Registry, proxy_factory: Callable[..., FaultProxy]
+) -> None:
+    """Its first 404 on the Referrers API settles it: every later lookup (concurrent
+    ones included) goes straight to the tag schema."""
+    import asyncio
+
+    proxy = proxy_factory(plain_registry)
+    async with RegistryClient() as client:
+        signed = [await _signed(client, ref(proxy, f"acme/once:{n}"), b"%d" % n) for n in range(3)]
+        proxy.log.clear()
+        assert client.referrers_api(proxy.host) is None
+        subjects = [ref(proxy, "acme/once").with_digest(subject) for subject, _ in signed]
+        found = await asyncio.gather(*(client.referrers(s) for s in subjects))
+        again = await client.referrers(subjects[0])
+        assert client.referrers_api(proxy.host) is False
+    assert [[d.digest for d in f] for f in found] == [[sig] for _, sig in signed]
+    assert [d.digest for d in again] == [signed[0][1]]
+    api = proxy.log.matching("GET", r"/referrers/")
+    assert len(api) == 1 and api[0].path.rsplit("/", 1)[-1] in {str(s) for s, _ in signed}
+    by_tag = [r.path.rsplit("/", 1)[-1] for r in proxy.log.matching("GET", r"/manifests/sha256-")]
+    expected = [f"sha256-{s.hex}" for s, _ in signed]
+    assert sorted(by_tag) == sorted([*expected, expected[0]])
+    assert len(proxy.log.all()) == 1 + 4  # nothing else
+
+
+async def test_a_registry_with_the_referrers_api_is_not_asked_by_the_tag_schema(
+    plain_registry: Registry, proxy_factory: Callable[..., FaultProxy]
+) -> None:
+    """distribution 2.8 has no Referrers API; the proxy answers it the way a registry
+    with one does (200 and an index, empty when nothing refers to the manifest)."""
+    proxy = proxy_factory(plain_registry)
+    async with RegistryClient() as client:
+        subject, signature = await _signed(client, ref(proxy, "acme/api:1"), b"api")
+        other, _ = await push_tiny_image(client, ref(proxy, "acme/api:2"), b"nothing on it")
+        listed = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": mt.OCI_INDEX,
+                "manifests": [
+                    {
+                        "mediaType": mt.OCI_MANIFEST,
+                        "digest": str(signature),
+                        "size": 1,
+                        "artifactType": "application/vnd.example.signature",
+                    }
+                ],
+            }
+        )
+        empty = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []})
+        proxy.respond("GET", rf"/referrers/{subject}$", body=listed, content_type=mt.OCI_INDEX)
+        proxy.respond("GET", rf"/referrers/{other}$", body=empty, content_type=mt.OCI_INDEX)
+        proxy.log.clear()
+        repository = ref(proxy, "acme/api")
+        found = await client.referrers(repository.with_digest(subject))
+        nothing = await client.referrers(repository.with_digest(other))
+        assert client.referrers_api(proxy.host) is True
+    assert [d.digest for d in found] == [signature] and nothing == []
+    assert [r.method for r in proxy.log.all()] == ["GET", "GET"]
+    assert proxy.log.matching("GET", r"/manifests/") == []
+
+
+async def test_the_cache_remembers_a_registry_without_the_referrers_api(
+    plain_registry: Registry, proxy_factory: Callable[..., FaultProxy], tmp_path: Path
+) -> None:
+    """The next process asks the tag schema at once (for a day: an upgrade may add it)."""
+    from portside.cache import REFERRERS_API_TTL, CachedRegistry, CacheStore
+
+    proxy = proxy_factory(plain_registry)
+    async with RegistryClient() as client:
+        signed = [await _signed(client, ref(proxy, f"acme/kept:{n}"), b"k%d" % n) for n in range(2)]
+    repository = ref(proxy, "acme/kept")
+    store = CacheStore(str(tmp_path / "cache"))
+    now = 1_000_000.0
+    proxy.log.clear()
+    async with CachedRegistry(store=store, clock=lambda: now) as cached:
+        assert [d.digest for d in await cached.referrers(repository.with_digest(signed[0][0]))] == [
+            signed[0][1]
+        ]
+    assert len(proxy.log.matching("GET", r"/referrers/")) == 1
+    assert store.referrers_api(proxy.host, now=now) is False
+
+    proxy.log.clear()
+    async with CachedRegistry(store=store, clock=lambda: now + 60) as cached:
+        found = await cached.referrers(repository.with_digest(signed[1][0]))
+    assert [d.digest for d in found] == [signed[1][1]]
+    assert proxy.log.matching("GET", r"/referrers/") == []
+    assert len(proxy.log.matching("GET", rf"/manifests/sha256-{signed[1][0].hex}$")) == 1
+    # A day later the registry is asked again.
+    assert store.referrers_api(proxy.host, now=now + REFERRERS_API_TTL + 1) is None
 
 
 async def test_ping(registry: Registry, recorder: Recorder) -> None:

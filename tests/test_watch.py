@@ -110,8 +110,9 @@ def test_once_reports_exactly_what_moved_and_unchanged_images_cost_one_head(
 
     # What it cost: one HEAD per watched tag, one manifest GET for the one index whose
     # digest moved, one tag list for the one repository and, with it, one look at what
-    # is attached to each image still there (its index and amd64 manifest: the Referrers
-    # API, then distribution 2.8's tag-schema fallback); nothing else.
+    # is attached to each image still there (its index and amd64 manifest, through
+    # distribution 2.8's tag-schema fallback: the Referrers API is asked once, and its
+    # 404 sends every lookup to the fallback); nothing else.
     heads = proxy.log.matching("HEAD", r"/manifests/")
     assert sorted(r.path.rsplit("/", 1)[-1] for r in heads) == sorted(
         ["3.13-slim-bookworm", "3.12.11-slim", "3.13.6-slim", "3.9-slim"]
@@ -125,7 +126,7 @@ def test_once_reports_exactly_what_moved_and_unchanged_images_cost_one_head(
         + [seed.platform_digest(after, t, "amd64") for t in present]
     )
     api = proxy.log.matching("GET", r"/referrers/")
-    assert sorted(r.path.rsplit("/", 1)[-1] for r in api) == subjects
+    assert len(api) == 1 and api[0].path.rsplit("/", 1)[-1] in subjects
     fallback = proxy.log.matching("GET", r"/manifests/sha256-")
     assert sorted(r.path.rsplit("/", 1)[-1] for r in fallback) == [
         s.replace(":", "-") for s in subjects

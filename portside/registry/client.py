@@ -107,6 +107,9 @@ class RegistryClient:
         if credentials is None:
             credentials = CredentialStore()
         self._auth = Authenticator(self._transport, credentials)
+        # Per API host: whether the Referrers API is there (absent: not known yet).
+        self._referrers_api: dict[str, bool] = {}
+        self._referrers_probes: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -915,6 +918,54 @@ class RegistryClient:
         """Manifests whose ``subject`` is ``ref``'s digest (API, else the tag schema)."""
         if ref.digest is None:
             raise errors.UsageError("referrers need a digest reference (name@sha256:…)")
+        host = ref.api_host
+        entries: list[Descriptor] | None = None
+        asked = False
+        if host not in self._referrers_api:
+            # Until a registry has answered once, its API requests go one at a time:
+            # the first answer says whether the others need the API at all.
+            async with self._referrers_probes.setdefault(host, asyncio.Lock()):
+                if host not in self._referrers_api:
+                    asked = True
+                    entries = await self._referrers_from_api(ref, artifact_type)
+        if not asked and self._referrers_api.get(host, True):
+            entries = await self._referrers_from_api(ref, artifact_type)
+        if entries is not None:
+            return entries
+        return await self._referrers_by_tag(ref, artifact_type)
+
+    def referrers_api(self, registry: str) -> bool | None:
+        """Whether ``registry`` has the Referrers API, as far as this client knows
+        (None: not asked yet)."""
+        return self._referrers_api.get(Reference(registry, "x/x", None, None).api_host)
+
+    def assume_referrers_api(self, registry: str, present: bool) -> None:
+        """What an earlier client learnt (the cache keeps it): with ``False`` lookups
+        go straight to the tag schema."""
+        self._referrers_api[Reference(registry, "x/x", None, None).api_host] = present
+
+    async def _referrers_by_tag(
+        self, ref: Reference, artifact_type: str | None
+    ) -> list[Descriptor]:
+        """The referrers tag schema's answer (``sha256-<hex>``), for registries without
+        the API."""
+        assert ref.digest is not None
+        fallback = ref.with_tag(_referrers_tag(ref.digest))
+        fallback = Reference(fallback.registry, fallback.repository, fallback.tag, None)
+        try:
+            index = await self.get_manifest(fallback)
+        except errors.NotFound:
+            return []
+        entries = list(index.manifests)
+        if artifact_type:
+            entries = [e for e in entries if e.artifact_type == artifact_type]
+        return entries
+
+    async def _referrers_from_api(
+        self, ref: Reference, artifact_type: str | None
+    ) -> list[Descriptor] | None:
+        """The Referrers API's answer; None when the tag schema must answer instead."""
+        assert ref.digest is not None
         params = [("artifactType", artifact_type)] if artifact_type else None
         response = await self._request(
             ref,
@@ -924,7 +975,13 @@ class RegistryClient:
             params=params,
             max_bytes=self.options.max_manifest_bytes,
         )
+        if response.status == 404:
+            # A registry with the API answers 200 and an empty index for a manifest
+            # nothing refers to (OCI distribution spec 1.1): 404 means no API.
+            self._referrers_api[ref.api_host] = False
+            return None
         if response.status == 200:
+            self._referrers_api[ref.api_host] = True
             digest = Digest.of(response.content)
             index = parse_manifest(
                 response.content,
@@ -937,18 +994,9 @@ class RegistryClient:
             if artifact_type and "oci-filters-applied" not in response.headers:
                 entries = [e for e in entries if e.artifact_type == artifact_type]
             return entries
-        if response.status not in (404, 400):
+        if response.status != 400:  # (400: this request, not the API; the tag schema)
             _raise_for_status(response, ref, what="referrers")
-        fallback = ref.with_tag(_referrers_tag(ref.digest))
-        fallback = Reference(fallback.registry, fallback.repository, fallback.tag, None)
-        try:
-            index = await self.get_manifest(fallback)
-        except errors.NotFound:
-            return []
-        entries = list(index.manifests)
-        if artifact_type:
-            entries = [e for e in entries if e.artifact_type == artifact_type]
-        return entries
+        return None
 
     async def _add_to_referrers_tag(self, ref: Reference, manifest: Manifest) -> None:
         assert manifest.subject is not None
