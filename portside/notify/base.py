@@ -95,14 +95,18 @@ class Notification:
         """The Dockerfile lines it concerns, ``file:line`` joined."""
         return ", ".join(f"{u.file}:{u.line}" for u in self.uses)
 
-    def text(self) -> str:
-        """The human form: what changed, where, and what to do."""
-        parts = [self.summary]
+    def details(self) -> list[str]:
+        """What goes under the summary: where it is used, and what to do."""
+        parts = []
         if self.uses:
             parts.append(f"used in {self.where}")
         if self.action:
             parts.append(f"update: {self.action}")
-        return "; ".join(parts)
+        return parts
+
+    def text(self) -> str:
+        """The human form: what changed, where, and what to do."""
+        return "; ".join([self.summary, *self.details()])
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -21,11 +21,14 @@ class DesktopNotifier(Notifier):
         # builds the plugin manager (a warm credentialed answer included).
         import asyncio
 
+        # The summary is the title; under it, one line each for where and what to do.
+        body = "\n".join(notification.details()) or notification.summary
         proc = await asyncio.create_subprocess_exec(
             self.binary,
             "--app-name=portside",
+            "--",
             f"portside: {notification.summary}",
-            notification.text(),
+            body,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
