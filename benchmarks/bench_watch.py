@@ -14,9 +14,10 @@ against the registry directly (times):
 - Diun's approach: a manifest GET per tag, same concurrency (8), same client library.
 
 Round times are the watcher's own (state included, process start-up excluded), in
-process through ``portside.watch`` with SQLite state; the PostgreSQL rows are the
-wall time of two ``portside watch --once`` processes started together, start-up
-included. A benchmark, not a test: nothing here asserts a time.
+process through ``portside.watch`` with SQLite state, with this process's CPU time per
+tag beside them (the client's side only: the registry is another process); the
+PostgreSQL rows are the wall time of two ``portside watch --once`` processes started
+together, start-up included. A benchmark, not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -189,7 +191,7 @@ def main() -> int:
     proxy = FaultProxy(registry)
     proxy.start()
     cluster = PostgresCluster().start()
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str]] = []
     try:
         generation: dict[str, int] = {}
         pairs = fill(registry, options.tags, generation)
@@ -202,7 +204,10 @@ def main() -> int:
         proxy.log.clear()
         portside_round(counted, proxy.host, work / "counted.db")
         unchanged_counts = counts(proxy)
-        unchanged_total, unchanged_gets = total(proxy), total(proxy, "GET")
+        unchanged_total = total(proxy)
+        unchanged_gets = sum(
+            1 for r in proxy.log.all() if r.method == "GET" and "/manifests/" in r.path
+        )
         rebuild(registry, pairs, generation, 0.1)
         proxy.log.clear()
         _, _, found = portside_round(counted, proxy.host, work / "counted.db")
@@ -223,17 +228,26 @@ def main() -> int:
         times: dict[str, list[float]] = {
             k: [] for k in ("unchanged", "changed", "diun", "diun-changed")
         }
+        # This process's CPU time per round (the client side: the registry is another
+        # process); less sensitive to a loaded machine than the wall time.
+        cpu: dict[str, list[float]] = {k: [] for k in times}
+
+        def timed(kind: str, run: Callable[[], float]) -> None:
+            started = time.process_time()
+            times[kind].append(run())
+            cpu[kind].append(time.process_time() - started)
+
         diun_seen: dict[str, str] = {}
         asyncio.run(diun_round(registry.host, pairs, diun_seen))
         for _ in range(options.runs):
-            times["unchanged"].append(portside_round(direct, registry.host, state)[0])
-            times["diun"].append(asyncio.run(diun_round(registry.host, pairs, diun_seen))[0])
+            timed("unchanged", lambda: portside_round(direct, registry.host, state)[0])
+            timed("diun", lambda: asyncio.run(diun_round(registry.host, pairs, diun_seen))[0])
         for _ in range(options.runs):
             rebuild(registry, pairs, generation, 0.1)
-            times["changed"].append(portside_round(direct, registry.host, state)[0])
+            timed("changed", lambda: portside_round(direct, registry.host, state)[0])
             rebuild(registry, pairs, generation, 0.1)
-            times["diun-changed"].append(
-                asyncio.run(diun_round(registry.host, pairs, diun_seen))[0]
+            timed(
+                "diun-changed", lambda: asyncio.run(diun_round(registry.host, pairs, diun_seen))[0]
             )
 
         # Two watchers on one PostgreSQL.
@@ -246,42 +260,49 @@ def main() -> int:
             pg_changed.append(two_watchers(direct, registry.host, url))
 
         med = {k: statistics.median(v) for k, v in times.items()}
+        per_tag = {k: f"{statistics.median(v) * 1000 / n:.2f}" for k, v in cpu.items()}
         rows = [
             (
                 "portside, nothing changed",
                 f"{unchanged_total} ({unchanged_counts})",
                 f"{med['unchanged'] * 1000:.0f}",
                 f"{n / med['unchanged']:.0f}",
+                per_tag["unchanged"],
             ),
             (
                 f"portside, 10% changed ({found} notices)",
                 f"{changed_total} ({changed_counts})",
                 f"{med['changed'] * 1000:.0f}",
                 f"{n / med['changed']:.0f}",
+                per_tag["changed"],
             ),
             (
                 "Diun's approach (GET per tag)",
                 f"{diun_total} ({diun_total} GET manifest)",
                 f"{med['diun'] * 1000:.0f}",
                 f"{n / med['diun']:.0f}",
+                per_tag["diun"],
             ),
             (
                 "Diun's approach, 10% changed",
                 f"{diun_total}",
                 f"{med['diun-changed'] * 1000:.0f}",
                 f"{n / med['diun-changed']:.0f}",
+                per_tag["diun-changed"],
             ),
             (
                 "two watchers + PostgreSQL, nothing changed (2 processes, wall)",
                 f"split {pg_unchanged[-1][1]}",
                 f"{statistics.median(w for w, _, _ in pg_unchanged) * 1000:.0f}",
                 f"{n / statistics.median(w for w, _, _ in pg_unchanged):.0f}",
+                "-",
             ),
             (
                 f"two watchers + PostgreSQL, 10% changed ({pg_changed[-1][2]} notices)",
                 f"split {pg_changed[-1][1]}",
                 f"{statistics.median(w for w, _, _ in pg_changed) * 1000:.0f}",
                 f"{n / statistics.median(w for w, _, _ in pg_changed):.0f}",
+                "-",
             ),
         ]
         ratio_requests = unchanged_gets / diun_total
@@ -298,9 +319,9 @@ def main() -> int:
         f"local docker-registry, concurrency {CONCURRENCY}; median of {options.runs} "
         f"(Python {platform.python_version()}, {os.cpu_count()} CPUs)",
         "",
-        "| round | requests | ms | tags/s |",
-        "|---|---|---:|---:|",
-        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        "| round | requests | ms | tags/s | client CPU ms/tag |",
+        "|---|---|---:|---:|---:|",
+        *(f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows),
         "",
         f"Against Diun's approach: manifest GETs {unchanged_gets} vs {diun_total} "
         f"(ratio {ratio_requests:.3f}) when nothing changed; time {ratio_time:.2f}x "
