@@ -587,6 +587,24 @@ async def test_pagination_looping_on_itself_stops(fault_proxy: FaultProxy) -> No
     assert count(fault_proxy, "GET", TAGS) <= 3
 
 
+async def test_a_registrys_cookies_are_not_kept(
+    fault_proxy: FaultProxy, py_tag: tuple[str, str]
+) -> None:
+    """As docker's, containerd's and skopeo's clients: a ``Set-Cookie`` (a load
+    balancer's stickiness, a session) is never sent back."""
+    tag, digest = py_tag
+    fault_proxy.set_headers("HEAD", MANIFESTS, {"Set-Cookie": "session=s3cr3t; Path=/"})
+    async with RegistryClient(opts()) as client:
+        first = await client.head_manifest(ref(fault_proxy, "library/python", tag))
+        second = await client.head_manifest(ref(fault_proxy, "library/python", tag))
+    assert str(first.digest) == str(second.digest) == digest
+    heads = fault_proxy.log.matching("HEAD", MANIFESTS)
+    assert len(heads) == 2
+    assert [r.header("cookie") for r in fault_proxy.log.all()] == [None] * len(
+        fault_proxy.log.all()
+    )
+
+
 # -- rate limits -----------------------------------------------------------------------
 
 
