@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 ENV = "PORTSIDE_HADOLINT"
 TIMEOUT = 10.0  # seconds hadolint may take for one document
 BATCH_TIMEOUT_PER_FILE = 0.5  # and for a batch, this much more per file
+# A batch is split over the CPUs, but no process lints fewer files than this: its start
+# costs about what linting one file does.
+FILES_PER_PROCESS = 4
 MAX_OUTPUT = 1 << 20  # bytes of JSON report read at most
 CONFIG_NAMES = (".hadolint.yaml", ".hadolint.yml")
 SEVERITY = {"error": "error", "warning": "warning", "info": "info", "style": "hint"}
@@ -204,9 +207,10 @@ def batch_runs(
     binary: str, documents: list[DockerfileSource]
 ) -> list[tuple[list[str], Path | None, bytes | None, dict[str, DockerfileSource]]]:
     """The hadolint processes that lint ``documents``: files on disk sharing a
-    configuration in one process per CPU at most (hadolint uses one core and costs a
-    start of its own, ~20 ms, per process); any other document on stdin, alone. Each
-    run with the map from the names hadolint reports (``file``) to documents."""
+    configuration split over one process per CPU at most, ``FILES_PER_PROCESS`` files
+    at least (hadolint uses one core and costs a start of its own, ~20 ms); any other
+    document on stdin, alone. Each run with the map from the names hadolint reports
+    (``file``) to documents."""
     groups: dict[tuple[str, ...], list[tuple[DockerfileSource, Path]]] = {}
     runs: list[tuple[list[str], Path | None, bytes | None, dict[str, DockerfileSource]]] = []
     keys: dict[Path, tuple[str, ...]] = {}  # per folder: the configuration its files get
@@ -225,7 +229,7 @@ def batch_runs(
         groups.setdefault(keys[folder], []).append((source, path))
     cpus = _cpus()
     for members in groups.values():
-        count = min(cpus, len(members))
+        count = max(1, min(cpus, len(members) // FILES_PER_PROCESS))
         for i in range(count):
             chunk = members[i::count]
             folder = chunk[0][1].parent  # its configuration (or none) is the group's
