@@ -900,13 +900,10 @@ def _describe(exc: BaseException) -> str:
 def _plugin_impls(
     plugins: pluggy.PluginManager | None, hook: str = "portside_dockerfile_findings"
 ) -> list[Any]:
-    if plugins is None:
-        from portside.plugins import get_plugin_manager
+    from portside.plugins import hook_impls
 
-        plugins = get_plugin_manager()
-    impls = getattr(plugins.hook, hook).get_hookimpls()
-    # pluggy calls the last registered first; so do we. Wrappers wrap nothing here.
-    return [i for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
+    # In pluggy's order (the last registered first). Wrappers wrap nothing here.
+    return [i for i in hook_impls(hook, plugins) if not (i.hookwrapper or i.wrapper)]
 
 
 def _accept(

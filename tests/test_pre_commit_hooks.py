@@ -342,14 +342,14 @@ def test_lint_runs_hadolint_per_batch_not_per_file(make_repo: object, tmp_path: 
 
 def test_lint_loads_no_network_stack(tmp_path: Path) -> None:
     """``portside-lint`` runs on every commit: it imports no event loop, no HTTP or TLS
-    stack."""
+    stack, and builds no plugin manager."""
     (tmp_path / "Dockerfile").write_text("FROM python\nRUN cd /tmp\n")
     code = (
         "import sys\n"
         "from pre_commit_hooks.lint import main\n"
         "print('EXIT', main(['Dockerfile']))\n"
         # None: an import Portside blocks on purpose (httpx's command line), not loaded.
-        "print(sorted({m.split('.')[0] for m, v in sys.modules.items() if v is not None}))\n"
+        "print(sorted(m for m, v in sys.modules.items() if v is not None))\n"
     )
     env = {**os.environ, "PORTSIDE_HADOLINT": "off", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -365,7 +365,11 @@ def test_lint_loads_no_network_stack(tmp_path: Path) -> None:
     assert exit_line == "EXIT 1", done.stdout + done.stderr  # python is latest: a warning
     assert "Dockerfile:1:6: warning [latest]" in "\n".join(report)
     loaded = set(ast.literal_eval(modules_line))
-    assert not loaded & {"asyncio", "httpx", "httpcore", "ssl", "socket", "h11", "anyio"}
+    packages = {name.split(".")[0] for name in loaded}
+    assert not packages & {"asyncio", "httpx", "httpcore", "ssl", "socket", "h11", "anyio"}
+    # No plugin manager either (none is installed here besides the built-ins): it would
+    # import every built-in plugin, the notifiers among them.
+    assert not [name for name in loaded if name.startswith(("portside.notify", "portside.build"))]
 
 
 def test_hooks_configure_the_client_as_the_cli_does(
