@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from portside import jsonscan
 from portside.errors import PortsideError
@@ -39,7 +39,7 @@ BATCH_TIMEOUT_PER_FILE = 0.5  # and for a batch, this much more per file
 # A batch is split over the CPUs, but no process lints fewer files than this: its start
 # costs about what linting one file does.
 FILES_PER_PROCESS = 4
-MAX_OUTPUT = 1 << 20  # bytes of JSON report read at most
+MAX_OUTPUT = 1 << 20  # bytes of JSON report read at most, per file linted
 CONFIG_NAMES = (".hadolint.yaml", ".hadolint.yml")
 SEVERITY = {"error": "error", "warning": "warning", "info": "info", "style": "hint"}
 _NAMES = ("hadolint.exe", "hadolint") if os.name == "nt" else ("hadolint",)
@@ -115,13 +115,14 @@ def _command(binary: str, folder: Path | None, names: list[str]) -> list[str]:
     return [*command, *names]
 
 
-def _report(out: IO[bytes], err: IO[bytes], status: int | None) -> list[dict[str, Any]]:
+def _report(out: IO[bytes], err: IO[bytes], status: int | None, files: int) -> list[dict[str, Any]]:
+    limit = MAX_OUTPUT * files
     out.seek(0)
-    data = out.read(MAX_OUTPUT + 1)
+    data = out.read(limit + 1)
     err.seek(0)
     problem = _first_line(err.read(4096))
-    if len(data) > MAX_OUTPUT:
-        raise PortsideError(f"hadolint's report is larger than {MAX_OUTPUT} bytes")
+    if len(data) > limit:
+        raise PortsideError(f"hadolint's report is larger than {limit} bytes")
     try:
         report = jsonscan.loads(data)
     except ValueError:
@@ -132,40 +133,50 @@ def _report(out: IO[bytes], err: IO[bytes], status: int | None) -> list[dict[str
     return report
 
 
-def _run_all(
-    runs: list[tuple[list[str], Path | None, bytes | None]], timeout: float
-) -> list[list[dict[str, Any]]]:
-    """Run every ``(command, folder, stdin)`` at once; their JSON reports in order, or
-    ``PortsideError`` for the first that cannot run, takes longer than ``timeout`` in
-    all or answers with something else (the others are then stopped)."""
+class Run(NamedTuple):
+    """One hadolint process to start."""
+
+    command: list[str]
+    folder: Path | None  # its working folder
+    stdin: bytes | None  # the text of a document it does not read from disk
+    files: int  # how many documents it lints
+
+
+def _run_all(runs: list[Run], timeout: float) -> list[list[dict[str, Any]]]:
+    """Start every run at once; their JSON reports in order, or ``PortsideError`` for
+    the first that cannot run, takes longer than ``timeout`` in all or answers with
+    something else (the others are then stopped)."""
     import contextlib
     import subprocess
     import tempfile
     import time
 
-    started: list[tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes], bytes | None]] = []
+    started: list[tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes], Run]] = []
     with contextlib.ExitStack() as files:
         try:
-            for command, folder, data in runs:
+            for run in runs:
                 # The report goes to a file so a runaway output costs disk, not memory.
                 out = files.enter_context(tempfile.TemporaryFile())
                 err = files.enter_context(tempfile.TemporaryFile())
-                stdin = subprocess.DEVNULL if data is None else subprocess.PIPE
+                stdin = subprocess.DEVNULL if run.stdin is None else subprocess.PIPE
                 try:
                     process = subprocess.Popen(
-                        command, stdin=stdin, stdout=out, stderr=err, cwd=folder
+                        run.command, stdin=stdin, stdout=out, stderr=err, cwd=run.folder
                     )
                 except OSError as exc:
-                    raise PortsideError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
-                started.append((process, out, err, data))
+                    raise PortsideError(
+                        f"cannot run {run.command[0]}: {exc.strerror or exc}"
+                    ) from None
+                started.append((process, out, err, run))
             deadline = time.monotonic() + timeout
             reports = []
-            for process, report, problems, data in started:
+            for process, report, problems, run in started:
                 try:
-                    process.communicate(data, timeout=max(0.0, deadline - time.monotonic()))
+                    left = max(0.0, deadline - time.monotonic())
+                    process.communicate(run.stdin, timeout=left)
                 except subprocess.TimeoutExpired:
                     raise PortsideError(f"hadolint did not finish within {timeout:g} s") from None
-                reports.append(_report(report, problems, process.returncode))
+                reports.append(_report(report, problems, process.returncode, run.files))
             return reports
         finally:
             for process, *_ in started:
@@ -177,8 +188,8 @@ def _run_all(
 def run_hadolint(binary: str, text: str, folder: Path | None) -> list[dict[str, Any]]:
     """hadolint's JSON report for ``text``, run in ``folder``; ``PortsideError`` if it
     cannot run, takes longer than ``TIMEOUT`` or answers with something else."""
-    command = _command(binary, folder, ["-"])
-    return _run_all([(command, folder, text.encode("utf-8", "replace"))], TIMEOUT)[0]
+    data = text.encode("utf-8", "replace")
+    return _run_all([Run(_command(binary, folder, ["-"]), folder, data, 1)], TIMEOUT)[0]
 
 
 def _on_disk(source: DockerfileSource) -> Path | None:
@@ -205,21 +216,21 @@ def _cpus() -> int:
 
 def batch_runs(
     binary: str, documents: list[DockerfileSource]
-) -> list[tuple[list[str], Path | None, bytes | None, dict[str, DockerfileSource]]]:
+) -> list[tuple[Run, dict[str, DockerfileSource]]]:
     """The hadolint processes that lint ``documents``: files on disk sharing a
     configuration split over one process per CPU at most, ``FILES_PER_PROCESS`` files
     at least (hadolint uses one core and costs a start of its own, ~20 ms); any other
     document on stdin, alone. Each run with the map from the names hadolint reports
     (``file``) to documents."""
     groups: dict[tuple[str, ...], list[tuple[DockerfileSource, Path]]] = {}
-    runs: list[tuple[list[str], Path | None, bytes | None, dict[str, DockerfileSource]]] = []
+    runs: list[tuple[Run, dict[str, DockerfileSource]]] = []
     keys: dict[Path, tuple[str, ...]] = {}  # per folder: the configuration its files get
     for source in documents:
         path = _on_disk(source)
         if path is None:
             folder = _folder(source.path)
             data = source.text.encode("utf-8", "replace")
-            runs.append((_command(binary, folder, ["-"]), folder, data, {"-": source}))
+            runs.append((Run(_command(binary, folder, ["-"]), folder, data, 1), {"-": source}))
             continue
         # Files whose folders would run hadolint with the same configuration go together.
         folder = path.parent
@@ -235,7 +246,7 @@ def batch_runs(
             folder = chunk[0][1].parent  # its configuration (or none) is the group's
             names = [str(path) for _, path in chunk]
             owners = {str(path): source for source, path in chunk}
-            runs.append((_command(binary, folder, names), folder, None, owners))
+            runs.append((Run(_command(binary, folder, names), folder, None, len(names)), owners))
     return runs
 
 
@@ -282,9 +293,9 @@ def portside_dockerfile_batch_findings(documents: list[DockerfileSource]) -> lis
         return []
     runs = batch_runs(binary, documents)
     timeout = TIMEOUT + BATCH_TIMEOUT_PER_FILE * len(documents)
-    reports = _run_all([(command, folder, data) for command, folder, data, _ in runs], timeout)
+    reports = _run_all([run for run, _ in runs], timeout)
     found: list[Finding] = []
-    for (*_, owners), report in zip(runs, reports, strict=True):
+    for (_, owners), report in zip(runs, reports, strict=True):
         results: dict[str, list[dict[str, Any]]] = {}
         for result in report:
             name = "-" if len(owners) == 1 and "-" in owners else str(result.get("file"))
