@@ -997,7 +997,7 @@ async def plugin_findings_async(
 # -- plugin findings for a batch of documents --------------------------------------------
 
 BATCH_TIMEOUT_PER_DOCUMENT = 1.0  # seconds, beyond PLUGIN_TIMEOUT, a batch may take per file
-# Threads running plugins at once: as many as ThreadPoolExecutor's default.
+# Threads running plugins' jobs: as many as ThreadPoolExecutor's default.
 _WORKERS = min(32, (os.cpu_count() or 1) + 4)
 
 # One document of a batch and the configuration that applies to it.
@@ -1022,15 +1022,20 @@ class PendingFindings:
         self._jobs = jobs
         self._timeout = timeout
         self._deadline = time.monotonic() + timeout
-        slots = threading.BoundedSemaphore(_WORKERS)
+        queue = iter(jobs)
+        taking = threading.Lock()
 
-        def work(job: _Job) -> None:
-            with slots:
+        def work() -> None:
+            while True:
+                with taking:
+                    job = next(queue, None)
+                if job is None:
+                    return
                 job.answer = job.run()
 
         self._threads = [
-            threading.Thread(target=work, args=(job,), name="portside-plugin", daemon=True)
-            for job in jobs
+            threading.Thread(target=work, name="portside-plugin", daemon=True)
+            for _ in range(min(_WORKERS, len(jobs)))
         ]
         for thread in self._threads:
             thread.start()
