@@ -35,7 +35,12 @@ log = logging.getLogger("portside.lsp")
 
 POLL_SECONDS = 0.5
 UPDATE = "Update"
-DISMISS = "Dismiss"
+# The label of the Update's workspace/applyEdit. The VS Code extension saves the files
+# of an edit so labelled (vscode-extension/src/watchUpdate.ts): keep the prefix.
+EDIT_LABEL = "portside: update "
+# Not "Dismiss": the watcher tells each change once, so answering this notice is
+# ignoring that change (its diagnostic stays, with its own fixes).
+IGNORE = "Ignore"
 # Which finding's fix answers which change.
 FIX_KINDS = {
     "rebuilt": ("tag-moved",),
@@ -148,7 +153,7 @@ class Inbox:
             " Update applies the fix." if fixable else f" {note.action}"
         )
         actions = [lsp.MessageActionItem(title=UPDATE)] if fixable else []
-        actions.append(lsp.MessageActionItem(title=DISMISS))
+        actions.append(lsp.MessageActionItem(title=IGNORE))
         answer = await self.server.window_show_message_request_async(
             lsp.ShowMessageRequestParams(
                 type=lsp.MessageType.Warning
@@ -170,7 +175,7 @@ class Inbox:
             )
             return
         await self.server.workspace_apply_edit_async(
-            lsp.ApplyWorkspaceEditParams(edit=edit, label=f"portside: update {note.image}")
+            lsp.ApplyWorkspaceEditParams(edit=edit, label=f"{EDIT_LABEL}{note.image}")
         )
 
     async def fix(self, note: Notification, places: list[Place]) -> lsp.WorkspaceEdit:

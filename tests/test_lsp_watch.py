@@ -71,13 +71,13 @@ async def test_changes_become_messages_whose_update_applies_the_core_fix(
 
     newer = message("newer version 3.14.0-slim")
     assert "Dockerfile:1" in newer.message
-    assert [a.title for a in newer.actions or []] == ["Update", "Dismiss"]
+    assert [a.title for a in newer.actions or []] == ["Update", "Ignore"]
     removed = message("was removed")
     assert "Dockerfile:3" in removed.message and "portside latest" in removed.message
-    assert [a.title for a in removed.actions or []] == ["Dismiss"]  # nothing to edit
+    assert [a.title for a in removed.actions or []] == ["Ignore"]  # nothing to edit
     rebuilt = message("was rebuilt")
     assert "3.13-slim-bookworm" in rebuilt.message and "Dockerfile:4" in rebuilt.message
-    assert [a.title for a in rebuilt.actions or []] == ["Update", "Dismiss"]  # the pin moves
+    assert [a.title for a in rebuilt.actions or []] == ["Update", "Ignore"]  # the pin moves
 
     # Each Update applied the core's fix to the line it named (the client's text is
     # unchanged in between: each edit is against the original).
@@ -150,7 +150,7 @@ async def test_a_retired_base_becomes_a_message_whose_update_moves_past_it(
     (note,) = asked
     assert "end of life since 2026-01-31" in note.message and "Dockerfile:1" in note.message
     assert note.type == lsp.MessageType.Warning
-    assert [a.title for a in note.actions or []] == ["Update", "Dismiss"]
+    assert [a.title for a in note.actions or []] == ["Update", "Ignore"]
     (edit,) = session.applied
     assert edit.changes is not None
     ((change,),) = edit.changes.values()
