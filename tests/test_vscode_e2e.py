@@ -671,7 +671,7 @@ def test_a_rebuilt_base_image_is_a_notification_whose_update_moves_the_pins(
         "COPY --from=build /built /built\n"
     )
     dockerfile.write_text(text)
-    worker.write_text(f"FROM {host}/acme/notify:1.0@{old}\nCMD [\"work\"]\n")
+    worker.write_text(f'FROM {host}/acme/notify:1.0@{old}\nCMD ["work"]\n')
     dev.write_text(f"FROM {host}/acme/notify:1.0@{old}\nRUN echo dev\n")
     worker_text, dev_text = worker.read_text(), dev.read_text()
     bench.open_file("watched/Dockerfile")
