@@ -182,8 +182,11 @@ class Workbench:
             row.first.wait_for()
             row.first.click()
             # The list can change under the pointer as results arrive: check what opened
-            # (the breadcrumbs' file item is labelled with the file's path).
-            crumb = self.page.locator(".breadcrumbs-control .monaco-breadcrumb-item.file")
+            # (the breadcrumbs' file item of the active editor group is labelled with the
+            # file's path; image details may have opened a second group).
+            crumb = self.page.locator(
+                ".editor-group-container.active .breadcrumbs-control .monaco-breadcrumb-item.file"
+            )
             label = crumb.locator(".monaco-icon-label").first
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
@@ -701,7 +704,7 @@ def test_a_rebuilt_base_image_is_a_notification_whose_update_moves_the_pins(
     bench.wait(lambda: dockerfile.read_text() == text.replace(old, new), "the updated Dockerfile")
     bench.wait(lambda: worker.read_text() == worker_text.replace(old, new), "the updated worker")
     assert bench.page.locator(".notification-toast", has_text="acme/notify").count() == 0
-    editor = bench.page.locator(".monaco-editor .view-lines").first
+    editor = bench.page.locator(".editor-group-container.active .view-lines").first
     bench.wait(lambda: new[7:19] in editor.inner_text(), "the new pin in the edited editor")
     assert "RUN echo dev && true" in editor.inner_text().replace("\xa0", " ")
     assert bench.page.locator(".tab.dirty").all_inner_texts() == ["dev.Dockerfile"]
