@@ -155,9 +155,9 @@ class Inbox:
         fixable = note.kind in FIX_KINDS and (
             note.kind != "rebuilt" or any(_pinned(u) for p in places for u in p.uses)
         )
-        message = f"{note.summary}. Used in {lines}." + (
-            " Update applies the fix." if fixable else f" {note.action}"
-        )
+        # The action is a sentence of its own here.
+        tail = "Update applies the fix." if fixable else note.action[:1].upper() + note.action[1:]
+        message = f"{note.summary}. Used in {lines}." + (f" {tail}" if tail else "")
         actions = [lsp.MessageActionItem(title=UPDATE)] if fixable else []
         actions.append(lsp.MessageActionItem(title=IGNORE))
         answer = await self.server.window_show_message_request_async(

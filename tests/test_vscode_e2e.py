@@ -752,7 +752,10 @@ def test_an_ignored_notification_changes_nothing_and_is_not_shown_again(
     watcher.push("acme/sentinel", "1.0", "e2e-sentinel-1")
     assert watcher.round("ignored") == 1
     sentinel = _toast(bench, f"{host}/acme/sentinel:1.0 was rebuilt")
-    assert "Used in ignored/sentinel.Dockerfile:1." in sentinel.inner_text()
+    assert (
+        "Used in ignored/sentinel.Dockerfile:1. Rebuild to pick it up; "
+        "`portside pin ignored/sentinel.Dockerfile` pins the new digest"
+    ) in sentinel.inner_text().replace("\n", " ")
     assert _buttons(sentinel) == ["Ignore"]  # nothing to edit in an unpinned line
     assert not [n for n in bench.notifications() if "acme/quiet" in n], bench.notifications()
     assert dockerfile.read_text() == text
