@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from portside import retention
+from portside import retention, untagged
 from portside.errors import ConfigError, UsageError
 from portside.policy import scheme_at
 from portside.reference import Reference
@@ -132,6 +132,8 @@ async def _plans(
         if not Path(path).exists():
             raise UsageError(f"--keep-used {path}: no such file or folder")
     plans = []
+    # What tags pointed to, remembered so a later run finds them untagged.
+    history = untagged.TaggedHistory()
     for text in args.repositories:
         ref = _repository(text)
         policy = retention.policy_for(policies, ref)
@@ -144,8 +146,14 @@ async def _plans(
             policy = retention.RetentionPolicy(match=ref.name, source="(no policy)")
         scheme = scheme_at(ref, project)
         pinned = retention.pinned_digests(args.keep_used, ref) if args.keep_used else {}
-        plan = await retention.make_plan(client, ref, policy, scheme, pinned=pinned)
+        plan = await retention.make_plan(
+            client, ref, policy, scheme, pinned=pinned, history=history
+        )
         plans.append((plan, scheme))
+        if plan.untagged_note and not args.json:
+            sys.stderr.write(clean(plan.untagged_note) + "\n")
+    if history.problem:
+        sys.stderr.write(f"portside: not remembering tagged digests: {clean(history.problem)}\n")
     return plans
 
 
