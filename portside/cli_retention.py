@@ -21,6 +21,7 @@ from portside.versions import VersionScheme
 if TYPE_CHECKING:
     import argparse
 
+    from portside.pull_counts import PullCount
     from portside.registry.transport import ClientOptions
 
 Verb = Callable[[str, str], "argparse.ArgumentParser"]
@@ -220,28 +221,45 @@ def run_prune(args: Any, options: ClientOptions) -> int:
 
 
 def run_usage(args: Any, options: ClientOptions) -> int:
+    from portside import pull_counts
     from portside.images import human_size
     from portside.registry.client import RegistryClient
 
-    async def work() -> list[tuple[retention.Plan, VersionScheme]]:
+    async def work() -> tuple[list[tuple[retention.Plan, VersionScheme]], list[PullCount]]:
         async with RegistryClient(options) as client:
-            return await _plans(args, client, need_policy=False)
+            plans = await _plans(args, client, need_policy=False)
+        known = pull_counts.sources()
+        pulls = await asyncio.gather(
+            *(pull_counts.pull_count(plan.repository, known) for plan, _ in plans)
+        )
+        return plans, list(pulls)
 
-    results = [retention.usage(plan, scheme) for plan, scheme in asyncio.run(work())]
+    plans, pulls = asyncio.run(work())
+    results = [retention.usage(plan, scheme) for plan, scheme in plans]
+    for (plan, _), told in zip(plans, pulls, strict=True):
+        if told.problem:
+            name = plan.repository.name
+            sys.stderr.write(f"portside: {clean(name)}: no pull count: {clean(told.problem)}\n")
     if args.json:
         import json
 
-        document = [
-            {"repository": rows[0].to_json(), "lines": [row.to_json() for row in rows[1:]]}
-            for rows in results
-        ]
+        document: list[dict[str, object]] = []
+        for rows, told in zip(results, pulls, strict=True):
+            whole = rows[0].to_json()
+            # None, never 0, when no source knows (most registries do not say).
+            whole.update(pulls=told.count, pulls_from=told.source)
+            document.append({"repository": whole, "lines": [row.to_json() for row in rows[1:]]})
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return 0
 
     def when(value: dt.datetime | None) -> str:
         return value.date().isoformat() if value else "?"
 
-    header = ("LINE", "TAGS", "MANIFESTS", "SIZE", "PRUNE FREES", "NEWEST", "OLDEST")
+    def count(told: PullCount) -> str:
+        # Unknown is not zero: most registries do not say.
+        return "unknown" if told.count is None else str(told.count)
+
+    header = ("LINE", "TAGS", "MANIFESTS", "SIZE", "PRUNE FREES", "NEWEST", "OLDEST", "PULLS")
     table = [
         (
             clean(row.line) if i else f"{clean(row.line)} (all)",
@@ -251,8 +269,9 @@ def run_usage(args: Any, options: ClientOptions) -> int:
             human_size(row.freed),
             when(row.newest),
             when(row.oldest),
+            count(told) if i == 0 else "-",  # counted per repository, not per line
         )
-        for rows in results
+        for rows, told in zip(results, pulls, strict=True)
         for i, row in enumerate(rows)
     ]
     if sys.stdout.isatty():
