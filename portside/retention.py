@@ -257,9 +257,9 @@ class Plan:
             return None
         found = sum(1 for image in self.images if image.untagged_since is not None)
         return (
-            f"{self.repository.name}: {found} untagged manifests, from the {self.remembered} "
-            "digests Portside saw tagged here in earlier runs; manifests pushed by digest only, "
-            "or untagged before Portside first read this repository, are not visible to it"
+            f"{self.repository.name}: {found} untagged manifests among the {self.remembered} "
+            "digests Portside has seen tagged here; manifests pushed by digest only, or "
+            "untagged before Portside first read this repository, are not visible to it"
         )
 
     @property

@@ -606,7 +606,7 @@ def test_untagged_manifests_seen_tagged_before_go_when_older_and_nothing_else_do
     assert (lines["(untagged)"]["manifests"], lines["(untagged)"]["tags"]) == (4, 0)
 
     text = prune(reg, folder, "--keep-used", str(uses), repo="acme/app")
-    assert "acme/app: 4 untagged manifests, from the" in text.stderr
+    assert "acme/app: 4 untagged manifests among the 11 digests" in text.stderr
     assert "not visible to it" in text.stderr
 
     applied = prune(reg, folder, "--apply", "--keep-used", str(uses), repo="acme/app")
