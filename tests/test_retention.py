@@ -288,7 +288,9 @@ def test_a_registry_that_does_not_delete_is_named_before_anything_changes(
     assert tags_of(reg, "acme/app") == ["1.0.0", "1.0.1", "1.0.2"]
 
 
-async def _attach(reg: Registry, repo: str, subject: str, kind: str) -> Digest:
+async def _attach(
+    reg: Registry, repo: str, subject: str, kind: str, *, tag: str | None = None
+) -> Digest:
     target = Reference.parse(f"{reg.host}/{repo}")
     empty = b"{}"
     async with RegistryClient() as client:
@@ -304,7 +306,8 @@ async def _attach(reg: Registry, repo: str, subject: str, kind: str) -> Digest:
                 "subject": manifest.descriptor.to_json(),
             }
         ).encode()
-        return await client.put_manifest(target.with_digest(Digest.of(raw)), raw, mt.OCI_MANIFEST)
+        where = target.with_tag(tag) if tag else target.with_digest(Digest.of(raw))
+        return await client.put_manifest(where, raw, mt.OCI_MANIFEST)
 
 
 async def test_referrers_go_with_their_subject_and_stay_with_a_kept_one(
@@ -659,3 +662,25 @@ def test_what_one_credential_saw_tagged_is_not_used_for_another(
     written = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
     assert b"alice" not in written and b"bob" not in written and b"secret" not in written
     assert all(p.stat().st_mode & 0o077 == 0 for p in state.rglob("*") if p.is_file())
+
+
+async def test_a_referrer_whose_tag_moved_is_not_an_untagged_orphan(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    """An SBOM once tagged ``sbom`` is untagged when the tag moves, but it is attached
+    to a kept image: it goes with that image, never on its own."""
+    digests = _push_aged(plain_registry, "acme/app", {"1.0.0": 30})
+    first = await _attach(plain_registry, "acme/app", digests["1.0.0"], "a/sbom", tag="sbom")
+    folder = project(
+        tmp_path, '[[retention]]\nmatch = "*/acme/app"\ndelete-untagged-older-than = "1h"\n'
+    )
+    assert prune(plain_registry, folder, repo="acme/app").returncode == 0  # remembers
+    second = await _attach(plain_registry, "acme/app", digests["1.0.0"], "b/sbom", tag="sbom")
+    assert first != second
+    result = prune(plain_registry, folder, "--apply", "--json", repo="acme/app")
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)
+    assert [i["digest"] for i in report["images"] if not i["tags"]] == []
+    assert "0 untagged manifests" in report["untagged_note"]
+    skopeo = Skopeo.for_registry(plain_registry)
+    assert _exists(skopeo, f"{plain_registry.host}/acme/app@{first}")
