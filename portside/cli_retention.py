@@ -91,7 +91,7 @@ def _print_plan(plan: retention.Plan, now: dt.datetime, *, applying: bool) -> No
         (
             "delete" if image.delete else "keep",
             image.digest.short,
-            ",".join(image.tags),
+            image.tags_text,
             _age(image.created, now),
             human_size(image.size),
             image.rule,
@@ -169,7 +169,7 @@ async def _apply(client: Any, plan: retention.Plan, stop: asyncio.Event) -> rete
             bar = progress.transfer(plan.repository.name, len(plan.deletions))
 
             def step(image: retention.ImageRecord, number: int, total: int) -> None:
-                tags = ",".join(image.tags)
+                tags = image.tags_text
                 progress("delete", f"{number}/{total} {image.digest.short} {tags}")
                 if bar is not None:
                     bar(1)

@@ -228,6 +228,11 @@ class ImageRecord:
     def size(self) -> int:
         return sum(self.content.values())
 
+    @property
+    def tags_text(self) -> str:
+        """The tags as the plan shows them; ``(untagged)`` (no tag can be that) for none."""
+        return ",".join(self.tags) if self.tags else "(untagged)"
+
     def to_json(self) -> dict[str, object]:
         return {
             "digest": str(self.digest),

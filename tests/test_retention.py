@@ -610,6 +610,10 @@ def test_untagged_manifests_seen_tagged_before_go_when_older_and_nothing_else_do
 
     text = prune(reg, folder, "--keep-used", str(uses), repo="acme/app")
     assert "acme/app: 4 untagged manifests among the 11 digests" in text.stderr
+    rows = [line.split("\t") for line in text.stdout.splitlines()]
+    assert sorted(row[1] for row in rows if row[3] == "(untagged)") == [
+        "delete", "delete", "keep", "keep"
+    ]  # fmt: skip
     assert "not visible to it" in text.stderr
 
     applied = prune(reg, folder, "--apply", "--keep-used", str(uses), repo="acme/app")
