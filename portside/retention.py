@@ -3,9 +3,11 @@
 A policy is a ``[[tool.portside.retention]]`` table (see :func:`parse_policies`). The
 plan is made from what the registry says now (tags, then each tagged manifest and its
 config), decided by :func:`decide` without any I/O, shown, and only then applied by
-:func:`apply_plan`, deletion by deletion, oldest first. Nothing is remembered between
-runs: an interrupted apply is continued by planning again, because what was deleted is
-simply no longer there.
+:func:`apply_plan`, deletion by deletion, oldest first. An interrupted apply is
+continued by planning again, because what was deleted is simply no longer there. The
+one thing remembered between runs is which digests tags pointed to
+(:mod:`portside.untagged`): the distribution API cannot list untagged manifests, so
+that memory is how ``delete-untagged-older-than`` finds them.
 
 How the rules combine (Harbor's way): an image is kept when any keep rule keeps it.
 A table with keep rules deletes every image none of them keeps; delete rules name
@@ -569,8 +571,7 @@ def _untagged_verdict(
         age = now - image.created
         how = f"untagged, created {age.days}d ago"
     else:
-        assert image.untagged_since is not None
-        age = now - image.untagged_since
+        age = now - (image.untagged_since or now)
         how = f"untagged, no creation date, first seen untagged {age.days}d ago"
     if policy.keep_within is not None:
         if image.created is None:
