@@ -36,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "portside.notify.desktop",
     "portside.notify.editor",
     "portside.attached_reports",
+    "portside.pull_counts",
 )
 
 # The hooks a commit hook calls, and the built-ins that implement them (plainly: one
