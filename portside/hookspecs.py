@@ -95,7 +95,9 @@ def portside_dockerfile_findings(path: str, text: str, document: Dockerfile) -> 
     plugin's kinds) or by an ``ignore`` list in an ``[[tool.portside.images]]`` rule with
     ``match = "*"`` (plugin findings are per line, not per image).
 
-    Called by ``policy.check_document`` for every document, each plugin on its own in a
+    Called by ``policy.check_document`` for every document (the language server), and
+    for every document of a batch (``portside check``, the pre-commit hooks) unless the
+    plugin implements ``portside_dockerfile_batch_findings``; each plugin on its own in a
     worker thread: a plugin may block (run a process), but must give up within ten
     seconds or so; the core stops waiting after ``policy.PLUGIN_TIMEOUT``. A plugin that
     raises, times out or returns something other than findings becomes one finding of
