@@ -657,11 +657,19 @@ class PortsideLanguageServer(LanguageServer):
             # Plugins run when typing pauses: a process per keystroke would compete with
             # the editor for the CPU, and their last findings stay shown meanwhile.
             await asyncio.sleep(PLUGIN_QUIET)
-            if self.analyses.get(uri) is not analysis:
+            document = self.workspace.text_documents.get(uri)
+            if self.analyses.get(uri) is not analysis or (
+                # an edit received, not yet analysed: the document is still changing
+                document is not None and document.version != analysis.snap.version
+            ):
                 continue
             snap = analysis.snap
             found = await policy.plugin_findings_async(
-                snap.doc, file=analysis.file, text=snap.text, config=analysis.config
+                snap.doc,
+                file=analysis.file,
+                text=snap.text,
+                config=analysis.config,
+                background=True,  # at a lower CPU priority than the server's answers
             )
             if uri not in self.analyses:
                 return  # closed meanwhile

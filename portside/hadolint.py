@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from portside import jsonscan
 from portside.errors import PortsideError
-from portside.plugins import hookimpl
+from portside.plugins import hookimpl, in_background, lower_priority
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -113,19 +113,22 @@ def run_hadolint(binary: str, text: str, folder: Path | None) -> list[dict[str, 
     # The report goes to a file so a runaway output costs disk, not memory.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            done = subprocess.run(
-                command,
-                input=text.encode("utf-8", "replace"),
-                stdout=out,
-                stderr=err,
-                cwd=folder,
-                timeout=TIMEOUT,
-                check=False,
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=folder
             )
-        except subprocess.TimeoutExpired:
-            raise PortsideError(f"hadolint did not finish within {TIMEOUT:g} s") from None
         except OSError as exc:
             raise PortsideError(f"cannot run {binary}: {exc.strerror or exc}") from None
+        with process:
+            if in_background():
+                # A large Dockerfile costs hadolint a second of CPU: behind an editor it
+                # yields to the language server's answers (set after the start, not in
+                # a preexec_fn, which is unsafe in this worker thread).
+                lower_priority(process.pid)
+            try:
+                process.communicate(text.encode("utf-8", "replace"), timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise PortsideError(f"hadolint did not finish within {TIMEOUT:g} s") from None
         out.seek(0)
         data = out.read(MAX_OUTPUT + 1)
         err.seek(0)
@@ -137,7 +140,7 @@ def run_hadolint(binary: str, text: str, folder: Path | None) -> list[dict[str, 
     except ValueError:
         report = None
     if not isinstance(report, list) or not all(isinstance(r, dict) for r in report):
-        why = problem or f"exit status {done.returncode}"
+        why = problem or f"exit status {process.returncode}"
         raise PortsideError(f"hadolint gave no report ({why})")
     return report
 

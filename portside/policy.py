@@ -953,16 +953,22 @@ async def plugin_findings_async(
     text: str,
     config: PolicyConfig,
     plugins: pluggy.PluginManager | None = None,
+    background: bool = False,
 ) -> list[Finding]:
     """:func:`plugin_findings` with each plugin in a worker thread, concurrently; one
     that takes longer than ``PLUGIN_TIMEOUT`` is a ``plugin-error`` (its thread is left
-    to finish on its own: a thread cannot be stopped)."""
+    to finish on its own: a thread cannot be stopped). ``background``: the plugins run
+    behind an interactive user (see :func:`portside.plugins.in_background`)."""
     try:
         impls = _plugin_impls(plugins)
     except Exception as exc:  # a broken entry point: say so, check the rest
         return [_plugin_error(file, config, "(loading plugins)", _describe(exc))]
 
     async def one(impl: Any) -> list[Finding]:
+        if background:  # this task's context only; to_thread carries it to the thread
+            from portside.plugins import BACKGROUND
+
+            BACKGROUND.set(True)
         work = asyncio.to_thread(_call_plugin, impl, doc=doc, file=file, text=text, config=config)
         try:
             return await asyncio.wait_for(work, PLUGIN_TIMEOUT)
