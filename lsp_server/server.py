@@ -348,7 +348,8 @@ class PortsideLanguageServer(LanguageServer):
         if cached is not None and cached[0] == text:
             doc = cached[1]
         else:
-            doc = dockerfile.parse(text)
+            # The lines an edit left alone are not read again.
+            doc = dockerfile.parse(text, previous=cached[1] if cached is not None else None)
             self._parsed[uri] = (text, doc)
         return Snapshot(
             uri, document.version, text, doc, positions.Codec(doc.document, encoding), path
