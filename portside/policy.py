@@ -751,6 +751,8 @@ def group_unreachable(findings: Sequence[Finding], doc: Dockerfile) -> list[Find
     """``findings`` with the ``unreachable`` ones merged: one per registry, on its first
     image, saying how many images it concerns (an editor shows a registry that is down
     once, not on every line). Other findings are kept as they are, in order."""
+    if not any(f.kind == "unreachable" for f in findings):
+        return list(findings)  # the usual case, on every keystroke: nothing to parse
     registry_at: dict[tuple[int, int], tuple[str, str]] = {}
     for use in doc.images:
         if use.resolved is None:
