@@ -55,6 +55,8 @@ def _move_edit(edit: Edit | None, old: ImageUse, new: ImageUse) -> Edit | None:
 
 def move_check(check: ImageCheck, old: ImageUse, new: ImageUse) -> ImageCheck:
     """``check`` (made for ``old``) as it reads for ``new``, the same image moved."""
+    if old.range == new.range and old.substitutions == new.substitutions:
+        return replace(check, use=new)  # not moved (an edit elsewhere on the page)
     findings = [
         replace(f, range=new.range, edit=_move_edit(f.edit, old, new)) for f in check.findings
     ]

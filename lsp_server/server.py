@@ -517,7 +517,9 @@ class PortsideLanguageServer(LanguageServer):
                     continue
                 # kinds an ignore comment now silences go at once
                 kept = [f for f in check.findings if not item.silenced(f.kind)]
-                checks[key] = dataclasses.replace(check, findings=kept)
+                if len(kept) != len(check.findings):
+                    check = dataclasses.replace(check, findings=kept)
+                checks[key] = check
                 was = origin.get(key)
                 before = old.items.get(was) if was is not None else None
                 if (
