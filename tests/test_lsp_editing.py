@@ -95,6 +95,22 @@ async def test_registry_findings_stay_through_typing_and_move_with_the_text(
         assert any(d.code == "variant-update" for d in params.diagnostics)
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_an_ignore_comment_typed_and_removed_silences_and_brings_back_findings(
+    started: Any, registry: Registry, profile: str
+) -> None:
+    # Edits reuse each image's registry answer, but not across a change of its rules.
+    session = await started(profile, init={"debounceMs": 5})
+    image = f"FROM {registry.host}/library/python:3.12-slim-bookworm\n"
+    uri = session.open("# a note\n" + image)
+    await session.diagnostics(uri, on_line("stale", 1))
+    session.change(uri, "# portside: ignore=stale\n" + image)
+    found = await session.diagnostics(uri, lambda d: not on_line("stale", 1)(d))
+    assert on_line("variant-update", 1)(found)  # only what the comment names goes
+    session.change(uri, "# a note\n" + image)
+    await session.diagnostics(uri, on_line("stale", 1))
+
+
 async def test_a_stalled_registry_holds_back_only_its_own_images(
     started: Any, registry: Registry, fault_proxy: FaultProxy
 ) -> None:
