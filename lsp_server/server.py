@@ -34,6 +34,7 @@ from portside.cache import CachedRegistry, CacheStore, NeedsNetwork
 from portside.config import PolicyConfig, find_config_file, load_config
 from portside.reference import Digest, Reference
 
+from . import json_forms
 from .gate import GatedRegistry
 from .lazy import lazy
 from .settings import Settings, resolve_settings
@@ -189,6 +190,7 @@ class PortsideLanguageServer(LanguageServer):
             "portside-lsp",
             __version__,
             text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+            converter_factory=json_forms.converter,
         )
         self.settings = Settings()
         self.init_options: object = None
@@ -200,6 +202,7 @@ class PortsideLanguageServer(LanguageServer):
         self._parsed: dict[str, tuple[str, Dockerfile]] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
         self.published: dict[str, Published] = {}
+        self._made: dict[str, features.DiagnosticCache] = {}
         self.analyses: dict[str, Analysis] = {}
         # Per document: the plugins' last findings and the lines they were made for.
         self.plugin_found: dict[str, tuple[list[str], list[policy.Finding]]] = {}
@@ -428,6 +431,9 @@ class PortsideLanguageServer(LanguageServer):
             run.cancel()
         self._parsed.pop(uri, None)
         self.published.pop(uri, None)
+        made = self._made.pop(uri, None)
+        if made is not None:
+            made.clear()
         self.analyses.pop(uri, None)
         self.plugin_found.pop(uri, None)
         # Clearing is the last word on a closed document; nothing is published after it.
@@ -445,7 +451,10 @@ class PortsideLanguageServer(LanguageServer):
         if current is None or current.version != snap.version or current.source != snap.text:
             return False
         shown = policy.group_unreachable(findings, snap.doc)
-        diagnostics = extra + features.to_diagnostics(shown, snap.codec)
+        made = self._made.get(snap.uri)
+        if made is None:
+            made = self._made[snap.uri] = features.DiagnosticCache()
+        diagnostics = extra + made.diagnostics(shown, snap.codec)
         before = self.published.get(snap.uri)
         self.published[snap.uri] = Published(snap.version, findings, diagnostics)
         if (
