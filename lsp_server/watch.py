@@ -35,7 +35,12 @@ log = logging.getLogger("portside.lsp")
 
 POLL_SECONDS = 0.5
 UPDATE = "Update"
-DISMISS = "Dismiss"
+# The label of the Update's workspace/applyEdit. The VS Code extension saves the files
+# of an edit so labelled (vscode-extension/src/watchUpdate.ts): keep the prefix.
+EDIT_LABEL = "portside: update "
+# Not "Dismiss": the watcher tells each change once, so answering this notice is
+# ignoring that change (its diagnostic stays, with its own fixes).
+IGNORE = "Ignore"
 # Which finding's fix answers which change.
 FIX_KINDS = {
     "rebuilt": ("tag-moved",),
@@ -52,6 +57,7 @@ class Place:
     uri: str
     text: str
     uses: list[ImageUse]
+    version: int | None  # of the open document; None: the text on disk
 
 
 def _watched_name(use: ImageUse) -> str | None:
@@ -106,12 +112,17 @@ class Inbox:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             for note in self._new_notes():
-                try:
-                    await self.announce(note)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # one bad notice must not stop the loop
-                    log.error("watch notice failed: %s", type(exc).__name__)
+                # Each on its own: a notice the user leaves unanswered (VS Code moves it
+                # to its notification centre) must not hold back the next one.
+                self.server.spawn(self._announce(note))
+
+    async def _announce(self, note: Notification) -> None:
+        try:
+            await self.announce(note)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one bad notice must not stop the others
+            log.error("watch notice failed: %s", type(exc).__name__)
 
     def places(self, image: str) -> list[Place]:
         """Workspace Dockerfiles (open text first, else disk) that use ``image``."""
@@ -128,7 +139,7 @@ class Inbox:
             doc = snap.doc if snap is not None else parse(text)
             uses = [u for u in doc.images if _watched_name(u) == image]
             if uses:
-                out.append(Place(path, uri, text, uses))
+                out.append(Place(path, uri, text, uses, snap.version if snap else None))
         return out
 
     async def announce(self, note: Notification) -> None:
@@ -144,11 +155,11 @@ class Inbox:
         fixable = note.kind in FIX_KINDS and (
             note.kind != "rebuilt" or any(_pinned(u) for p in places for u in p.uses)
         )
-        message = f"{note.summary}. Used in {lines}." + (
-            " Update applies the fix." if fixable else f" {note.action}"
-        )
+        # The action is a sentence of its own here.
+        tail = "Update applies the fix." if fixable else note.action[:1].upper() + note.action[1:]
+        message = f"{note.summary}. Used in {lines}." + (f" {tail}" if tail else "")
         actions = [lsp.MessageActionItem(title=UPDATE)] if fixable else []
-        actions.append(lsp.MessageActionItem(title=DISMISS))
+        actions.append(lsp.MessageActionItem(title=IGNORE))
         answer = await self.server.window_show_message_request_async(
             lsp.ShowMessageRequestParams(
                 type=lsp.MessageType.Warning
@@ -160,8 +171,9 @@ class Inbox:
         )
         if answer is None or answer.title != UPDATE:
             return
-        edit = await self.fix(note, places)
-        if not edit.changes:
+        # The answer may come long after the question: fix the text as it is now.
+        edit = await self.fix(note, self.places(note.image))
+        if not edit.document_changes:
             self.server.window_show_message(
                 lsp.ShowMessageParams(
                     type=lsp.MessageType.Info,
@@ -169,9 +181,19 @@ class Inbox:
                 )
             )
             return
-        await self.server.workspace_apply_edit_async(
-            lsp.ApplyWorkspaceEditParams(edit=edit, label=f"portside: update {note.image}")
+        result = await self.server.workspace_apply_edit_async(
+            lsp.ApplyWorkspaceEditParams(edit=edit, label=f"{EDIT_LABEL}{note.image}")
         )
+        if not result.applied:
+            why = result.failure_reason or "the editor refused the edit"
+            # Typically a document edited while the registry was asked (its version moved).
+            self.server.window_show_message(
+                lsp.ShowMessageParams(
+                    type=lsp.MessageType.Warning,
+                    message=f"{note.image}: not updated ({why}); the quick fix on its line "
+                    "does the same",
+                )
+            )
 
     async def fix(self, note: Notification, places: list[Place]) -> lsp.WorkspaceEdit:
         """The core's fix for every line using the image, checked against the registry now."""
@@ -180,7 +202,7 @@ class Inbox:
         wanted = FIX_KINDS[note.kind]
         encoding = str(self.server.workspace.position_encoding or "utf-16")
         fresh = self.server._make_registry(refresh=True)
-        changes: dict[str, list[lsp.TextEdit]] = {}
+        changes: list[lsp.TextDocumentEdit | lsp.CreateFile | lsp.RenameFile | lsp.DeleteFile] = []
         try:
             for place in places:
                 doc = parse(place.text)
@@ -196,12 +218,21 @@ class Inbox:
                     if f.kind in wanted and f.edit is not None and f.range.start.line in lines
                 }
                 if edits:
-                    changes[place.uri] = [
-                        lsp.TextEdit(range=codec.range(r), new_text=t) for r, t in sorted(edits)
-                    ]
+                    # Versioned: an editor refuses it if the document changed meanwhile.
+                    changes.append(
+                        lsp.TextDocumentEdit(
+                            text_document=lsp.OptionalVersionedTextDocumentIdentifier(
+                                uri=place.uri, version=place.version
+                            ),
+                            edits=[
+                                lsp.TextEdit(range=codec.range(r), new_text=t)
+                                for r, t in sorted(edits)
+                            ],
+                        )
+                    )
         finally:
             await fresh.aclose()
-        return lsp.WorkspaceEdit(changes=changes)
+        return lsp.WorkspaceEdit(document_changes=changes)
 
 
 def _relative(path: Path, root: Path | None) -> str:

@@ -424,6 +424,27 @@ class NeedsNetwork(Exception):
     """Raised by :meth:`CachedRegistry.run_from_cache` when the cache cannot answer alone."""
 
 
+def credential_scope(key: bytes, registry: str, credential: Credential | None) -> str:
+    """The scope that names ``credential`` for ``registry`` in stored keys:
+    :data:`ANONYMOUS` for none, else an HMAC under the store's secret ``key``, so the
+    credential itself is never stored and a guess cannot be checked without the key."""
+    if credential is None:
+        return ANONYMOUS
+    import hashlib
+    import hmac
+    import json
+
+    fields = [
+        registry,
+        credential.username,
+        credential.password,
+        credential.identity_token,
+        credential.registry_token,
+    ]
+    message = json.dumps(fields).encode()
+    return "c" + hmac.new(key, message, hashlib.sha256).hexdigest()[:40]
+
+
 def _scoped(key: tuple[str, ...], scope: str) -> tuple[str, ...]:
     """``key`` (kind, registry, ...) as stored for callers of credential ``scope``."""
     return (key[0], key[1], scope, *key[2:])
@@ -803,21 +824,7 @@ class CachedRegistry:
 
     def _scope_of(self, registry: str, credential: Credential) -> str | None:
         key = self.store.secret_key()
-        if key is None:
-            return None
-        import hashlib
-        import hmac
-        import json
-
-        fields = [
-            registry,
-            credential.username,
-            credential.password,
-            credential.identity_token,
-            credential.registry_token,
-        ]
-        message = json.dumps(fields).encode()
-        return "c" + hmac.new(key, message, hashlib.sha256).hexdigest()[:40]
+        return None if key is None else credential_scope(key, registry, credential)
 
     async def _caller_scope(self, registry: str) -> str | None:
         """The credential scope this caller may read besides ANONYMOUS; None if none."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from portside import retention
+from portside import retention, untagged
 from portside.errors import ConfigError, UsageError
 from portside.policy import scheme_at
 from portside.reference import Reference
@@ -21,6 +21,7 @@ from portside.versions import VersionScheme
 if TYPE_CHECKING:
     import argparse
 
+    from portside.pull_counts import PullCount
     from portside.registry.transport import ClientOptions
 
 Verb = Callable[[str, str], "argparse.ArgumentParser"]
@@ -90,7 +91,7 @@ def _print_plan(plan: retention.Plan, now: dt.datetime, *, applying: bool) -> No
         (
             "delete" if image.delete else "keep",
             image.digest.short,
-            ",".join(image.tags),
+            image.tags_text,
             _age(image.created, now),
             human_size(image.size),
             image.rule,
@@ -132,6 +133,8 @@ async def _plans(
         if not Path(path).exists():
             raise UsageError(f"--keep-used {path}: no such file or folder")
     plans = []
+    # What tags pointed to, remembered so a later run finds them untagged.
+    history = untagged.TaggedHistory()
     for text in args.repositories:
         ref = _repository(text)
         policy = retention.policy_for(policies, ref)
@@ -144,8 +147,14 @@ async def _plans(
             policy = retention.RetentionPolicy(match=ref.name, source="(no policy)")
         scheme = scheme_at(ref, project)
         pinned = retention.pinned_digests(args.keep_used, ref) if args.keep_used else {}
-        plan = await retention.make_plan(client, ref, policy, scheme, pinned=pinned)
+        plan = await retention.make_plan(
+            client, ref, policy, scheme, pinned=pinned, history=history
+        )
         plans.append((plan, scheme))
+        if plan.untagged_note and not args.json:
+            sys.stderr.write(clean(plan.untagged_note) + "\n")
+    if history.problem:
+        sys.stderr.write(f"portside: not remembering tagged digests: {clean(history.problem)}\n")
     return plans
 
 
@@ -160,7 +169,7 @@ async def _apply(client: Any, plan: retention.Plan, stop: asyncio.Event) -> rete
             bar = progress.transfer(plan.repository.name, len(plan.deletions))
 
             def step(image: retention.ImageRecord, number: int, total: int) -> None:
-                tags = ",".join(image.tags)
+                tags = image.tags_text
                 progress("delete", f"{number}/{total} {image.digest.short} {tags}")
                 if bar is not None:
                     bar(1)
@@ -212,28 +221,45 @@ def run_prune(args: Any, options: ClientOptions) -> int:
 
 
 def run_usage(args: Any, options: ClientOptions) -> int:
+    from portside import pull_counts
     from portside.images import human_size
     from portside.registry.client import RegistryClient
 
-    async def work() -> list[tuple[retention.Plan, VersionScheme]]:
+    async def work() -> tuple[list[tuple[retention.Plan, VersionScheme]], list[PullCount]]:
         async with RegistryClient(options) as client:
-            return await _plans(args, client, need_policy=False)
+            plans = await _plans(args, client, need_policy=False)
+        known = pull_counts.sources()
+        pulls = await asyncio.gather(
+            *(pull_counts.pull_count(plan.repository, known) for plan, _ in plans)
+        )
+        return plans, list(pulls)
 
-    results = [retention.usage(plan, scheme) for plan, scheme in asyncio.run(work())]
+    plans, pulls = asyncio.run(work())
+    results = [retention.usage(plan, scheme) for plan, scheme in plans]
+    for (plan, _), told in zip(plans, pulls, strict=True):
+        if told.problem:
+            name = plan.repository.name
+            sys.stderr.write(f"portside: {clean(name)}: no pull count: {clean(told.problem)}\n")
     if args.json:
         import json
 
-        document = [
-            {"repository": rows[0].to_json(), "lines": [row.to_json() for row in rows[1:]]}
-            for rows in results
-        ]
+        document: list[dict[str, object]] = []
+        for rows, told in zip(results, pulls, strict=True):
+            whole = rows[0].to_json()
+            # None, never 0, when no source knows (most registries do not say).
+            whole.update(pulls=told.count, pulls_from=told.source)
+            document.append({"repository": whole, "lines": [row.to_json() for row in rows[1:]]})
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return 0
 
     def when(value: dt.datetime | None) -> str:
         return value.date().isoformat() if value else "?"
 
-    header = ("LINE", "TAGS", "MANIFESTS", "SIZE", "PRUNE FREES", "NEWEST", "OLDEST")
+    def count(told: PullCount) -> str:
+        # Unknown is not zero: most registries do not say.
+        return "unknown" if told.count is None else str(told.count)
+
+    header = ("LINE", "TAGS", "MANIFESTS", "SIZE", "PRUNE FREES", "NEWEST", "OLDEST", "PULLS")
     table = [
         (
             clean(row.line) if i else f"{clean(row.line)} (all)",
@@ -243,8 +269,9 @@ def run_usage(args: Any, options: ClientOptions) -> int:
             human_size(row.freed),
             when(row.newest),
             when(row.oldest),
+            count(told) if i == 0 else "-",  # counted per repository, not per line
         )
-        for rows in results
+        for rows, told in zip(results, pulls, strict=True)
         for i, row in enumerate(rows)
     ]
     if sys.stdout.isatty():

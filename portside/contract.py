@@ -13,6 +13,7 @@ imports closes a circle. Each type stays importable where it always was
 - :class:`Finding`, :class:`Edit` and :class:`Proposed` (``portside_dockerfile_findings``);
 - :class:`ImageAttachments`, :class:`Attachment`, :class:`Vulnerability` and
   :class:`VulnerabilityReport` (``portside_vulnerabilities``);
+- :class:`PullCountSource` (``portside_pull_count_sources``);
 - :class:`VersionScheme` and :class:`TagVersion` (``portside_version_schemes``), with
   the rules their defaults use, defined in :mod:`portside.tagversion` (kept free of
   ``dataclasses`` for the command line's warm path) and re-exported here.
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from portside.dockerfile import Range
-    from portside.reference import Digest
+    from portside.reference import Digest, Reference
 
 
 # -- findings -------------------------------------------------------------------------
@@ -182,3 +183,21 @@ class VulnerabilityReport:
         return sorted(self.vulnerabilities, key=lambda v: (-severity_rank(v.severity), v.id))[
             :count
         ]
+
+
+# -- pull counts ----------------------------------------------------------------------
+
+
+class PullCountSource:
+    """Where one kind of registry keeps its pull counts (subclass it; see
+    ``portside_pull_count_sources``)."""
+
+    name: str = ""
+
+    def handles(self, repository: Reference) -> bool:
+        """Whether this source knows ``repository``'s registry."""
+        raise NotImplementedError
+
+    async def pull_count(self, repository: Reference) -> int | None:
+        """The repository's total pulls, or ``None`` when the registry does not say."""
+        raise NotImplementedError

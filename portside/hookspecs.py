@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         Credential,
         Finding,
         ImageAttachments,
+        PullCountSource,
         VersionScheme,
         Vulnerability,
         VulnerabilityReport,
@@ -150,5 +151,21 @@ def portside_notifiers(settings: NotifySettings) -> list[Notifier]:
     between sending and recording, idempotent notifiers are asked again, the others are
     recorded as ``uncertain``. Built-ins: ``portside.notify.console``, ``.jsonl``,
     ``.webhook``, ``.apprise_chat``, ``.desktop``, ``.editor``.
+    """
+    raise NotImplementedError  # a specification: pluggy never calls this body
+
+
+@hookspec
+def portside_pull_count_sources() -> list[PullCountSource]:
+    """Return the pull-count sources this plugin provides (``portside usage`` shows them).
+
+    Pull counts are registry-side figures the distribution API does not carry. A source
+    (``portside.contract.PullCountSource``, subclass it) has a ``name``, ``handles(repository)``
+    saying whether it knows that reference's registry, and ``async pull_count(repository)``
+    returning the repository's total pulls, or ``None`` when the registry does not say
+    (then the next source that handles it is asked, and usage shows the count as
+    unknown, never 0). It must bound its own time; an exception is reported with the
+    source's name and does not stop ``usage``. Built-in: ``portside.pull_counts``
+    (Docker Hub's repository API, public repositories).
     """
     raise NotImplementedError  # a specification: pluggy never calls this body

@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "portside.notify.desktop",
     "portside.notify.editor",
     "portside.attached_reports",
+    "portside.pull_counts",
 )
 
 _lock = threading.Lock()

@@ -3,9 +3,11 @@
 A policy is a ``[[tool.portside.retention]]`` table (see :func:`parse_policies`). The
 plan is made from what the registry says now (tags, then each tagged manifest and its
 config), decided by :func:`decide` without any I/O, shown, and only then applied by
-:func:`apply_plan`, deletion by deletion, oldest first. Nothing is remembered between
-runs: an interrupted apply is continued by planning again, because what was deleted is
-simply no longer there.
+:func:`apply_plan`, deletion by deletion, oldest first. An interrupted apply is
+continued by planning again, because what was deleted is simply no longer there. The
+one thing remembered between runs is which digests tags pointed to
+(:mod:`portside.untagged`): the distribution API cannot list untagged manifests, so
+that memory is how ``delete-untagged-older-than`` finds them.
 
 How the rules combine (Harbor's way): an image is kept when any keep rule keeps it.
 A table with keep rules deletes every image none of them keeps; delete rules name
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portside import errors, lifecycle
+from portside import errors, lifecycle, untagged
 from portside.errors import ConfigError
 from portside.reference import Digest, Reference
 from portside.registry import mediatypes as mt
@@ -64,6 +66,7 @@ _KEYS = {
     "keep-newest-per-line",
     "keep-within",
     "delete-prereleases-older-than",
+    "delete-untagged-older-than",
     "delete-end-of-life-after",
     "protect",
     "dev-tags",
@@ -78,6 +81,8 @@ class RetentionPolicy:
     keep_newest_per_line: int | None = None
     keep_within: dt.timedelta | None = None
     delete_prereleases_older_than: dt.timedelta | None = None
+    # Untagged manifests Portside saw tagged before (see portside.untagged).
+    delete_untagged_older_than: dt.timedelta | None = None
     delete_end_of_life_after: dt.timedelta | None = None  # grace after the end-of-life date
     protect: tuple[str, ...] = ()  # tag globs never deleted
     dev_tags: tuple[str, ...] = DEFAULT_DEV_TAGS
@@ -149,6 +154,7 @@ def parse_policies(entries: Any, *, source: str) -> tuple[RetentionPolicy, ...]:
             raise ConfigError(f"{where}.keep-newest-per-line must be a whole number >= 1")
         within = entry.get("keep-within")
         pre = entry.get("delete-prereleases-older-than")
+        orphans = entry.get("delete-untagged-older-than")
         eol = entry.get("delete-end-of-life-after")
         policy = RetentionPolicy(
             match=entry["match"],
@@ -156,6 +162,9 @@ def parse_policies(entries: Any, *, source: str) -> tuple[RetentionPolicy, ...]:
             keep_within=_duration(within, f"{where}.keep-within") if within is not None else None,
             delete_prereleases_older_than=_duration(pre, f"{where}.delete-prereleases-older-than")
             if pre is not None
+            else None,
+            delete_untagged_older_than=_duration(orphans, f"{where}.delete-untagged-older-than")
+            if orphans is not None
             else None,
             delete_end_of_life_after=_duration(eol, f"{where}.delete-end-of-life-after")
             if eol is not None
@@ -166,12 +175,16 @@ def parse_policies(entries: Any, *, source: str) -> tuple[RetentionPolicy, ...]:
             else DEFAULT_DEV_TAGS,
             source=where,
         )
-        deletes = (policy.delete_prereleases_older_than, policy.delete_end_of_life_after)
+        deletes = (
+            policy.delete_prereleases_older_than,
+            policy.delete_untagged_older_than,
+            policy.delete_end_of_life_after,
+        )
         if not policy.has_keep_rules and all(rule is None for rule in deletes):
             raise ConfigError(
                 f"{where} has no rule",
-                hint="add keep-newest-per-line, keep-within, delete-prereleases-older-than "
-                "or delete-end-of-life-after",
+                hint="add keep-newest-per-line, keep-within, delete-prereleases-older-than, "
+                "delete-untagged-older-than or delete-end-of-life-after",
             )
         policies.append(policy)
     return tuple(policies)
@@ -189,9 +202,14 @@ def policy_for(policies: Sequence[RetentionPolicy], ref: Reference) -> Retention
 # -- the plan ---------------------------------------------------------------------------
 
 
+def _when(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
 @dataclass
 class ImageRecord:
-    """One tagged manifest of the repository and what the policy says of it."""
+    """One manifest of the repository and what the policy says of it: a tagged one, or
+    an untagged one Portside saw tagged before (``untagged_since`` set, no tags)."""
 
     digest: Digest
     media_type: str
@@ -204,6 +222,7 @@ class ImageRecord:
     referrers: tuple[Descriptor, ...] = ()  # artifacts attached to it, deleted with it
     referrer_tags: dict[str, Digest] = field(default_factory=dict)  # tag schema fallback
     end_of_life: dt.datetime | None = None  # read only when a rule needs it
+    untagged_since: dt.datetime | None = None  # when a run first saw no tag name it
     delete: bool = False
     rule: str = ""
 
@@ -211,11 +230,17 @@ class ImageRecord:
     def size(self) -> int:
         return sum(self.content.values())
 
+    @property
+    def tags_text(self) -> str:
+        """The tags as the plan shows them; ``(untagged)`` (no tag can be that) for none."""
+        return ",".join(self.tags) if self.tags else "(untagged)"
+
     def to_json(self) -> dict[str, object]:
         return {
             "digest": str(self.digest),
             "tags": list(self.tags),
-            "created": self.created.isoformat().replace("+00:00", "Z") if self.created else None,
+            "created": _when(self.created),
+            "untagged_since": _when(self.untagged_since),
             "size": self.size,
             "action": "delete" if self.delete else "keep",
             "rule": self.rule,
@@ -230,6 +255,19 @@ class Plan:
     repository: Reference
     policy: RetentionPolicy
     images: list[ImageRecord]
+    remembered: int = 0  # digests Portside remembers tags here pointed to
+
+    @property
+    def untagged_note(self) -> str | None:
+        """Where untagged manifests came from and what stays unseen; None without the rule."""
+        if self.policy.delete_untagged_older_than is None:
+            return None
+        found = sum(1 for image in self.images if image.untagged_since is not None)
+        return (
+            f"{self.repository.name}: {found} untagged manifests among the {self.remembered} "
+            "digests Portside has seen tagged here; manifests pushed by digest only, or "
+            "untagged before Portside first read this repository, are not visible to it"
+        )
 
     @property
     def deletions(self) -> list[ImageRecord]:
@@ -269,6 +307,7 @@ class Plan:
             "delete": len(self.deletions),
             "keep": len(self.images) - len(self.deletions),
             "bytes_freed": self.bytes_freed,
+            "untagged_note": self.untagged_note,
         }
 
 
@@ -308,8 +347,10 @@ class RepositoryReader:
         created: str | None = config.created
         return created
 
-    async def record(self, digest: Digest, tags: Iterable[str]) -> ImageRecord:
-        manifest = await self.manifest(digest)
+    async def record(
+        self, digest: Digest, tags: Iterable[str], *, manifest: Manifest | None = None
+    ) -> ImageRecord:
+        manifest = manifest or await self.manifest(digest)
         content: dict[Digest, int] = {}
         created_text: str | None = None
         children: list[Digest] = []
@@ -465,6 +506,14 @@ def decide(
 
     for image in images:
         image.delete, image.rule = _verdict(image, policy, moving, parsed, newest, pinned, now)
+    # Deleting a platform manifest by digest would break every index that lists it, so
+    # one a kept index lists is kept, whatever its own tags or age say.
+    kept_children = {c: i.digest for i in images if not i.delete for c in i.children}
+    for image in images:
+        if image.delete and image.digest in kept_children:
+            image.delete = False
+            index = kept_children[image.digest].short
+            image.rule = f"a platform manifest of the kept index {index}"
 
 
 def _verdict(
@@ -478,6 +527,8 @@ def _verdict(
 ) -> tuple[bool, str]:
     if image.digest in pinned:
         return False, f"pinned in {pinned[image.digest]}"
+    if image.untagged_since is not None:
+        return _untagged_verdict(image, policy, now)
     for tag in image.tags:
         if tag in moving:
             return False, f"the moving tag {tag!r} points to it"
@@ -511,6 +562,73 @@ def _verdict(
     return False, "no rule deletes it"
 
 
+def _untagged_verdict(
+    image: ImageRecord, policy: RetentionPolicy, now: dt.datetime
+) -> tuple[bool, str]:
+    # Age from the image's creation date; only without one, from when a run first saw
+    # it untagged (a lower bound: it may have been untagged before).
+    if image.created is not None:
+        age = now - image.created
+        how = f"untagged, created {age.days}d ago"
+    else:
+        age = now - (image.untagged_since or now)
+        how = f"untagged, no creation date, first seen untagged {age.days}d ago"
+    if policy.keep_within is not None:
+        if image.created is None:
+            return False, "untagged, its creation date is unknown (keep-within)"
+        if age <= policy.keep_within:
+            return False, f"{how}: within {_duration_text(policy.keep_within)} (keep-within)"
+    limit = policy.delete_untagged_older_than
+    if limit is None:
+        return False, f"{how}: no rule deletes it"
+    verdict = "older" if age > limit else "not older"
+    rule = f"{verdict} than {_duration_text(limit)} (delete-untagged-older-than)"
+    return age > limit, f"{how}: {rule}"
+
+
+async def read_untagged(
+    reader: RepositoryReader,
+    tagged: Sequence[ImageRecord],
+    history: untagged.TaggedHistory,
+    now: dt.datetime,
+    *,
+    read: bool,
+) -> tuple[list[ImageRecord], int]:
+    """Remember what is tagged now; with ``read``, the untagged manifests Portside saw
+    tagged before that the registry still serves. Also the number remembered.
+
+    Not untagged orphans, so never returned: platform manifests a tagged index lists,
+    and referrers (a manifest with a ``subject``: it goes with its subject)."""
+    repository = reader.repository
+    credential = reader.client.credential_sent(repository.registry)
+    seen = history.load(repository, credential)
+    candidates = untagged.remember(seen, (image.digest for image in tagged), now)
+    in_use = {child for image in tagged for child in image.children}
+
+    async def one(digest: Digest) -> ImageRecord | None:
+        try:
+            manifest = await reader.manifest(digest)
+        except errors.NotFound:
+            del seen[digest]  # deleted meanwhile: nothing left to remember
+            return None
+        if manifest.subject is not None:
+            return None
+        try:
+            record = await reader.record(digest, (), manifest=manifest)
+        except errors.NotFound:
+            return None  # an index missing a platform manifest: not judged this run
+        since = seen[digest].untagged_since or now.timestamp()
+        record.untagged_since = dt.datetime.fromtimestamp(since, dt.timezone.utc)
+        return record
+
+    found: list[ImageRecord] = []
+    if read:
+        results = await asyncio.gather(*(one(d) for d in candidates if d not in in_use))
+        found = [record for record in results if record is not None]
+    history.save(repository, credential, seen)
+    return found, len(seen)
+
+
 async def make_plan(
     client: Any,
     repository: Reference,
@@ -520,18 +638,28 @@ async def make_plan(
     now: dt.datetime | None = None,
     pinned: Mapping[Digest, str] | None = None,
     concurrency: int = CONCURRENCY,
+    history: untagged.TaggedHistory | None = None,
 ) -> Plan:
-    """Read the repository, decide, and find the referrers of what is to be deleted."""
+    """Read the repository, decide, and find the referrers of what is to be deleted.
+
+    With ``history``, remember the digests tagged now, and (when the policy has
+    ``delete-untagged-older-than``) add the untagged manifests it saw tagged before."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     images = await read_repository(client, repository, concurrency=concurrency)
     if policy.delete_end_of_life_after is not None:
         await _read_end_of_life(client, repository, images, concurrency)
-    decide(images, policy, scheme, now=now or dt.datetime.now(dt.timezone.utc), pinned=pinned)
     reader = RepositoryReader(client, repository, concurrency=concurrency)
+    remembered = 0
+    if history is not None:
+        read = policy.delete_untagged_older_than is not None
+        extra, remembered = await read_untagged(reader, images, history, now, read=read)
+        images = sorted([*images, *extra], key=_age_order)
+    decide(images, policy, scheme, now=now, pinned=pinned)
     doomed = [image for image in images if image.delete]
     found = await asyncio.gather(*(reader.referrers(image.digest) for image in doomed))
     for image, referrers in zip(doomed, found, strict=True):
         image.referrers = referrers
-    return Plan(repository, policy, images)
+    return Plan(repository, policy, images, remembered)
 
 
 async def _read_end_of_life(
@@ -734,19 +862,28 @@ def line_label(tag: str, scheme: VersionScheme) -> str:
     return f"{label}-{version.variant}" if version.variant else label
 
 
+UNTAGGED_LINE = "(untagged)"
+
+
 def usage(plan: Plan, scheme: VersionScheme) -> list[LineUsage]:
-    """The repository's figures first (``line`` is the repository name), then each line's."""
+    """The repository's figures first (``line`` is the repository name), then each line's;
+    untagged manifests (read only under ``delete-untagged-older-than``) as ``(untagged)``."""
     groups: dict[str, list[tuple[str, ImageRecord]]] = {}
+    everything: list[tuple[str, ImageRecord]] = []
     for image in plan.images:
+        if not image.tags:
+            groups.setdefault(UNTAGGED_LINE, []).append(("", image))
+            everything.append(("", image))
         for tag in image.tags:
             groups.setdefault(line_label(tag, scheme), []).append((tag, image))
-    rows = [_figures(plan.repository.name, [(t, i) for i in plan.images for t in i.tags])]
+            everything.append((tag, image))
+    rows = [_figures(plan.repository.name, everything)]
     rows += [_figures(label, members) for label, members in sorted(groups.items())]
     return rows
 
 
 def _figures(label: str, members: Sequence[tuple[str, ImageRecord]]) -> LineUsage:
-    row = LineUsage(label, tags=len({tag for tag, _ in members}))
+    row = LineUsage(label, tags=len({tag for tag, _ in members if tag}))
     images = {image.digest: image for _, image in members}
     row.manifests = len(images)
     content: dict[Digest, int] = {}

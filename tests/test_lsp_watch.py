@@ -71,20 +71,24 @@ async def test_changes_become_messages_whose_update_applies_the_core_fix(
 
     newer = message("newer version 3.14.0-slim")
     assert "Dockerfile:1" in newer.message
-    assert [a.title for a in newer.actions or []] == ["Update", "Dismiss"]
+    assert [a.title for a in newer.actions or []] == ["Update", "Ignore"]
     removed = message("was removed")
     assert "Dockerfile:3" in removed.message and "portside latest" in removed.message
-    assert [a.title for a in removed.actions or []] == ["Dismiss"]  # nothing to edit
+    assert [a.title for a in removed.actions or []] == ["Ignore"]  # nothing to edit
     rebuilt = message("was rebuilt")
     assert "3.13-slim-bookworm" in rebuilt.message and "Dockerfile:4" in rebuilt.message
-    assert [a.title for a in rebuilt.actions or []] == ["Update", "Dismiss"]  # the pin moves
+    assert [a.title for a in rebuilt.actions or []] == ["Update", "Ignore"]  # the pin moves
 
     # Each Update applied the core's fix to the line it named (the client's text is
     # unchanged in between: each edit is against the original).
     results = set()
     for edit in session.applied:
-        assert edit.changes is not None
-        (changes,) = edit.changes.values()
+        assert edit.document_changes is not None
+        (change,) = edit.document_changes
+        assert isinstance(change, lsp.TextDocumentEdit)
+        # Versioned: an editor refuses the edit if the document changed meanwhile.
+        assert change.text_document.version == 1
+        changes = change.edits
         results.add(
             apply_edits(
                 text,
@@ -150,8 +154,78 @@ async def test_a_retired_base_becomes_a_message_whose_update_moves_past_it(
     (note,) = asked
     assert "end of life since 2026-01-31" in note.message and "Dockerfile:1" in note.message
     assert note.type == lsp.MessageType.Warning
-    assert [a.title for a in note.actions or []] == ["Update", "Dismiss"]
+    assert [a.title for a in note.actions or []] == ["Update", "Ignore"]
     (edit,) = session.applied
-    assert edit.changes is not None
-    ((change,),) = edit.changes.values()
+    assert edit.document_changes is not None
+    (doc_edit,) = edit.document_changes
+    assert isinstance(doc_edit, lsp.TextDocumentEdit)
+    (change,) = doc_edit.edits
+    assert isinstance(change, lsp.TextEdit)
     assert change.new_text.endswith("1.1.0") and change.range.start.line == 0
+
+
+async def test_an_unanswered_notice_holds_back_no_other_and_update_fixes_the_text_as_it_is(
+    started: Any, plain_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VS Code moves an unanswered notice to its notification centre, where it may wait for
+    hours: the next notice still shows, and an Update given later edits the text as it is
+    then, not as it was when asked."""
+    host = plain_registry.host
+    app = seed.push_image(plain_registry, "acme/app", seed.build_image("watch-app-0"), ["1.0"])
+    lib = seed.push_image(plain_registry, "acme/lib", seed.build_image("watch-lib-0"), ["2.0"])
+    env = {
+        "PORTSIDE_STATE_DIR": str(tmp_path / "state"),
+        "PORTSIDE_INSECURE_REGISTRIES": host,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    session = await started(init={"debounceMs": 10})
+    text = f"FROM {host}/acme/app:1.0@{app.digest}\nFROM {host}/acme/lib:2.0@{lib.digest}\n"
+    uri = session.open(text)
+    edited = "# the user's line, typed while the notice waited\n" + text
+    asked: list[str] = []
+    second = asyncio.Event()
+
+    @session.client.feature(lsp.WINDOW_SHOW_MESSAGE_REQUEST)
+    async def show(params: lsp.ShowMessageRequestParams) -> lsp.MessageActionItem:
+        asked.append(params.message)
+        if "acme/lib" in params.message:
+            second.set()
+            return lsp.MessageActionItem(title="Ignore")
+        # The app's notice stays unanswered until the lib's has been shown.
+        await asyncio.wait_for(second.wait(), 30)
+        session.change(uri, edited)  # reaches the server before the answer: one stream
+        return lsp.MessageActionItem(title="Update")
+
+    watch = ("watch", "--once", "--editor", "--quiet", str(session.root))
+    first = await asyncio.to_thread(run_portside, *watch, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    app_new = seed.push_image(plain_registry, "acme/app", seed.build_image("watch-app-1"), ["1.0"])
+    seed.push_image(plain_registry, "acme/lib", seed.build_image("watch-lib-1"), ["2.0"])
+    # One round writes both notices: the app's first (the inbox is read in order).
+    second_round = await asyncio.to_thread(run_portside, *watch, cwd=tmp_path, env=env)
+    assert second_round.returncode == 1, second_round.stderr
+
+    deadline = time.monotonic() + 40
+    while not session.applied and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert [("acme/app" in m, "acme/lib" in m) for m in asked] == [(True, False), (False, True)]
+    (edit,) = session.applied
+    assert edit.document_changes is not None
+    (change,) = edit.document_changes
+    assert isinstance(change, lsp.TextDocumentEdit)
+    assert change.text_document.version == 2  # the edited document, not the one asked about
+    (text_edit,) = change.edits
+    assert text_edit.range.start.line == 1  # the user's new first line moved it down
+    assert apply_edits(
+        edited,
+        [
+            Edit(
+                Range(
+                    Position(text_edit.range.start.line, text_edit.range.start.character),
+                    Position(text_edit.range.end.line, text_edit.range.end.character),
+                ),
+                text_edit.new_text,
+            )
+        ],
+    ) == edited.replace(app.digest, app_new.digest)

@@ -25,7 +25,7 @@ from harness import data, seed
 from harness.cli import run_portside
 from harness.proxy import FaultProxy
 from harness.registry import Registry, RegistryFactory
-from harness.skopeo import Skopeo
+from harness.skopeo import Skopeo, SkopeoError
 from portside import retention
 from portside.errors import ConfigError
 from portside.reference import Digest, Reference
@@ -55,6 +55,14 @@ def httpd(registry_factory: RegistryFactory) -> Registry:
     rows, created = released_httpd()
     seed.seed_from_tsv(reg, REPO, rows, created=created)
     return reg
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """prune and usage remember tagged digests in the state directory: one per test."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("PORTSIDE_STATE_DIR", str(state))
+    return state
 
 
 def project(tmp_path: Path, toml: str) -> Path:
@@ -280,7 +288,9 @@ def test_a_registry_that_does_not_delete_is_named_before_anything_changes(
     assert tags_of(reg, "acme/app") == ["1.0.0", "1.0.1", "1.0.2"]
 
 
-async def _attach(reg: Registry, repo: str, subject: str, kind: str) -> Digest:
+async def _attach(
+    reg: Registry, repo: str, subject: str, kind: str, *, tag: str | None = None
+) -> Digest:
     target = Reference.parse(f"{reg.host}/{repo}")
     empty = b"{}"
     async with RegistryClient() as client:
@@ -296,7 +306,8 @@ async def _attach(reg: Registry, repo: str, subject: str, kind: str) -> Digest:
                 "subject": manifest.descriptor.to_json(),
             }
         ).encode()
-        return await client.put_manifest(target.with_digest(Digest.of(raw)), raw, mt.OCI_MANIFEST)
+        where = target.with_tag(tag) if tag else target.with_digest(Digest.of(raw))
+        return await client.put_manifest(where, raw, mt.OCI_MANIFEST)
 
 
 async def test_referrers_go_with_their_subject_and_stay_with_a_kept_one(
@@ -441,3 +452,244 @@ def test_end_of_life_images_go_after_the_grace_period(
     # The retired image went with its lifecycle artifact and that artifact's fallback tag.
     assert [t for t in remaining if not t.startswith("sha256-")] == ["1.1.0", "1.2.0"]
     assert len([t for t in remaining if t.startswith("sha256-")]) == 1
+
+
+# -- untagged manifests ------------------------------------------------------------------
+
+
+def untagged_record(digest_seed: str, *, days_old: float | None, untagged_days: float) -> Any:
+    image = record(digest_seed, days_old=days_old)
+    image.tags = ()
+    image.untagged_since = NOW - dt.timedelta(days=untagged_days)
+    return image
+
+
+def test_untagged_age_is_the_creation_date_else_since_first_seen_untagged() -> None:
+    old = untagged_record("old", days_old=30, untagged_days=1)
+    new = untagged_record("new", days_old=2, untagged_days=1)
+    undated_long = untagged_record("undated-long", days_old=None, untagged_days=10)
+    undated_short = untagged_record("undated-short", days_old=None, untagged_days=3)
+    pinned = untagged_record("pinned", days_old=300, untagged_days=300)
+    images = [old, new, undated_long, undated_short, pinned]
+    policy = retention.RetentionPolicy(match="*", delete_untagged_older_than=dt.timedelta(days=7))
+    retention.decide(images, policy, DEFAULT_SCHEME, now=NOW, pinned={pinned.digest: "D:1"})
+    assert [i.delete for i in images] == [True, False, True, False, False]
+    assert old.rule == "untagged, created 30d ago: older than 1w (delete-untagged-older-than)"
+    assert "not older than 1w" in new.rule
+    assert undated_long.rule.startswith("untagged, no creation date, first seen untagged 10d ago")
+    assert pinned.rule == "pinned in D:1"
+
+
+def test_keep_within_keeps_an_untagged_manifest_and_no_other_rule_deletes_one() -> None:
+    recent = untagged_record("recent", days_old=20, untagged_days=1)
+    images = [recent, record("rel", "pr-1", days_old=20)]
+    policy = retention.RetentionPolicy(
+        match="*",
+        keep_within=dt.timedelta(days=30),
+        delete_untagged_older_than=dt.timedelta(days=7),
+    )
+    retention.decide(images, policy, DEFAULT_SCHEME, now=NOW)
+    assert not recent.delete and "keep-within" in recent.rule
+    # A development-build rule never reads an untagged manifest as a development build.
+    policy = retention.RetentionPolicy(match="*", delete_prereleases_older_than=dt.timedelta(1))
+    retention.decide([recent], policy, DEFAULT_SCHEME, now=NOW)
+    assert not recent.delete
+
+
+def test_a_platform_manifest_a_kept_index_lists_is_never_deleted() -> None:
+    child = record("child", "1.0.0-amd64", days_old=400)
+    index = record("index", "1.0.0", days_old=400)
+    index.children = (child.digest,)
+    images = [child, index, record("newer", "1.0.1-amd64", days_old=1)]
+    policy = retention.RetentionPolicy(match="*", keep_newest_per_line=1, protect=["1.0.0"])
+    retention.decide(images, policy, DEFAULT_SCHEME, now=NOW)
+    assert not child.delete
+    assert child.rule == f"a platform manifest of the kept index {index.digest.short}"
+
+
+def test_remembering_starts_the_untagged_clock_once_and_stops_it_when_tagged_again() -> None:
+    from portside import untagged
+
+    a, b = Digest.of(b"a"), Digest.of(b"b")
+    seen: dict[Digest, untagged.Seen] = {}
+    assert untagged.remember(seen, [a, b], NOW) == []
+    later = NOW + dt.timedelta(days=1)
+    assert untagged.remember(seen, [b], later) == [a]
+    assert seen[a].untagged_since == later.timestamp()
+    assert untagged.remember(seen, [b], later + dt.timedelta(days=1)) == [a]
+    assert seen[a].untagged_since == later.timestamp()  # first seen untagged, kept
+    assert untagged.remember(seen, [a, b], later) == []
+    assert seen[a].untagged_since is None
+
+
+def _stage(reg: Registry, name: str, days: float, *, index: bool = False) -> str:
+    """An image ``days`` old in acme/staging under tag ``name``; its digest."""
+    created = (NOW - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    artifact = (
+        seed.build_index(f"staging-{name}", ["amd64", "arm64v8"], created=created)
+        if index
+        else seed.build_image(f"staging-{name}", created=created)
+    )
+    return seed.push_image(reg, "acme/staging", artifact, [name], via="fs").digest
+
+
+def _exists(skopeo: Skopeo, ref: str) -> bool:
+    """Whether the registry serves ``ref`` (``skopeo inspect``); any other failure raises."""
+    try:
+        skopeo.inspect_raw(ref)
+    except SkopeoError as exc:
+        if "manifest unknown" not in str(exc):
+            raise
+        return False
+    return True
+
+
+def test_untagged_manifests_seen_tagged_before_go_when_older_and_nothing_else_does(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    reg = plain_registry
+    host = reg.host
+    skopeo = Skopeo.for_registry(reg)
+    # What the tags name at first: old and recent images, an old index (2.0), and an
+    # index (1.0) whose amd64 manifest is also tagged on its own (1.0-amd64).
+    old = _push_aged(reg, "acme/app", {"main": 30, "edge": 2, "pinned": 30})
+    index_1 = seed.build_index("app-1.0", ["amd64", "arm64v8"], created="2020-01-01T00:00:00Z")
+    seed.push_image(reg, "acme/app", index_1, ["1.0"], via="fs")
+    amd64 = index_1.children[0].digest
+    seed.push_image(reg, "acme/app", index_1.children[0], ["1.0-amd64"], via="fs")
+    index_2 = seed.build_index("app-2.0", ["amd64", "arm64v8"], created="2020-01-01T00:00:00Z")
+    seed.push_image(reg, "acme/app", index_2, ["2.0"], via="fs")
+    # Pushed by digest only: Portside never sees it tagged, so never deletes it.
+    hidden_image = seed.build_image("hidden", created="2020-01-01T00:00:00Z")
+    hidden = seed.push_image(reg, "acme/app", hidden_image, [], via="fs").digest
+    folder = project(
+        tmp_path, '[[retention]]\nmatch = "*/acme/app"\ndelete-untagged-older-than = "7d"\n'
+    )
+    uses = tmp_path / "service"
+    uses.mkdir()
+    (uses / "Dockerfile").write_text(f"FROM {host}/acme/app@{old['pinned']}\n")
+
+    first = prune(reg, folder, "--apply", "--json", repo="acme/app")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)[0]["delete"] == 0  # nothing untagged yet
+
+    # The tags move to new builds, pushed with skopeo: the old manifests are untagged.
+    for tag, days, index in (("main", 0, False), ("edge", 0, False), ("pinned", 0, False),
+                             ("1.0-amd64", 0, False), ("2.0", 0, True)):  # fmt: skip
+        _stage(reg, tag, days, index=index)
+        skopeo.copy(f"{host}/acme/staging:{tag}", f"{host}/acme/app:{tag}")
+    tags_before = {t: skopeo.digest(f"{host}/acme/app:{t}") for t in tags_of(reg, "acme/app")}
+    untagged_now = {
+        "main": old["main"], "edge": old["edge"], "pinned": old["pinned"],
+        "1.0-amd64": amd64, "2.0": index_2.digest,
+    }  # fmt: skip
+    assert all(tags_before[t] != d for t, d in untagged_now.items())
+
+    # The plan lists each untagged manifest with its verdict, and changes nothing.
+    shown = prune(reg, folder, "--json", "--keep-used", str(uses), repo="acme/app")
+    assert shown.returncode == 0, shown.stderr
+    (plan,) = json.loads(shown.stdout)
+    listed = {i["digest"]: i for i in plan["images"] if not i["tags"]}
+    assert set(listed) == {old["main"], old["edge"], old["pinned"], index_2.digest}
+    assert {d for d, i in listed.items() if i["action"] == "delete"} == {
+        old["main"], index_2.digest
+    }  # fmt: skip
+    assert "delete-untagged-older-than" in listed[old["main"]]["rule"]
+    assert listed[old["pinned"]]["rule"] == f"pinned in {uses / 'Dockerfile'}:1"
+    assert "pushed by digest only" in plan["untagged_note"]
+    for digest in [*untagged_now.values(), hidden]:
+        assert _exists(skopeo, f"{host}/acme/app@{digest}")
+
+    figures = run_portside(
+        "usage", f"{host}/acme/app", "--project", str(folder), "--json", cwd=folder,
+        env={"PORTSIDE_CACHE_DIR": str(folder / "cache")},
+    )  # fmt: skip
+    assert figures.returncode == 0, figures.stderr
+    lines = {row["line"]: row for row in json.loads(figures.stdout)[0]["lines"]}
+    assert (lines["(untagged)"]["manifests"], lines["(untagged)"]["tags"]) == (4, 0)
+
+    text = prune(reg, folder, "--keep-used", str(uses), repo="acme/app")
+    assert "acme/app: 4 untagged manifests among the 11 digests" in text.stderr
+    rows = [line.split("\t") for line in text.stdout.splitlines()]
+    assert sorted(row[1] for row in rows if row[3] == "(untagged)") == [
+        "delete", "delete", "keep", "keep"
+    ]  # fmt: skip
+    assert "not visible to it" in text.stderr
+
+    applied = prune(reg, folder, "--apply", "--keep-used", str(uses), repo="acme/app")
+    assert applied.returncode == 0, applied.stderr
+    gone = {old["main"], index_2.digest, *(c.digest for c in index_2.children)}
+    for digest in gone:
+        assert not _exists(skopeo, f"{host}/acme/app@{digest}"), digest
+    # Newer than the threshold, pinned, listed by a tagged index, never seen tagged: kept.
+    for digest in (old["edge"], old["pinned"], amd64, hidden):
+        assert _exists(skopeo, f"{host}/acme/app@{digest}"), digest
+    # Every tag still names what it named.
+    assert {t: skopeo.digest(f"{host}/acme/app:{t}") for t in tags_of(reg, "acme/app")} == (
+        tags_before
+    )
+
+
+def test_what_one_credential_saw_tagged_is_not_used_for_another(
+    registry_factory: RegistryFactory, tmp_path: Path, no_machine_credentials: Path
+) -> None:
+    reg = registry_factory(auth="basic", users={"alice": "alice-secret", "bob": "bob-secret"})
+    host = reg.host
+    old = _push_aged(reg, "acme/app", {"main": 30})
+    folder = project(
+        tmp_path, '[[retention]]\nmatch = "*/acme/app"\ndelete-untagged-older-than = "7d"\n'
+    )
+
+    def as_user(user: str, *extra: str) -> Any:
+        env = {
+            "PORTSIDE_REGISTRY": host,
+            "PORTSIDE_USERNAME": user,
+            "PORTSIDE_PASSWORD": f"{user}-secret",
+            "PORTSIDE_CACHE_DIR": str(folder / "cache"),
+        }
+        args = ("prune", f"{host}/acme/app", "--project", str(folder), "--json", *extra)
+        return run_portside(*args, cwd=folder, env=env)
+
+    assert as_user("alice").returncode == 0
+    _stage(reg, "main", 0)
+    Skopeo.for_registry(reg).copy(f"{host}/acme/staging:main", f"{host}/acme/app:main")
+
+    bob = as_user("bob")
+    assert bob.returncode == 0, bob.stderr
+    assert [i for i in json.loads(bob.stdout)[0]["images"] if not i["tags"]] == []
+    alice = as_user("alice")
+    assert alice.returncode == 0, alice.stderr
+    (orphan,) = [i for i in json.loads(alice.stdout)[0]["images"] if not i["tags"]]
+    assert orphan["digest"] == old["main"] and orphan["action"] == "delete"
+    # The remembered state names credentials only by a keyed hash.
+    state = tmp_path / "state"
+    written = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
+    assert b"alice" not in written and b"bob" not in written and b"secret" not in written
+    assert all(p.stat().st_mode & 0o077 == 0 for p in state.rglob("*") if p.is_file())
+
+
+async def test_a_referrer_whose_tag_moved_is_not_an_untagged_orphan(
+    plain_registry: Registry, tmp_path: Path
+) -> None:
+    """An SBOM once tagged ``sbom`` is untagged when the tag moves, but it is attached
+    to a kept image: it goes with that image, never on its own."""
+    digests = _push_aged(plain_registry, "acme/app", {"1.0.0": 30})
+    first = await _attach(plain_registry, "acme/app", digests["1.0.0"], "a/sbom", tag="sbom")
+    folder = project(
+        tmp_path, '[[retention]]\nmatch = "*/acme/app"\ndelete-untagged-older-than = "1h"\n'
+    )
+    seen = run_portside(  # usage remembers what tags point to, as prune does
+        "usage", f"{plain_registry.host}/acme/app", "--project", str(folder), cwd=folder
+    )
+    assert seen.returncode == 0, seen.stderr
+    assert "0 untagged manifests among the 2 digests" in seen.stderr
+    second = await _attach(plain_registry, "acme/app", digests["1.0.0"], "b/sbom", tag="sbom")
+    assert first != second
+    result = prune(plain_registry, folder, "--apply", "--json", repo="acme/app")
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)
+    assert [i["digest"] for i in report["images"] if not i["tags"]] == []
+    # The first SBOM is remembered from the usage run, and still not an orphan.
+    assert "0 untagged manifests among the 3 digests" in report["untagged_note"]
+    skopeo = Skopeo.for_registry(plain_registry)
+    assert _exists(skopeo, f"{plain_registry.host}/acme/app@{first}")

@@ -22,6 +22,7 @@ from test_build_native import seed_base
 from test_publish_cli import tags_of
 
 from harness import seed
+from harness.cli import run_portside
 from harness.codeserver import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CodeServer, ensure_vsix
 from harness.project import make_project
 from harness.registry import Registry, RegistryFactory
@@ -37,6 +38,9 @@ UNTRUSTED = {
     "security.workspace.trust.emptyWindow": False,
 }
 COMMON = {
+    # VS Code's default; code-server's web default (afterDelay) would save what a
+    # desktop user finds unsaved.
+    "files.autoSave": "off",
     "workbench.startupEditor": "none",
     "workbench.tips.enabled": False,
     "extensions.ignoreRecommendations": True,
@@ -157,18 +161,43 @@ class Workbench:
         self.wait(palette, f"the command {title!r} in the palette")
 
     def open_file(self, name: str) -> None:
-        self.page.keyboard.press("Control+P")
-        box = self.page.locator(".quick-input-widget input.input")
-        box.wait_for(state="visible")
-        box.fill(name)
-        base = Path(name).name
-        # Recently opened files rank first: pick the row named exactly `base`.
-        row = self.page.locator(".quick-input-list .monaco-list-row").filter(
-            has=self.page.locator(".label-name", has_text=re.compile(f"^{re.escape(base)}$"))
-        )
-        row.first.wait_for()
-        row.first.click()
-        self.page.locator(f'.tab.active[aria-label^="{base}"]').first.wait_for()
+        path = Path(name)
+
+        def quick_open() -> bool:
+            self.page.keyboard.press("Control+P")
+            box = self.page.locator(".quick-input-widget input.input")
+            box.wait_for(state="visible")
+            box.fill(name)
+            # Recently opened files rank first: pick the row named exactly like the file,
+            # in its folder (several folders have a Dockerfile).
+            row = self.page.locator(".quick-input-list .monaco-list-row").filter(
+                has=self.page.locator(
+                    ".label-name", has_text=re.compile(f"^{re.escape(path.name)}$")
+                )
+            )
+            if path.parent != Path("."):
+                row = row.filter(
+                    has=self.page.locator(".label-description", has_text=str(path.parent))
+                )
+            row.first.wait_for()
+            row.first.click()
+            # The list can change under the pointer as results arrive: check what opened
+            # (the breadcrumbs' file item of the active editor group is labelled with the
+            # file's path; image details may have opened a second group).
+            crumb = self.page.locator(
+                ".editor-group-container.active .breadcrumbs-control .monaco-breadcrumb-item.file"
+            )
+            label = crumb.locator(".monaco-icon-label").first
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                opened = (label.get_attribute("aria-label") or "") if crumb.count() else ""
+                if opened.split(" \u2022 ")[0].endswith(f"/{name}"):
+                    return True
+                time.sleep(0.2)
+            self.page.keyboard.press("Escape")
+            return False
+
+        self.wait(quick_open, f"{name} open in an editor")
         self.page.locator(".monaco-editor.focused").wait_for()
 
     def goto(self, line: int, column: int) -> None:
@@ -585,6 +614,154 @@ def test_cancelling_a_publish_stops_it_before_any_tag_moves(
         assert tags_of(images.registry, "team/slow") == []
     finally:
         pyproject.write_text(original)
+
+
+class Watcher:
+    """`portside watch --once --editor` run as the user of the code-server runs it: same
+    HOME, so the watcher's inbox is the one their language server follows."""
+
+    def __init__(self, ws: Path, images: Images) -> None:
+        self.ws = ws
+        self.registry = images.registry
+        self.skopeo = Skopeo.for_registry(images.registry)
+
+    def round(self, *paths: str) -> int:
+        done = run_portside(
+            *("watch", "--once", "--editor", "--quiet", "--tags-every", "0", *paths),
+            cwd=self.ws,
+            env={"HOME": str(self.ws.parent / "home")},
+            unset=("PORTSIDE_STATE_DIR", "XDG_STATE_HOME"),
+        )
+        assert done.returncode in (0, 1), done.stderr
+        return done.returncode
+
+    def push(self, repo: str, tag: str, build: str) -> str:
+        """A new build under `repo:tag`, moved there by skopeo the way a publisher promotes
+        one; the digest the registry now serves for the tag."""
+        staged = seed.push_image(self.registry, "acme/staging", seed.build_image(build), [build])
+        self.skopeo.copy(self.registry.ref("acme/staging", build), self.registry.ref(repo, tag))
+        digest = self.skopeo.digest(self.registry.ref(repo, tag))
+        assert digest == staged.digest
+        return digest
+
+
+def _toast(bench: Workbench, text: str) -> Any:
+    """The notification toast whose message contains `text` (waited for)."""
+    toast = bench.page.locator(".notification-toast", has_text=text)
+    bench.wait(lambda: toast.count() == 1, f"the notification about {text}")
+    return toast.first
+
+
+def _buttons(toast: Any) -> list[str]:
+    return [b.strip() for b in toast.locator(".monaco-button").all_inner_texts() if b.strip()]
+
+
+def test_a_rebuilt_base_image_is_a_notification_whose_update_moves_the_pins(
+    trusted: tuple[Workbench, Path], images: Images
+) -> None:
+    bench, ws = trusted
+    watcher = Watcher(ws, images)
+    host = images.host
+    old = watcher.push("acme/notify", "1.0", "e2e-notify-0")
+    (ws / "watched").mkdir()
+    dockerfile = ws / "watched" / "Dockerfile"  # open in an editor, no unsaved changes
+    worker = ws / "watched" / "worker.Dockerfile"  # not open
+    dev = ws / "watched" / "dev.Dockerfile"  # open, with the user's unsaved edit
+    text = (
+        f"FROM {host}/acme/notify:1.0@{old} AS build\n"
+        "RUN echo build > /built\n"
+        f"FROM {host}/acme/notify:1.0@{old}\n"
+        "COPY --from=build /built /built\n"
+    )
+    dockerfile.write_text(text)
+    worker.write_text(f'FROM {host}/acme/notify:1.0@{old}\nCMD ["work"]\n')
+    dev.write_text(f"FROM {host}/acme/notify:1.0@{old}\nRUN echo dev\n")
+    worker_text, dev_text = worker.read_text(), dev.read_text()
+    bench.open_file("watched/Dockerfile")
+    bench.open_file("watched/dev.Dockerfile")
+    bench.goto(2, len("RUN echo dev") + 1)
+    bench.page.keyboard.type(" && true")
+    dirty = bench.page.locator('.tab.dirty[aria-label^="dev.Dockerfile"]')
+    bench.wait(lambda: dirty.count() == 1, "the user's unsaved edit")
+    assert watcher.round("watched") == 0  # the first round only records
+
+    new = watcher.push("acme/notify", "1.0", "e2e-notify-1")
+    assert watcher.round("watched") == 1
+    toast = _toast(bench, f"{host}/acme/notify:1.0 was rebuilt")
+    message = toast.locator(".notification-list-item-message").inner_text()
+    assert (
+        "Used in watched/Dockerfile:1, watched/Dockerfile:3, watched/dev.Dockerfile:1, "
+        "watched/worker.Dockerfile:1." in message
+    ), message
+    assert f"{old[7:19]} -> {new[7:19]}" in message, message
+    assert _buttons(toast) == ["Update", "Ignore"]
+    bench.shot("watch-notice")
+
+    toast.get_by_role("button", name="Update").click()
+    # The core's fix for a moved tag: each pin moves to the digest the registry serves now,
+    # every other byte kept. Files without unsaved changes are saved, as "Pin All Base
+    # Images in Workspace" saves them; the user's edited file is updated but left to them.
+    bench.wait(lambda: dockerfile.read_text() == text.replace(old, new), "the updated Dockerfile")
+    bench.wait(lambda: worker.read_text() == worker_text.replace(old, new), "the updated worker")
+    assert bench.page.locator(".notification-toast", has_text="acme/notify").count() == 0
+    editor = bench.page.locator(".editor-group-container.active .view-lines").first
+    bench.wait(lambda: new[7:19] in editor.inner_text(), "the new pin in the edited editor")
+    assert "RUN echo dev && true" in editor.inner_text().replace("\xa0", " ")
+    assert bench.page.locator(".tab.dirty").all_inner_texts() == ["dev.Dockerfile"]
+    assert dev.read_text() == dev_text
+    bench.shot("watch-updated")
+    bench.page.keyboard.press("Control+S")  # the user saves: their edit and the new pin
+    bench.wait(
+        lambda: dev.read_text() == dev_text.replace(old, new).replace("dev\n", "dev && true\n"),
+        "the user's file saved with both",
+    )
+
+
+def test_an_ignored_notification_changes_nothing_and_is_not_shown_again(
+    trusted: tuple[Workbench, Path], images: Images
+) -> None:
+    bench, ws = trusted
+    watcher = Watcher(ws, images)
+    host = images.host
+    old = watcher.push("acme/quiet", "2.0", "e2e-quiet-0")
+    watcher.push("acme/sentinel", "1.0", "e2e-sentinel-0")
+    (ws / "ignored").mkdir()
+    dockerfile = ws / "ignored" / "Dockerfile"
+    text = f"FROM {host}/acme/quiet:2.0@{old}\nRUN echo quiet\n"
+    dockerfile.write_text(text)
+    # Unpinned: a rebuild needs no edit here, so its notice offers no Update.
+    (ws / "ignored" / "sentinel.Dockerfile").write_text(f"FROM {host}/acme/sentinel:1.0\n")
+    bench.open_file("ignored/Dockerfile")
+    assert watcher.round("ignored") == 0
+
+    watcher.push("acme/quiet", "2.0", "e2e-quiet-1")
+    assert watcher.round("ignored") == 1
+    toast = _toast(bench, f"{host}/acme/quiet:2.0 was rebuilt")
+    assert "Used in ignored/Dockerfile:1." in toast.inner_text()
+    assert _buttons(toast) == ["Update", "Ignore"]
+    toast.get_by_role("button", name="Ignore").click()
+    bench.wait(
+        lambda: bench.page.locator(".notification-toast", has_text="acme/quiet").count() == 0,
+        "the ignored notice to go",
+    )
+    bench.shot("watch-ignored")
+
+    # The next round: nothing new for acme/quiet, a rebuild of the sentinel. Its notice
+    # comes after anything the round could have said about acme/quiet, so once it shows,
+    # the ignored one would have too.
+    watcher.push("acme/sentinel", "1.0", "e2e-sentinel-1")
+    assert watcher.round("ignored") == 1
+    sentinel = _toast(bench, f"{host}/acme/sentinel:1.0 was rebuilt")
+    assert (
+        "Used in ignored/sentinel.Dockerfile:1. Rebuild to pick it up; "
+        "`portside pin ignored/sentinel.Dockerfile` pins the new digest"
+    ) in sentinel.inner_text().replace("\n", " ")
+    assert _buttons(sentinel) == ["Ignore"]  # nothing to edit in an unpinned line
+    assert not [n for n in bench.notifications() if "acme/quiet" in n], bench.notifications()
+    assert dockerfile.read_text() == text
+    assert bench.page.locator(".tab.dirty").count() == 0
+    bench.shot("watch-not-again")
+    sentinel.get_by_role("button", name="Ignore").click()
 
 
 # A server that says it is older than the extension supports: only a different version

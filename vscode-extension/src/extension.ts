@@ -3,6 +3,9 @@
 
 import * as vscode from "vscode";
 import {
+  type ApplyWorkspaceEditParams,
+  ApplyWorkspaceEditRequest,
+  type ApplyWorkspaceEditResult,
   CloseAction,
   type CloseHandlerResult,
   ErrorAction,
@@ -23,6 +26,7 @@ import { RestartPolicy } from "./restart";
 import { serverSettings } from "./settings";
 import { StatusBar } from "./statusBar";
 import { registerCommands } from "./commands";
+import { applyServerEdit } from "./watchUpdate";
 
 export const DOCUMENT_SELECTOR = [
   { scheme: "file", language: "dockerfile" },
@@ -145,6 +149,8 @@ export class Portside implements vscode.Disposable {
     };
     const client = new LanguageClient("portside", "Portside", serverOptions, clientOptions);
     this.client = client;
+    // Registered after the client's own handler, so it replaces it (and survives restarts).
+    client.onRequest(ApplyWorkspaceEditRequest.type, (params) => this.applyEdit(client, params));
     client.onDidChangeState((e) => {
       this.status.setServer(e.newState === State.Running ? "running" : e.newState === State.Starting ? "starting" : "stopped");
     });
@@ -192,6 +198,25 @@ export class Portside implements vscode.Disposable {
       }
     });
     return { action: CloseAction.DoNotRestart, handled: true };
+  }
+
+  /** The server's workspace/applyEdit: the client's own handling, and a watcher notice's
+   * Update saved where the user had no unsaved changes (see watchUpdate.ts). */
+  private applyEdit(client: LanguageClient, params: ApplyWorkspaceEditParams): Promise<ApplyWorkspaceEditResult> {
+    return applyServerEdit(params, {
+      canonical: (uri) => client.protocol2CodeConverter.asUri(uri).toString(),
+      dirty: () => new Set(vscode.workspace.textDocuments.filter((d) => d.isDirty).map((d) => d.uri.toString())),
+      apply: () => clientApplyEdit(client, params),
+      save: async (uri) => {
+        try {
+          return await (await vscode.workspace.openTextDocument(vscode.Uri.parse(uri))).save();
+        } catch (e) {
+          this.log.appendLine(`saving ${uri}: ${String(e)}`);
+          return false;
+        }
+      },
+      log: (line) => { this.log.appendLine(line); },
+    });
   }
 
   async restart(): Promise<void> {
@@ -272,6 +297,18 @@ export class Portside implements vscode.Disposable {
     void this.stop();
     this.log.dispose();
   }
+}
+
+/** What the language client does with workspace/applyEdit by itself (convert under its
+ * lock, refuse a stale document version, apply). Private in vscode-languageclient 9; a
+ * plain conversion and apply stands in should a later version rename it. */
+async function clientApplyEdit(client: LanguageClient, params: ApplyWorkspaceEditParams): Promise<ApplyWorkspaceEditResult> {
+  const own = (client as unknown as { handleApplyWorkspaceEdit?: (p: ApplyWorkspaceEditParams) => Promise<ApplyWorkspaceEditResult> }).handleApplyWorkspaceEdit;
+  if (typeof own === "function") {
+    return own.call(client, params);
+  }
+  const edit = await client.protocol2CodeConverter.asWorkspaceEdit(params.edit);
+  return { applied: await vscode.workspace.applyEdit(edit) };
 }
 
 interface PythonApi {
