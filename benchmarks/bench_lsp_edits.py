@@ -5,14 +5,16 @@ Portside's server from another checkout (its code, this checkout's benchmark).
 
     .venv/bin/python benchmarks/bench_lsp_edits.py [--rounds 5] [--edits 40]
     .venv/bin/python benchmarks/bench_lsp_edits.py --compare ../other-checkout
+    .venv/bin/python benchmarks/bench_lsp_edits.py --pause 150 --no-peer
 
 Each round starts every server afresh on the 300-line file of ``bench_lsp.py``, waits
 1 s after opening it (as ``bench_lsp.py`` does: hadolint's first run may still be
 going) and sends ``--edits`` edits back to back, each after the previous one's first
-publish. Latencies of all rounds are pooled into p50/p95; the servers take turns, so a
-noisy moment costs each alike. CPU time per edit (user + system of the server process,
-from ``/proc``; hadolint's processes are not counted) is less noisy than wall time on a
-busy machine.
+publish (``--pause MS``: that long after it, as someone typing would, so that each
+edit's work runs to its end before the next one). Latencies of all rounds are pooled
+into p50/p95; the servers take turns, so a noisy moment costs each alike. CPU time per
+edit (user + system of the server process, from ``/proc``; hadolint's processes are not
+counted) is less noisy than wall time on a busy machine.
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def one_round(
-    name: str, command: list[str], env: dict[str, str], root: Path, text: str, edits: int
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    root: Path,
+    text: str,
+    edits: int,
+    pause: float,
 ) -> tuple[list[float], float]:
     """Latencies (ms) of ``edits`` edits and the server's CPU ms per edit."""
     server = b.Server(name, command, env)
@@ -49,7 +57,8 @@ async def one_round(
         server.open(uri, text)
         await asyncio.sleep(1.0)
         began = cpu_seconds(server.pid)
-        latencies = await b.diagnostics_latency(server, uri, text, edits, 0.0)
+        latencies = await b.diagnostics_latency(server, uri, text, edits, 0.0, pause)
+        await asyncio.sleep(pause)  # the last edit's work ends too
         return latencies, (cpu_seconds(server.pid) - began) * 1000 / edits
     finally:
         await server.stop()
@@ -89,12 +98,15 @@ async def bench(args: argparse.Namespace) -> None:
             for index, (name, command, env) in enumerate(configs):
                 root = work / f"ws-{round_}-{index}"
                 root.mkdir()
-                got, per_edit = await one_round(name, command, env, root, text, args.edits)
+                got, per_edit = await one_round(
+                    name, command, env, root, text, args.edits, args.pause / 1000
+                )
                 latencies[name] += got
                 cpu[name].append(per_edit)
         width = max(len(name) for name in latencies)
+        pace = f", {args.pause:g} ms between edits" if args.pause else ", back to back"
         print(
-            f"diagnostics after an edit, {args.rounds} rounds x {args.edits} edits, "
+            f"diagnostics after an edit, {args.rounds} rounds x {args.edits} edits{pace}, "
             "debounce excluded (ms)"
         )
         print(f"{'':{width}}  {'p50':>6}  {'p95':>6}  {'CPU/edit, median of rounds':>26}")
@@ -113,6 +125,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--edits", type=int, default=40)
     parser.add_argument("--compare", help="another checkout whose server is measured too")
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="ms from an edit's first publish to the next edit"
+    )
     parser.add_argument("--peer", help="path of docker-langserver (default: installed)")
     parser.add_argument(
         "--peer-dir",
