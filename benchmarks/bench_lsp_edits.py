@@ -40,6 +40,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_command(checkout: Path) -> list[str]:
+    """Portside's server from ``checkout``, wherever the benchmark runs: ``-m`` would
+    put the working folder's ``lsp_server`` first on ``sys.path``, ahead of PYTHONPATH."""
+    code = f"import sys; sys.path.insert(0, {str(checkout)!r}); import lsp_server; "
+    return [sys.executable, "-c", code + "sys.exit(lsp_server.main())"]
+
+
 async def one_round(
     name: str,
     command: list[str],
@@ -73,7 +80,6 @@ async def bench(args: argparse.Namespace) -> None:
         seed.seed_from_tsv(registry, "library/python", data.load_current("python"), platforms=True)
         seed.seed_from_tsv(registry, "library/alpine", data.load_current("alpine"), platforms=True)
         text = b.big_dockerfile(registry.host)
-        portside = [sys.executable, "-m", "lsp_server"]
         configs: list[tuple[str, list[str], dict[str, str]]] = []
         checkouts = [("portside", b.ROOT)]
         if args.compare:
@@ -88,7 +94,7 @@ async def bench(args: argparse.Namespace) -> None:
                 cache = work / f"cache-{len(configs)}"
                 env = {**b.server_env(cache, hadolint=hadolint), "PYTHONPATH": str(checkout)}
                 name = f"{label} (hadolint {'on' if hadolint else 'off'})"
-                configs.append((name, portside, env))
+                configs.append((name, server_command(checkout), env))
         peer = b.find_peer(args)
         if peer:
             configs.append(("docker-langserver", [peer, "--stdio"], dict(os.environ)))
