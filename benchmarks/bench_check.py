@@ -13,8 +13,8 @@ real tag, and runs ``portside check --json FOLDER``:
 - cold with a registry that answers each request 20 ms late (a fault-injecting proxy
   in front of it), which shows that the 50 images are checked concurrently: in a row
   that alone would cost at least 50 x 2 x 20 ms,
-- warm with the hadolint plugin on (when its binary is installed): one hadolint
-  process per file.
+- warm with the hadolint plugin on (when its binary is installed): hadolint over all
+  the files at once, a process per CPU at most (one per file before the batch hook).
 
 Reports min, median and max wall time in milliseconds as a markdown table on stdout
 and in ``benchmarks/results/``. A benchmark, not a test: nothing here asserts a time.
@@ -70,7 +70,7 @@ def prepare(registry: Registry, folder: Path) -> list[str]:
 def run(folder: Path, cache: Path, *, hadolint: bool = False) -> float:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PORTSIDE_CACHE_DIR"] = str(cache)
-    # The registry side is what is measured; hadolint (a process per file) is one row.
+    # The registry side is what is measured; hadolint is one row.
     if not hadolint:
         env["PORTSIDE_HADOLINT"] = "off"
     started = time.perf_counter()

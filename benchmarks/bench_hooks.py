@@ -25,6 +25,11 @@
    time spent in the hook), and ``portside publish`` alone on the same project. Each
    publishing run writes to a new repository, so none finds its blobs already there.
 
+With ``--baseline REV`` the two ``portside-lint`` rows are also run from the
+repository as it was at commit ``REV`` (its own hook environment, its own
+``--config`` file), interleaved with the working tree's, so a change is compared on
+the same machine under the same load. ``--lint-only`` stops after part 1.
+
 Every hook environment is installed, and every tool run once, before timing. Reports
 min, median and max wall time in milliseconds as markdown on stdout and in
 ``benchmarks/results/``. A benchmark, not a test: nothing here asserts a time.
@@ -122,6 +127,31 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] =
     return elapsed
 
 
+def baseline_repository(dest: Path, rev: str) -> str:
+    """This repository at commit ``rev`` as a new git repository at ``dest``; its sha."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    for left_out in ("tests", "benchmarks", "vscode-extension"):
+        shutil.rmtree(dest / left_out, ignore_errors=True)
+    git(dest, "init", "-q")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", f"baseline {rev}")
+    return git(dest, "rev-parse", "HEAD")
+
+
+def baseline_config(repo: Path, baseline: Path, sha: str) -> Path:
+    """A second pre-commit configuration holding only the baseline's portside-lint."""
+    path = repo / ".pre-commit-baseline.yaml"
+    path.write_text(
+        f"repos:\n  - repo: {baseline}\n    rev: {sha}\n    hooks:\n      - id: portside-lint\n"
+    )
+    git(repo, "add", "-A")
+    return path
+
+
 def pre_commit_config(repo: Path, snapshot: Path, sha: str) -> None:
     hadolint = BIN / "hadolint"
     pattern = DOCKERFILE_PATTERN.replace("'", "''")
@@ -198,6 +228,10 @@ timed.row = "warm-up"  # type: ignore[attr-defined]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time portside-lint as of this commit"
+    )
+    parser.add_argument("--lint-only", action="store_true", help="stop after portside-lint")
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-hooks-"))
     registry = Registry(work / "registry").start()
@@ -223,18 +257,30 @@ def main() -> int:
         env_off = {**base_env, "PORTSIDE_HADOLINT": "off", "PORTSIDE_CACHE_DIR": str(work / "c0")}
         env_on = {**env_off, "PORTSIDE_HADOLINT": str(BIN / "hadolint")}
         run = [pre_commit, "run", "--all-files"]
-        for hook, env in (
-            ("portside-lint", env_off),
-            ("portside-lint", env_on),
-            ("hadolint", env_off),
-        ):
-            timed([*run, hook], lint_repo, env)  # installs the environment; warms the disk
+        warm_up = [
+            ([*run, "portside-lint"], env_off),
+            ([*run, "portside-lint"], env_on),
+            ([*run, "hadolint"], env_off),
+        ]
+        before: list[str] = []
+        if options.baseline:
+            old = baseline_repository(work / "baseline", options.baseline)
+            config = baseline_config(lint_repo, work / "baseline", old)
+            before = [pre_commit, "run", "--config", str(config), "--all-files", "portside-lint"]
+            warm_up.append((before, env_on))
+        for argv, env in warm_up:
+            timed(argv, lint_repo, env)  # installs the environment; warms the disk
         lint: dict[str, list[float]] = {
             "pre-commit itself (a hook running `true`)": [],
             "portside-lint, without the hadolint plugin": [],
             "portside-lint, with the hadolint plugin": [],
             "hadolint (local system hook)": [],
         }
+        plain_before = f"portside-lint at {options.baseline}, without the hadolint plugin"
+        plugin_before = f"portside-lint at {options.baseline}, with the hadolint plugin"
+        if options.baseline:
+            lint[plain_before] = []
+            lint[plugin_before] = []
         for _ in range(options.runs):
             lint[row("pre-commit itself (a hook running `true`)")].append(
                 timed([*run, "nothing"], lint_repo, env_off)
@@ -242,9 +288,13 @@ def main() -> int:
             lint[row("portside-lint, without the hadolint plugin")].append(
                 timed([*run, "portside-lint"], lint_repo, env_off)
             )
+            if options.baseline:
+                lint[row(plain_before)].append(timed(before, lint_repo, env_off))
             lint[row("portside-lint, with the hadolint plugin")].append(
                 timed([*run, "portside-lint"], lint_repo, env_on)
             )
+            if options.baseline:
+                lint[row(plugin_before)].append(timed(before, lint_repo, env_on))
             lint[row("hadolint (local system hook)")].append(
                 timed([*run, "hadolint"], lint_repo, env_off)
             )
@@ -271,7 +321,17 @@ def main() -> int:
             f"{cpu_ratio('portside-lint, without the hadolint plugin'):.2f} and "
             f"{cpu_ratio('portside-lint, with the hadolint plugin'):.2f}"
         )
+        if options.baseline:
+            old_without = statistics.median(lint[plain_before])
+            old_with = statistics.median(lint[plugin_before])
+            out.append(
+                f"at {options.baseline}: without the plugin {old_without / hadolint:.2f}, "
+                f"with it {old_with / hadolint:.2f}; in CPU time {cpu_ratio(plain_before):.2f} "
+                f"and {cpu_ratio(plugin_before):.2f}"
+            )
         out.append("")
+        if options.lint_only:
+            return finish(out)
 
         # 2. check: the same files against a local registry holding their images.
         check_repo = init_repo(work / "check")
@@ -351,7 +411,10 @@ def main() -> int:
     finally:
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
+    return finish(out)
 
+
+def finish(out: list[str]) -> int:
     # The machine is shared: say how busy it was, the figures mean little without it.
     out.append("")
     out.append(

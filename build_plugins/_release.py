@@ -15,6 +15,7 @@ from portside.terminal import clean
 
 if TYPE_CHECKING:
     from portside.publish import PublishReport
+    from portside.registry.transport import ClientOptions
 
 ENABLE_ENV = "HATCH_BUILD_HOOK_ENABLE_PORTSIDE"
 ALL_HOOKS_ENV = "HATCH_BUILD_HOOKS_ENABLE"
@@ -36,6 +37,14 @@ def fail(exc: PortsideError) -> ReleaseFailed:
     if exc.hint:
         sys.stderr.write(f"portside: hint: {clean(exc.hint)}\n")
     return ReleaseFailed(1)
+
+
+def _client_options() -> ClientOptions:
+    """The client as ``portside publish`` configures it (no flags here: the environment's
+    ``PORTSIDE_INSECURE_REGISTRIES`` and ``PORTSIDE_DEADLINE``)."""
+    from portside.registry.options import TRANSFER_DEADLINE, client_options
+
+    return client_options(default_deadline=TRANSFER_DEADLINE)
 
 
 def publish_release(
@@ -60,6 +69,7 @@ def publish_release(
                 wheel=wheel,
                 dry_run=dry_run,
                 json_path=out_dir / RELEASE_REPORT,
+                client_options=_client_options(),
             )
         )
     except PortsideError as exc:
@@ -95,7 +105,15 @@ def build_image(
 
     try:
         check_release_version(version, allow_dev=allow_dev)
-        result = asyncio.run(build_for_release(project_dir, out_dir, version=version, wheel=wheel))
+        result = asyncio.run(
+            build_for_release(
+                project_dir,
+                out_dir,
+                version=version,
+                wheel=wheel,
+                client_options=_client_options(),
+            )
+        )
     except PortsideError as exc:
         raise fail(exc) from None
     sys.stderr.write(
@@ -120,7 +138,13 @@ def publish_image(
         if version is not None:
             check_release_version(version, allow_dev=allow_dev)
         report = asyncio.run(
-            publish_built(project_dir, record, dry_run=dry_run, json_path=out_dir / RELEASE_REPORT)
+            publish_built(
+                project_dir,
+                record,
+                dry_run=dry_run,
+                json_path=out_dir / RELEASE_REPORT,
+                client_options=_client_options(),
+            )
         )
     except PortsideError as exc:
         raise fail(exc) from None

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -243,19 +242,15 @@ class PortsideLanguageServer(LanguageServer):
         )
 
     def client_options(self) -> ClientOptions:
+        from portside.registry.options import insecure_hosts
         from portside.registry.transport import ClientOptions
 
-        insecure = set(self.settings.insecure_registries)
-        insecure.update(
-            h.strip()
-            for h in os.environ.get("PORTSIDE_INSECURE_REGISTRIES", "").split(",")
-            if h.strip()
-        )
+        insecure = insecure_hosts(self.settings.insecure_registries)
         # An editor does not sit out a long Retry-After: beyond 2 s the request fails
         # at once (served from the cache where it can) and a 429 host is paused until
         # its reset, so the periodic re-checks do not ask it again before then.
         return ClientOptions(
-            insecure=frozenset(insecure),
+            insecure=insecure,
             timeout=15.0,
             max_retries=2,
             backoff_cap=2.0,

@@ -23,6 +23,7 @@ import os
 import sys
 
 from portside.errors import PortsideError, UsageError
+from portside.registry.options import DEFAULT_DEADLINE, TRANSFER_DEADLINE
 from portside.terminal import clean
 
 TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy knows it
@@ -79,11 +80,8 @@ environment:
 
 VERBS = ("tags", "inspect", "digest")
 
-# --deadline: no command waits on registries for ever. Copying layers and walking or
-# changing a whole registry take longer.
-DEADLINE_ENV = "PORTSIDE_DEADLINE"
-DEFAULT_DEADLINE = 120.0
-TRANSFER_DEADLINE = 3600.0
+# --deadline: no command waits on registries for ever (portside.registry.options reads
+# $PORTSIDE_DEADLINE). Copying layers and walking or changing a whole registry take longer.
 TRANSFER_VERBS = ("build", "push", "publish", "prune", "usage", "retire", "pull-back")
 
 
@@ -300,7 +298,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         type=_positive_float,
         default=default(None),
         help="time limit of all the command's registry work together, retries and "
-        f"Retry-After waits included (default ${DEADLINE_ENV} or {DEFAULT_DEADLINE:g}; "
+        f"Retry-After waits included (default $PORTSIDE_DEADLINE or {DEFAULT_DEADLINE:g}; "
         f"{', '.join(TRANSFER_VERBS)}: {TRANSFER_DEADLINE:g})",
     )
 
@@ -401,9 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--fail-on",
         metavar="SEVERITY|KIND",
-        default="error",
+        action="append",
         help="exit 1 when a finding reaches this severity (error, warning, info, hint) "
-        "or is of this kind, e.g. stale (default error)",
+        "or is of this kind, e.g. stale (repeatable, comma-separated; default: "
+        "[tool.portside.pre-commit] fail-on, else error)",
     )
 
     pin = verb("pin", "pin image references to tag@digest, keeping every other byte")
@@ -491,24 +490,14 @@ def build_parser() -> argparse.ArgumentParser:
 # -- running operations --------------------------------------------------------------
 
 
-def _insecure_hosts(args: Args) -> frozenset[str]:
-    from portside.reference import canonical_registry
-
-    hosts = list(args.insecure_registry)
-    env = os.environ.get("PORTSIDE_INSECURE_REGISTRIES", "")
-    hosts.extend(h for h in (part.strip() for part in env.split(",")) if h)
-    return frozenset(canonical_registry(h) for h in hosts)
-
-
 def _make_cached(args: Args) -> CachedRegistry:
     from portside.cache import CachedRegistry
 
     if args.offline and args.refresh:
         raise UsageError("--offline and --refresh contradict each other", hint="use one")
-    if args.ca_file is not None and not (
-        os.path.isfile(args.ca_file) and os.access(args.ca_file, os.R_OK)
-    ):
-        raise UsageError(f"--ca-file {args.ca_file!r} is not a readable file")
+    from portside.registry.options import check_ca_file
+
+    check_ca_file(args.ca_file)
     _deadline(args)  # a bad $PORTSIDE_DEADLINE is a usage error, even on a cache hit
 
     def client_factory() -> RegistryClient:
@@ -850,17 +839,15 @@ def _files(paths: Sequence[str]) -> list[Path]:
 
 
 def _cmd_check(args: Args, cached: CachedRegistry) -> int:
-    from portside import report
-    from portside.check import check_files
-    from portside.policy import KINDS, SEVERITY_ORDER, is_plugin_kind, meets
+    from pathlib import Path
 
-    fail_on = args.fail_on
-    if fail_on not in SEVERITY_ORDER and fail_on not in KINDS and not is_plugin_kind(fail_on):
-        raise UsageError(
-            f"--fail-on {fail_on!r} is neither a severity nor a kind",
-            hint=f"severities: {', '.join(SEVERITY_ORDER)}; kinds: {', '.join(KINDS)}, "
-            "or a plugin's kind such as hadolint/DL3008",
-        )
+    from portside import report, verdict
+    from portside.check import check_files
+    from portside.config import load_config
+    from portside.policy import SEVERITY_ORDER, meets
+
+    # The project's gate, read as the portside-check hook reads it.
+    fail_on = verdict.thresholds(args.fail_on, load_config(Path.cwd()), ("error",))
     files = _files(args.paths)
     result = _run(cached, lambda: check_files(files, cached))
     for error in result.errors:
@@ -878,7 +865,7 @@ def _cmd_check(args: Args, cached: CachedRegistry) -> int:
         sys.stderr.write(f"{len(files)} file(s) checked: {summary}\n")
     if result.errors:
         return 2
-    return 1 if any(meets(f, args.fail_on) for f in findings) else 0
+    return 1 if any(meets(f, t) for f in findings for t in fail_on) else 0
 
 
 def _cmd_pin(args: Args, cached: CachedRegistry) -> int:
@@ -956,30 +943,23 @@ def _cmd_latest(args: Args, cached: CachedRegistry) -> int:
 
 def _deadline(args: Args) -> float:
     """--deadline, else $PORTSIDE_DEADLINE, else the verb's default: never unbounded."""
-    if args.deadline is not None:
-        return float(args.deadline)
-    text = os.environ.get(DEADLINE_ENV, "")
-    if text:
-        try:
-            return _positive_float(text)
-        except Exception:
-            raise UsageError(
-                f"{DEADLINE_ENV}={text[:40]!r} is not a positive number of seconds"
-            ) from None
-    return TRANSFER_DEADLINE if args.verb in TRANSFER_VERBS else DEFAULT_DEADLINE
+    from portside.registry.options import deadline
+
+    return deadline(
+        args.deadline, TRANSFER_DEADLINE if args.verb in TRANSFER_VERBS else DEFAULT_DEADLINE
+    )
 
 
 def _client_options(args: Args) -> Any:
-    from portside.registry.transport import ClientOptions
+    # The one core function every surface configures its client with.
+    from portside.registry.options import client_options
 
-    options = ClientOptions(
-        insecure=_insecure_hosts(args), ca_file=args.ca_file, deadline=_deadline(args)
+    return client_options(
+        insecure=args.insecure_registry,
+        ca_file=args.ca_file,
+        timeout=args.timeout,
+        deadline_s=_deadline(args),
     )
-    if args.timeout is None:
-        return options
-    import dataclasses
-
-    return dataclasses.replace(options, timeout=args.timeout)
 
 
 def _print_report(report: Any, as_json: bool) -> None:

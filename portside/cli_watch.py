@@ -162,8 +162,8 @@ def main(argv: Sequence[str]) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     if args.history is not None:
         return _print_history(args.state, args.history, args.json)
-    insecure = set(args.insecure_registry)
-    insecure.update(h for h in os.environ.get("PORTSIDE_INSECURE_REGISTRIES", "").split(",") if h)
+    from portside.registry.options import insecure_hosts
+
     secret = None
     if args.listen_secret_env:
         secret = os.environ.get(args.listen_secret_env)
@@ -180,7 +180,9 @@ def main(argv: Sequence[str]) -> int:
         listen=args.listen,
         listen_secret=secret,
         client_options=ClientOptions(
-            insecure=frozenset(insecure), ca_file=args.ca_file, timeout=args.timeout
+            insecure=insecure_hosts(args.insecure_registry),
+            ca_file=args.ca_file,
+            timeout=args.timeout,
         ),
         console=not (args.quiet or args.json),
         jsonl=args.jsonl,

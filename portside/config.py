@@ -23,8 +23,8 @@ The nearest file wins, searched from the checked file's folder upwards. Example:
     match = "python"
     query = "python where variant = slim-bookworm and created < now - 7d limit 1"
 
-    [tool.portside.pre-commit]                      # the portside-check hook (args win)
-    fail-on = ["not-found", "latest", "stale-major"] # severities or kinds
+    [tool.portside.pre-commit]                      # the portside-check hook and
+    fail-on = ["not-found", "latest", "stale"]      # portside check (--fail-on wins)
     require-network = true                          # no registry answered: fail
 """
 

@@ -10,7 +10,8 @@ imports closes a circle. Each type stays importable where it always was
 - :class:`Credential` (``portside_credentials``) and :class:`CredentialSource`, what a
   registry client asks for credentials, defined in :mod:`portside.credential` (light:
   every warm answer cached with a credential looks one up) and re-exported here;
-- :class:`Finding`, :class:`Edit` and :class:`Proposed` (``portside_dockerfile_findings``);
+- :class:`Finding`, :class:`Edit` and :class:`Proposed` (``portside_dockerfile_findings``),
+  and :class:`DockerfileSource` (``portside_dockerfile_batch_findings``);
 - :class:`ImageAttachments`, :class:`Attachment`, :class:`Vulnerability` and
   :class:`VulnerabilityReport` (``portside_vulnerabilities``);
 - :class:`PullCountSource` (``portside_pull_count_sources``);
@@ -43,7 +44,7 @@ TYPE_CHECKING = False  # avoids importing typing (~9 ms) on the warm path; mypy 
 if TYPE_CHECKING:
     from typing import Any
 
-    from portside.dockerfile import Range
+    from portside.dockerfile import Dockerfile, Range
     from portside.reference import Digest, Reference
 
 
@@ -106,6 +107,17 @@ class Proposed:
 
     def to_json(self) -> dict[str, str]:
         return {"tag": self.tag, "level": self.level, "suggestion": self.suggestion}
+
+
+@dataclass(frozen=True)
+class DockerfileSource:
+    """One Dockerfile of a batch: ``path`` as the surface names it (a file on disk for
+    the command line and pre-commit), ``text`` its exact text, ``document`` the core's
+    parse of that text."""
+
+    path: str
+    text: str
+    document: Dockerfile
 
 
 # -- vulnerabilities ------------------------------------------------------------------

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from portside.build.base import Builder
     from portside.contract import (
         Credential,
+        DockerfileSource,
         Finding,
         ImageAttachments,
         PullCountSource,
@@ -94,7 +95,9 @@ def portside_dockerfile_findings(path: str, text: str, document: Dockerfile) -> 
     plugin's kinds) or by an ``ignore`` list in an ``[[tool.portside.images]]`` rule with
     ``match = "*"`` (plugin findings are per line, not per image).
 
-    Called by ``policy.check_document`` for every document, each plugin on its own in a
+    Called by ``policy.check_document`` for every document (the language server), and
+    for every document of a batch (``portside check``, the pre-commit hooks) unless the
+    plugin implements ``portside_dockerfile_batch_findings``; each plugin on its own in a
     worker thread: a plugin may block (run a process), but must give up within ten
     seconds or so; the core stops waiting after ``policy.PLUGIN_TIMEOUT``. A plugin that
     raises, times out or returns something other than findings becomes one finding of
@@ -104,6 +107,34 @@ def portside_dockerfile_findings(path: str, text: str, document: Dockerfile) -> 
     The language server calls it while the user edits: then
     ``portside.plugins.in_background()`` is true, and a plugin that starts a process
     lowers its priority with ``portside.plugins.lower_priority(pid)``.
+    """
+    raise NotImplementedError  # a specification: pluggy never calls this body
+
+
+@hookspec
+def portside_dockerfile_batch_findings(documents: list[DockerfileSource]) -> list[Finding]:
+    """Return extra findings for many Dockerfiles at once: the batch form of
+    ``portside_dockerfile_findings``, for a linter that costs a process start per call.
+
+    ``documents`` are ``portside.contract.DockerfileSource`` objects (``path``, exact
+    ``text``, ``document``: the core's parse). Return findings as the per-document hook
+    does, each with ``file`` set to the ``path`` of the document it is about (a finding
+    naming any other path is a broken answer). The core then treats each document's
+    findings exactly as the per-document hook's (severities, ``ignore`` comments and
+    rules, lines past the end dropped).
+
+    Surfaces that check many files (``portside check``, the pre-commit hooks) call this
+    once per run through ``policy.batch_plugin_findings``, and a plugin that implements
+    it is then *not* asked per document; plugins that implement only the per-document
+    hook are asked per document as before. The language server checks one document at
+    a time and uses only the per-document hook, so implement both.
+
+    Called in a worker thread; may block. The core stops waiting after
+    ``policy.PLUGIN_TIMEOUT`` plus ``policy.BATCH_TIMEOUT_PER_DOCUMENT`` per document. A
+    plugin that raises, times out or answers wrongly becomes one ``plugin-error``
+    finding naming it on every document of the batch. The built-in ``portside.hadolint``
+    runs hadolint once over the files on disk (a few processes, one per CPU at most),
+    not once per file.
     """
     raise NotImplementedError  # a specification: pluggy never calls this body
 

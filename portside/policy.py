@@ -11,7 +11,7 @@ them in worker threads alongside the registry checks (see "plugin findings" belo
 
 from __future__ import annotations
 
-import asyncio
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +22,7 @@ from portside import errors, versions
 from portside.config import ImagePolicy, PolicyConfig
 
 # The plugin contract's types, defined below the plugin manager; re-exported here.
+from portside.contract import DockerfileSource
 from portside.contract import Edit as Edit
 from portside.contract import Finding as Finding
 from portside.contract import Proposed as Proposed
@@ -575,6 +576,8 @@ async def _stale(
         except errors.PortsideError:
             return None
 
+    import asyncio  # here: the network-free checks (portside-lint) never load it
+
     digests = await asyncio.gather(*(digest_of(p.tag) for p in found))
     proposed = tuple(
         Proposed(p.tag, p.level, f"{ref.familiar_name}:{p.tag}" + (f"@{d}" if d else ""))
@@ -728,20 +731,30 @@ async def check_document(
     config: PolicyConfig,
     cached: CachedRegistry | None,
     plugins: pluggy.PluginManager | None = None,
+    ask_plugins: bool = True,
 ) -> list[Finding]:
     """Every finding for one Dockerfile; ``cached=None`` gives the local ones only.
 
-    Plugin findings are included either way (``plugins``: the manager to ask, the
-    process-wide one by default).
+    Plugin findings are included unless ``ask_plugins`` is false (a caller checking
+    many files asks them once for all, with :func:`batch_plugin_findings`);
+    ``plugins``: the manager to ask, the process-wide one by default.
     """
+    import asyncio
+
     findings, remote = local_findings(doc, file=file, text=text, config=config)
     remote_checks = (
         [check_image(doc, item, file=file, config=config, cached=cached) for item in remote]
         if cached
         else []
     )
+
+    async def nothing() -> list[Finding]:
+        return []
+
     extra, checks = await asyncio.gather(
-        plugin_findings_async(doc, file=file, text=text, config=config, plugins=plugins),
+        plugin_findings_async(doc, file=file, text=text, config=config, plugins=plugins)
+        if ask_plugins
+        else nothing(),
         asyncio.gather(*remote_checks),
     )
     return sort_findings(findings + [f for c in checks for f in c.findings] + extra)
@@ -832,6 +845,9 @@ def meets(finding: Finding, threshold: str) -> bool:
 # its event loop and must stay instantaneous. :func:`check_document` runs each plugin in
 # a worker thread (``plugin_findings_async``) concurrently with the registry checks and
 # stops waiting after ``PLUGIN_TIMEOUT``; sync callers use :func:`plugin_findings`.
+# Surfaces that check many files at once ask the plugins once for all of them
+# (:func:`start_plugin_findings`): a plugin that implements the batch hook is called
+# once, the others once per document, all in daemon threads.
 # Whatever a plugin does wrong becomes one ``plugin-error`` finding naming it.
 
 PLUGIN_TIMEOUT = 30.0  # seconds the core waits for one plugin on one document
@@ -883,14 +899,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {redact_url(text)[:200]}" if text else type(exc).__name__
 
 
-def _plugin_impls(plugins: pluggy.PluginManager | None) -> list[Any]:
-    if plugins is None:
-        from portside.plugins import get_plugin_manager
+def _plugin_impls(
+    plugins: pluggy.PluginManager | None, hook: str = "portside_dockerfile_findings"
+) -> list[Any]:
+    from portside.plugins import hook_impls
 
-        plugins = get_plugin_manager()
-    impls = plugins.hook.portside_dockerfile_findings.get_hookimpls()
-    # pluggy calls the last registered first; so do we. Wrappers wrap nothing here.
-    return [i for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
+    # In pluggy's order (the last registered first). Wrappers wrap nothing here.
+    return [i for i in hook_impls(hook, plugins) if not (i.hookwrapper or i.wrapper)]
 
 
 def _accept(
@@ -961,6 +976,8 @@ async def plugin_findings_async(
     that takes longer than ``PLUGIN_TIMEOUT`` is a ``plugin-error`` (its thread is left
     to finish on its own: a thread cannot be stopped). ``background``: the plugins run
     behind an interactive user (see :func:`portside.plugins.in_background`)."""
+    import asyncio
+
     try:
         impls = _plugin_impls(plugins)
     except Exception as exc:  # a broken entry point: say so, check the rest
@@ -983,3 +1000,140 @@ async def plugin_findings_async(
 
     answers = await asyncio.gather(*(one(impl) for impl in impls))
     return [finding for answer in answers for finding in answer]
+
+
+# -- plugin findings for a batch of documents --------------------------------------------
+
+BATCH_TIMEOUT_PER_DOCUMENT = 1.0  # seconds, beyond PLUGIN_TIMEOUT, a batch may take per file
+# Threads running plugins' jobs: as many as ThreadPoolExecutor's default.
+_WORKERS = min(32, (os.cpu_count() or 1) + 4)
+
+# One document of a batch and the configuration that applies to it.
+Checked = tuple[DockerfileSource, PolicyConfig]
+
+
+@dataclass
+class _Job:
+    run: Callable[[], list[Finding]]
+    late: Callable[[str], list[Finding]]  # the plugin-error findings if it never answers
+    answer: list[Finding] | None = None
+
+
+class PendingFindings:
+    """Plugin findings being computed in daemon threads (a hung plugin cannot keep the
+    process alive); :meth:`wait` for them. Started by :func:`start_plugin_findings`."""
+
+    def __init__(self, jobs: list[_Job], timeout: float) -> None:
+        import threading
+        import time
+
+        self._jobs = jobs
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        queue = iter(jobs)
+        taking = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with taking:
+                    job = next(queue, None)
+                if job is None:
+                    return
+                job.answer = job.run()
+
+        self._threads = [
+            threading.Thread(target=work, name="portside-plugin", daemon=True)
+            for _ in range(min(_WORKERS, len(jobs)))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def wait(self) -> list[Finding]:
+        """Every answer, in no particular order; a plugin still running at the deadline
+        is a ``plugin-error`` on each document it was asked about."""
+        import time
+
+        for thread in self._threads:
+            thread.join(max(0.0, self._deadline - time.monotonic()))
+        found: list[Finding] = []
+        for job in self._jobs:
+            answer = job.answer  # read once: a late thread may still set it
+            found += (
+                answer if answer is not None else job.late(f"no answer within {self._timeout:g} s")
+            )
+        return found
+
+
+def _call_batch(impl: Any, documents: Sequence[Checked]) -> list[Finding]:
+    """One batch plugin's answer, checked and filtered per document like
+    :func:`_call_plugin`'s; anything wrong is a ``plugin-error`` on every document."""
+    by_path = {source.path: (source, config) for source, config in documents}
+    try:
+        arguments = {"documents": [source for source, _ in documents]}
+        result = impl.function(*(arguments[name] for name in impl.argnames))
+        if not isinstance(result, list) or not all(isinstance(f, Finding) for f in result):
+            raise TypeError(f"returned {type(result).__name__}, not a list of Finding")
+        grouped: dict[str, list[Finding]] = {}
+        for finding in result:
+            if finding.file not in by_path:
+                raise ValueError(f"returned a finding for {finding.file!r}, which it was not given")
+            grouped.setdefault(finding.file, []).append(finding)
+        accepted: list[Finding] = []
+        for path, findings in grouped.items():
+            source, config = by_path[path]
+            accepted += _accept(
+                findings, doc=source.document, file=path, text=source.text, config=config
+            )
+        return accepted
+    except Exception as exc:
+        problem = _describe(exc)
+        return [_plugin_error(s.path, c, impl.plugin_name, problem) for s, c in documents]
+
+
+def start_plugin_findings(
+    documents: Sequence[Checked], *, plugins: pluggy.PluginManager | None = None
+) -> PendingFindings:
+    """Start every plugin's findings for ``documents`` (each with its configuration):
+    plugins that implement ``portside_dockerfile_batch_findings`` are called once for
+    all of them, the others once per document, concurrently in daemon threads. The
+    caller does its own work meanwhile and then calls ``wait()``; the core waits at most
+    ``PLUGIN_TIMEOUT + BATCH_TIMEOUT_PER_DOCUMENT`` per document for the whole batch."""
+    documents = list(documents)
+    timeout = PLUGIN_TIMEOUT + BATCH_TIMEOUT_PER_DOCUMENT * len(documents)
+    if not documents:
+        return PendingFindings([], timeout)
+    try:
+        batch = _plugin_impls(plugins, "portside_dockerfile_batch_findings")
+        batched = {impl.plugin_name for impl in batch}
+        single = [i for i in _plugin_impls(plugins) if i.plugin_name not in batched]
+    except Exception as exc:  # a broken entry point: say so, check the rest
+        problem = _describe(exc)
+        failed = [_plugin_error(s.path, c, "(loading plugins)", problem) for s, c in documents]
+        return PendingFindings([_Job(run=lambda: failed, late=lambda _: failed)], timeout)
+
+    def batch_job(impl: Any) -> _Job:
+        return _Job(
+            run=lambda: _call_batch(impl, documents),
+            late=lambda problem: [
+                _plugin_error(s.path, c, impl.plugin_name, problem) for s, c in documents
+            ],
+        )
+
+    def single_job(impl: Any, source: DockerfileSource, config: PolicyConfig) -> _Job:
+        return _Job(
+            run=lambda: _call_plugin(
+                impl, doc=source.document, file=source.path, text=source.text, config=config
+            ),
+            late=lambda problem: [_plugin_error(source.path, config, impl.plugin_name, problem)],
+        )
+
+    jobs = [batch_job(impl) for impl in batch]
+    jobs += [single_job(impl, source, config) for impl in single for source, config in documents]
+    return PendingFindings(jobs, timeout)
+
+
+def batch_plugin_findings(
+    documents: Sequence[Checked], *, plugins: pluggy.PluginManager | None = None
+) -> list[Finding]:
+    """:func:`start_plugin_findings` and wait: every plugin's findings for many documents."""
+    return start_plugin_findings(documents, plugins=plugins).wait()

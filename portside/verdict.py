@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from portside import errors
+from portside.config import PolicyConfig
 from portside.policy import KINDS, SEVERITY_ORDER, Finding, is_plugin_kind, meets
 from portside.reference import Reference
 
@@ -45,6 +46,21 @@ def parse_thresholds(values: Iterable[str], *, where: str = "--fail-on") -> tupl
                 )
             out.append(name)
     return tuple(dict.fromkeys(out))
+
+
+def thresholds(
+    given: Sequence[str] | None, config: PolicyConfig, default: Sequence[str]
+) -> tuple[str, ...]:
+    """What a gate fails on: ``--fail-on`` values when given, else ``fail-on`` of
+    ``[tool.portside.pre-commit]`` in ``config`` (the project's), else ``default``. The
+    one reading of the setting, for the ``portside-check`` hook and ``portside check``
+    alike; a bad value is a usage error naming where it came from."""
+    if given:
+        return parse_thresholds(given)
+    if config.fail_on:
+        where = f"{config.source}: [tool.portside.pre-commit] fail-on"
+        return parse_thresholds(config.fail_on, where=where)
+    return tuple(default)
 
 
 def fails(finding: Finding, thresholds: Sequence[str]) -> bool:

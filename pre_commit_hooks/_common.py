@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -34,7 +33,8 @@ def parser(prog: str, description: str, *, network: bool = True) -> argparse.Arg
             metavar="HOST",
             action="append",
             default=[],
-            help="allow plain HTTP / unverified TLS for HOST[:PORT] (repeatable)",
+            help="allow plain HTTP / unverified TLS for HOST[:PORT] (repeatable; also "
+            "$PORTSIDE_INSECURE_REGISTRIES, comma-separated)",
         )
         p.add_argument("--ca-file", metavar="PEM", help="extra CA certificates to trust")
     return p
@@ -50,14 +50,14 @@ def say(prog: str, kind: str, text: str) -> None:
 
 def with_registry(args: argparse.Namespace, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     """``work(cached)`` with a cached registry client made from the hook's options."""
-    from portside.cache import CachedRegistry
-    from portside.reference import canonical_registry
-    from portside.registry.transport import ClientOptions
+    import asyncio  # here: portside-lint needs no event loop
 
-    insecure = frozenset(canonical_registry(h) for h in args.insecure_registry)
-    cached = CachedRegistry(
-        options=ClientOptions(insecure=insecure, ca_file=args.ca_file), offline=args.offline
-    )
+    from portside.cache import CachedRegistry
+    from portside.registry.options import client_options
+
+    # As the command line configures it: $PORTSIDE_INSECURE_REGISTRIES, $PORTSIDE_DEADLINE.
+    options = client_options(insecure=args.insecure_registry, ca_file=args.ca_file)
+    cached = CachedRegistry(options=options, offline=args.offline)
 
     async def run() -> T:
         async with cached:

@@ -29,13 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         config = load_config(Path.cwd())
-        if args.fail_on:
-            thresholds = verdict.parse_thresholds(args.fail_on)
-        elif config.fail_on:
-            where = f"{config.source}: [tool.portside.pre-commit] fail-on"
-            thresholds = verdict.parse_thresholds(config.fail_on, where=where)
-        else:
-            thresholds = verdict.CHECK_FAIL_ON
+        thresholds = verdict.thresholds(args.fail_on, config, verdict.CHECK_FAIL_ON)
         require = args.require_network or config.require_network
         files = files_of(args.files)
         if not files:

@@ -5,12 +5,11 @@ installed (the core's hadolint plugin)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
 
 from portside import report, verdict
-from portside.check import check_files
+from portside.check import lint_files
 from pre_commit_hooks._common import files_of, parser, run_hook, say
 
 PROG = "portside-lint"
@@ -32,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = files_of(args.files)
         if not files:
             return 0
-        result = asyncio.run(check_files(files, None))  # None: no registry at all
+        result = lint_files(files)  # no registry, no event loop: nothing of the network
         for error in result.errors:
             say(PROG, "error", error)
         outcome = verdict.judge(result.findings, thresholds)

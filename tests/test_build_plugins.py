@@ -202,6 +202,40 @@ def test_hatch_config_switch_enables_the_hook(
     assert_published(plain_registry, project / "dist", "0.2.0", ["0.2.0", "0.2", "0", "latest"])
 
 
+def test_release_builds_reach_registries_as_portside_does(
+    tmp_path: Path, tls_registry: Registry, build_env: dict[str, str], hatch_bin: Path
+) -> None:
+    """The build hook configures its registry client through the core function the
+    command line uses: ``PORTSIDE_INSECURE_REGISTRIES`` lets it reach a registry whose
+    certificate nothing trusts, as it lets ``portside publish``."""
+    push_image(
+        tls_registry,
+        "base/python",
+        build_index("tls-base", ["amd64", "arm64v8"]),
+        ["3.12"],
+        via="fs",
+    )
+    project = make_project(
+        tmp_path / "hello", readme_snippet("hatch-build-hook"), tls_registry, "3.1.0"
+    )
+    build = [str(hatch_bin), "build", "-t", "wheel"]
+    refused = run(build, project, build_env, HATCH_BUILD_HOOK_ENABLE_PORTSIDE="1")
+    assert refused.returncode != 0
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("portside: error:")]
+    assert len(errors) == 1 and tls_registry.host in errors[0], both(refused)
+    assert published_tags(tls_registry) == []
+
+    trusted = run(
+        build,
+        project,
+        build_env,
+        HATCH_BUILD_HOOK_ENABLE_PORTSIDE="1",
+        PORTSIDE_INSECURE_REGISTRIES=f"other.example, {tls_registry.host}",
+    )
+    assert trusted.returncode == 0, both(trusted)
+    assert_published(tls_registry, project / "dist", "3.1.0", ["3.1.0", "3.1", "3", "latest"])
+
+
 def test_hatch_publisher(
     tmp_path: Path, plain_registry: Registry, build_env: dict[str, str], hatch_bin: Path
 ) -> None:

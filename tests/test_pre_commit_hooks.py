@@ -6,6 +6,7 @@ PRE_COMMIT_HOME, so it installs once: most tests use it.)"""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -307,6 +308,101 @@ def test_lint_without_and_with_hadolint(make_repo: object) -> None:
     linted = with_hadolint.run("portside-lint")
     assert linted.returncode == 1, output(linted)
     assert "Containerfile:2:1: warning [hadolint/DL3003]" in linted.stdout
+
+
+def test_lint_runs_hadolint_per_batch_not_per_file(make_repo: object, tmp_path: Path) -> None:
+    """With the hadolint plugin, the hook starts a few hadolint processes for all the
+    files pre-commit passes (one per CPU at most), not one per file; each file's
+    findings are still its own, on its own lines."""
+    log = tmp_path / "hadolint.log"
+    wrapper = tmp_path / "bin" / "hadolint"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"with open({str(log)!r}, 'a') as log:\n    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"os.execv({HADOLINT!r}, [{HADOLINT!r}, *sys.argv[1:]])\n"
+    )
+    wrapper.chmod(0o755)
+    repo: Repo = make_repo(PORTSIDE_HADOLINT=str(wrapper))  # type: ignore[operator]
+    names = [f"svc{i}/Dockerfile" for i in range(12)]
+    for i, name in enumerate(names):
+        padding = "RUN echo padding\n" * (i % 4)
+        repo.write(name, f"FROM alpine:3.20\n{padding}RUN cd /tmp && ls\n")
+    linted = repo.run("portside-lint")
+    assert linted.returncode == 1, output(linted)
+    for i, name in enumerate(names):
+        assert f"{name}:{i % 4 + 2}:1: warning [hadolint/DL3003]" in linted.stdout
+    assert linted.stdout.count("[hadolint/") == 12
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    given = sorted(arg for run in runs for arg in run if arg.endswith("/Dockerfile"))
+    assert given == sorted(str(repo.path / name) for name in names)  # each once, from disk
+    assert not [run for run in runs if "-" in run]
+    assert len(runs) <= min(os.cpu_count() or 1, 3), runs  # never one per file
+
+
+def test_lint_loads_no_network_stack(tmp_path: Path) -> None:
+    """``portside-lint`` runs on every commit: it imports no event loop, no HTTP or TLS
+    stack, and builds no plugin manager."""
+    (tmp_path / "Dockerfile").write_text("FROM python\nRUN cd /tmp\n")
+    code = (
+        "import sys\n"
+        "from pre_commit_hooks.lint import main\n"
+        "print('EXIT', main(['Dockerfile']))\n"
+        # None: an import Portside blocks on purpose (httpx's command line), not loaded.
+        "print(sorted(m for m, v in sys.modules.items() if v is not None))\n"
+    )
+    env = {**os.environ, "PORTSIDE_HADOLINT": "off", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    *report, exit_line, modules_line = done.stdout.splitlines()
+    assert exit_line == "EXIT 1", done.stdout + done.stderr  # python is latest: a warning
+    assert "Dockerfile:1:6: warning [latest]" in "\n".join(report)
+    loaded = set(ast.literal_eval(modules_line))
+    packages = {name.split(".")[0] for name in loaded}
+    assert not packages & {"asyncio", "httpx", "httpcore", "ssl", "socket", "h11", "anyio"}
+    # No plugin manager either (none is installed here besides the built-ins): it would
+    # import every built-in plugin, the notifiers among them.
+    assert not [name for name in loaded if name.startswith(("portside.notify", "portside.build"))]
+
+
+def test_hooks_configure_the_client_as_the_cli_does(
+    make_repo: object, tls_registry: Registry
+) -> None:
+    """``PORTSIDE_INSECURE_REGISTRIES`` and ``PORTSIDE_DEADLINE`` mean for the hooks what
+    they mean for ``portside``: the same core function reads them."""
+    pushed = seed.push_image(tls_registry, "team/app", build_image("tls"), ["1.0"], via="fs")
+    host = tls_registry.host
+    text = f"FROM {host}/team/app:1.0\n"
+    untrusted: Repo = make_repo()  # type: ignore[operator]
+    untrusted.write("Dockerfile", text)
+    refused = untrusted.run("portside-check", "--require-network")
+    assert refused.returncode == 1, output(refused)  # its certificate is not trusted
+
+    trusted: Repo = make_repo(  # type: ignore[operator]
+        PORTSIDE_INSECURE_REGISTRIES=f"other.example, {host}"
+    )
+    trusted.write("Dockerfile", text)
+    checked = trusted.run("portside-check", "--require-network")
+    assert checked.returncode == 0, output(checked)
+    pinned = trusted.run("portside-pin", "--require-network")
+    assert pinned.returncode == 1, output(pinned)  # it changed the file
+    assert (
+        trusted.path / "Dockerfile"
+    ).read_text() == f"FROM {host}/team/app:1.0@{pushed.digest}\n"
+
+    impatient: Repo = make_repo(PORTSIDE_DEADLINE="soon")  # type: ignore[operator]
+    impatient.write("Dockerfile", text)
+    bad = impatient.run("portside-check")
+    assert bad.returncode == 1
+    assert "portside-check: error: PORTSIDE_DEADLINE='soon' is not a positive number" in bad.stdout
+    assert "Traceback" not in bad.stdout
 
 
 def test_readme_pre_commit_config(make_repo: object, registry: Registry) -> None:
