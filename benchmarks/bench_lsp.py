@@ -145,8 +145,10 @@ async def completion_latencies(
 
 
 async def diagnostics_latency(
-    server: Server, uri: str, text: str, n: int, debounce: float
+    server: Server, uri: str, text: str, n: int, debounce: float, pause: float = 0.0
 ) -> list[float]:
+    """Latency (ms) of the first publish after each of ``n`` edits, sent back to back
+    (``pause``: seconds between one edit's first publish and the next edit)."""
     assert server.client is not None
     out = []
     for version in range(2, n + 2):
@@ -169,6 +171,8 @@ async def diagnostics_latency(
             await asyncio.sleep(0.0005)
         if arrived():
             out.append((server.published[uri] - began - debounce) * 1000)
+        if pause:
+            await asyncio.sleep(pause)
     return out
 
 

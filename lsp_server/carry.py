@@ -55,10 +55,23 @@ def _move_edit(edit: Edit | None, old: ImageUse, new: ImageUse) -> Edit | None:
 
 def move_check(check: ImageCheck, old: ImageUse, new: ImageUse) -> ImageCheck:
     """``check`` (made for ``old``) as it reads for ``new``, the same image moved."""
+    if old.range == new.range and old.substitutions == new.substitutions:
+        return replace(check, use=new)  # not moved (an edit elsewhere on the page)
     findings = [
         replace(f, range=new.range, edit=_move_edit(f.edit, old, new)) for f in check.findings
     ]
     return replace(check, use=new, findings=findings)
+
+
+def origins(old_uses: Sequence[ImageUse], new_uses: Sequence[ImageUse]) -> dict[Key, Key]:
+    """Where each image of ``new_uses`` that was there before was: new key -> old key."""
+    old_ids = identities(old_uses)
+    out = {}
+    for identity, key in identities(new_uses).items():
+        old_key = old_ids.get(identity)
+        if old_key is not None:
+            out[key] = old_key
+    return out
 
 
 def carry_checks(
@@ -71,15 +84,12 @@ def carry_checks(
     if not old_checks:
         return {}
     old_by_key = {use_key(u): u for u in old_uses}
-    old_ids = identities(old_uses)
+    new_by_key = {use_key(u): u for u in new_uses}
     out: dict[Key, ImageCheck] = {}
-    for identity, key in identities(new_uses).items():
-        old_key = old_ids.get(identity)
-        check = old_checks.get(old_key) if old_key is not None else None
-        if check is None or old_key is None:
-            continue
-        new_use = next(u for u in new_uses if use_key(u) == key)
-        out[key] = move_check(check, old_by_key[old_key], new_use)
+    for key, old_key in origins(old_uses, new_uses).items():
+        check = old_checks.get(old_key)
+        if check is not None:
+            out[key] = move_check(check, old_by_key[old_key], new_by_key[key])
     return out
 
 

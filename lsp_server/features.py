@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lsprotocol import types as lsp
 
@@ -23,6 +23,7 @@ from portside.reference import Reference
 if TYPE_CHECKING:  # the policy rules load with the first document, not at start-up
     from portside.policy import Finding, UpdateOption
 
+from . import json_forms
 from .commands import COMMAND_PIN_ALL
 from .positions import Codec
 
@@ -60,6 +61,50 @@ def to_diagnostics(findings: Iterable[Finding], codec: Codec) -> list[lsp.Diagno
             )
         )
     return out
+
+
+class DiagnosticCache:
+    """One document's diagnostics by what they are made of (a finding's shown fields and
+    the text of its lines), each made and converted to JSON once (see
+    :mod:`lsp_server.json_forms`): an edit changes a few lines, and what the others show
+    is neither made nor converted again. Keeps only what the last call returned."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[Any, ...], lsp.Diagnostic] = {}
+
+    def diagnostics(self, findings: Iterable[Finding], codec: Codec) -> list[lsp.Diagnostic]:
+        made: dict[tuple[Any, ...], lsp.Diagnostic] = {}
+        out = []
+        lines = codec.document
+        for finding in findings:
+            start, end = finding.range
+            key = (
+                finding.range,
+                finding.kind,
+                finding.severity,
+                finding.message,
+                finding.suggestion,
+                lines.line(start.line),
+                lines.line(end.line),
+                codec.encoding,
+            )
+            diagnostic = self._made.get(key) or made.get(key)
+            if diagnostic is None:
+                diagnostic = to_diagnostics([finding], codec)[0]
+                json_forms.remember(diagnostic)
+            made[key] = diagnostic
+            out.append(diagnostic)
+        kept = {id(d) for d in made.values()}
+        for diagnostic in self._made.values():
+            if id(diagnostic) not in kept:
+                json_forms.forget(diagnostic)
+        self._made = made
+        return out
+
+    def clear(self) -> None:
+        for diagnostic in self._made.values():
+            json_forms.forget(diagnostic)
+        self._made = {}
 
 
 def problem_diagnostics(doc: Dockerfile, codec: Codec) -> list[lsp.Diagnostic]:

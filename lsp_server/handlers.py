@@ -96,7 +96,7 @@ def create_server() -> PortsideLanguageServer:
         server.schedule(params.text_document.uri, 0)
 
     def did_change(params: lsp.DidChangeTextDocumentParams) -> None:
-        server.schedule(params.text_document.uri, server.settings.debounce_ms / 1000)
+        server.schedule(params.text_document.uri, server.settings.debounce_ms / 1000, reuse=True)
 
     def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
         server.close(params.text_document.uri)

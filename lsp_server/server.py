@@ -33,6 +33,7 @@ from portside.cache import CachedRegistry, CacheStore, NeedsNetwork
 from portside.config import PolicyConfig, find_config_file, load_config
 from portside.reference import Digest, Reference
 
+from . import json_forms
 from .gate import GatedRegistry
 from .lazy import lazy
 from .settings import Settings, resolve_settings
@@ -121,10 +122,27 @@ class Analysis:
     checks: dict[carry.Key, policy.ImageCheck]
     file: str
     config: PolicyConfig
+    # Per image whose check is the registry's answer as the cache was when it was asked
+    # (carried over the edits that left the image and its rules alone): see Answer.
+    answered: dict[carry.Key, Answer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """When an image was checked: by which registry object, how many fetches it had
+    made by then (``CachedRegistry.fetched``) and at what ``time.monotonic()``. While
+    that registry has fetched nothing since, checking again would answer the same."""
+
+    registry: CachedRegistry
+    fetched: int
+    at: float
 
 
 # Seconds a document stays unchanged before plugins (hadolint) run on it.
 PLUGIN_QUIET = 0.3
+# Seconds an image's answer is reused across edits without reading the cache again:
+# reading it is what notices an entry past its TTL (and refreshes it), so not forever.
+REUSE_ANSWERS = 30.0
 # Added to the note of a registry that could not be reached by portside.checkNow.
 _CACHED_NOTE = "; showing what the last check found"
 
@@ -171,6 +189,7 @@ class PortsideLanguageServer(LanguageServer):
             "portside-lsp",
             __version__,
             text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+            converter_factory=json_forms.converter,
         )
         self.settings = Settings()
         self.init_options: object = None
@@ -182,6 +201,7 @@ class PortsideLanguageServer(LanguageServer):
         self._parsed: dict[str, tuple[str, Dockerfile]] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
         self.published: dict[str, Published] = {}
+        self._made: dict[str, features.DiagnosticCache] = {}
         self.analyses: dict[str, Analysis] = {}
         # Per document: the plugins' last findings and the lines they were made for.
         self.plugin_found: dict[str, tuple[list[str], list[policy.Finding]]] = {}
@@ -343,7 +363,8 @@ class PortsideLanguageServer(LanguageServer):
         if cached is not None and cached[0] == text:
             doc = cached[1]
         else:
-            doc = dockerfile.parse(text)
+            # The lines an edit left alone are not read again.
+            doc = dockerfile.parse(text, previous=cached[1] if cached is not None else None)
             self._parsed[uri] = (text, doc)
         return Snapshot(
             uri, document.version, text, doc, positions.Codec(doc.document, encoding), path
@@ -379,11 +400,13 @@ class PortsideLanguageServer(LanguageServer):
 
     # -- diagnostics -----------------------------------------------------------------
 
-    def schedule(self, uri: str, delay: float) -> None:
+    def schedule(self, uri: str, delay: float, *, reuse: bool = False) -> None:
+        """Diagnose ``uri`` after ``delay`` seconds. ``reuse`` (an edit): images whose
+        answer is still what the cache would say are not checked again."""
         old = self._pending.pop(uri, None)
         if old is not None:
             old.cancel()
-        task = asyncio.ensure_future(self._diagnose(uri, delay))
+        task = asyncio.ensure_future(self._diagnose(uri, delay, reuse))
         self._pending[uri] = task
 
         def done(t: asyncio.Task[None]) -> None:
@@ -403,6 +426,9 @@ class PortsideLanguageServer(LanguageServer):
             run.cancel()
         self._parsed.pop(uri, None)
         self.published.pop(uri, None)
+        made = self._made.pop(uri, None)
+        if made is not None:
+            made.clear()
         self.analyses.pop(uri, None)
         self.plugin_found.pop(uri, None)
         # Clearing is the last word on a closed document; nothing is published after it.
@@ -420,7 +446,10 @@ class PortsideLanguageServer(LanguageServer):
         if current is None or current.version != snap.version or current.source != snap.text:
             return False
         shown = policy.group_unreachable(findings, snap.doc)
-        diagnostics = extra + features.to_diagnostics(shown, snap.codec)
+        made = self._made.get(snap.uri)
+        if made is None:
+            made = self._made[snap.uri] = features.DiagnosticCache()
+        diagnostics = extra + made.diagnostics(shown, snap.codec)
         before = self.published.get(snap.uri)
         self.published[snap.uri] = Published(snap.version, findings, diagnostics)
         if (
@@ -480,15 +509,31 @@ class PortsideLanguageServer(LanguageServer):
         wanted = remote if self.settings.remote_checks else []
         items = {carry.use_key(item.use): item for item in wanted}
         checks: dict[carry.Key, policy.ImageCheck] = {}
+        answered: dict[carry.Key, Answer] = {}
         old = self.analyses.get(uri)
         if old is not None and items:
             moved = carry.carry_checks(old.snap.doc.images, old.checks, snap.doc.images)
+            origin = carry.origins(old.snap.doc.images, snap.doc.images) if old.answered else {}
+            same_config = old.config is config or old.config == config
             for key, check in moved.items():
                 item = items.get(key)
-                if item is not None:  # kinds an ignore comment now silences go at once
-                    kept = [f for f in check.findings if not item.silenced(f.kind)]
-                    checks[key] = dataclasses.replace(check, findings=kept)
-        analysis = Analysis(snap, extra, local, items, checks, file, config)
+                if item is None:
+                    continue
+                # kinds an ignore comment now silences go at once
+                kept = [f for f in check.findings if not item.silenced(f.kind)]
+                if len(kept) != len(check.findings):
+                    check = dataclasses.replace(check, findings=kept)
+                checks[key] = check
+                was = origin.get(key)
+                before = old.items.get(was) if was is not None else None
+                if (
+                    was in old.answered
+                    and before is not None
+                    and same_config
+                    and (before.ignore, before.policy) == (item.ignore, item.policy)
+                ):
+                    answered[key] = old.answered[was]
+        analysis = Analysis(snap, extra, local, items, checks, file, config, answered)
         if register:
             self.analyses[uri] = analysis
         return analysis
@@ -511,7 +556,7 @@ class PortsideLanguageServer(LanguageServer):
             findings += check.findings
         return policy.sort_findings(findings)
 
-    async def _diagnose(self, uri: str, delay: float) -> None:
+    async def _diagnose(self, uri: str, delay: float, reuse: bool = False) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         analysis = self.analyse(uri)
@@ -526,25 +571,41 @@ class PortsideLanguageServer(LanguageServer):
         if not analysis.items:
             return
         registry = self.registry
-        await self.check_images(analysis, registry)
+        fetched = registry.fetched
+        await self.check_images(analysis, registry, reuse=reuse)
         self._warm_infos(analysis.snap, registry)
         # Stale answers are being refreshed in the background: when they land, check
         # again and publish what changed. (shield: a new edit cancels this task, not
-        # the cache's refreshes.)
+        # the cache's refreshes.) Nothing fetched meanwhile: the same answers again.
         await asyncio.shield(registry.drain())
-        await self.check_images(analysis, registry)
+        if registry.fetched != fetched:
+            await self.check_images(analysis, registry)
 
     async def check_images(
         self,
         analysis: Analysis,
         registry: CachedRegistry,
         fallback: CachedRegistry | None = None,
+        *,
+        reuse: bool = False,
     ) -> None:
         """Ask about every image of ``analysis`` at once; each answer is shown as it
         lands, so a slow registry holds back only its own images. ``fallback``: where
         an image whose registry cannot be reached is answered from instead (the cache),
-        with one note saying so."""
+        with one note saying so. ``reuse``: an image answered by ``registry`` less than
+        ``REUSE_ANSWERS`` seconds ago, with nothing fetched since, keeps its answer."""
         from portside import policy
+
+        fetched, now = registry.fetched, time.monotonic()
+
+        def current(key: carry.Key) -> bool:
+            answer = analysis.answered.get(key)
+            return (
+                answer is not None
+                and answer.registry is registry
+                and answer.fetched == fetched
+                and now - answer.at < REUSE_ANSWERS
+            )
 
         async def one(item: policy.Judged) -> policy.ImageCheck:
             check = await policy.check_image(
@@ -571,7 +632,9 @@ class PortsideLanguageServer(LanguageServer):
         # The same image written the same way (a base used by many stages) is asked
         # about once; its answer is moved to the other places.
         groups: dict[tuple[Any, ...], list[policy.Judged]] = {}
-        for item in analysis.items.values():
+        for key, item in analysis.items.items():
+            if reuse and current(key):
+                continue
             use = item.use
             same = (use.text, use.resolved, use.platform_resolved, item.ignore)
             groups.setdefault(same, []).append(item)
@@ -586,11 +649,19 @@ class PortsideLanguageServer(LanguageServer):
                 if task.cancelled() or task.exception() is not None:
                     continue
                 check: policy.ImageCheck = task.result()
-                first, *others = tasks[task]
+                first = tasks[task][0]
                 analysis.checks[carry.use_key(first.use)] = check
-                for item in others:
-                    moved = carry.move_check(check, first.use, item.use)
-                    analysis.checks[carry.use_key(item.use)] = moved
+                # Only an image the registry knows is answered for good: a missing or
+                # unreachable one is asked again on the next edit.
+                answer = Answer(registry, fetched, now) if check.status == "known" else None
+                for item in tasks[task]:
+                    if item is not first:
+                        moved = carry.move_check(check, first.use, item.use)
+                        analysis.checks[carry.use_key(item.use)] = moved
+                    if answer is not None:
+                        analysis.answered[carry.use_key(item.use)] = answer
+                    else:
+                        analysis.answered.pop(carry.use_key(item.use), None)
                 if check.status == "known" and "$" not in check.use.text:
                     learned.append(check.ref.familiar_name)
             self.learn(learned)
@@ -652,11 +723,19 @@ class PortsideLanguageServer(LanguageServer):
             # Plugins run when typing pauses: a process per keystroke would compete with
             # the editor for the CPU, and their last findings stay shown meanwhile.
             await asyncio.sleep(PLUGIN_QUIET)
-            if self.analyses.get(uri) is not analysis:
+            document = self.workspace.text_documents.get(uri)
+            if self.analyses.get(uri) is not analysis or (
+                # an edit received, not yet analysed: the document is still changing
+                document is not None and document.version != analysis.snap.version
+            ):
                 continue
             snap = analysis.snap
             found = await policy.plugin_findings_async(
-                snap.doc, file=analysis.file, text=snap.text, config=analysis.config
+                snap.doc,
+                file=analysis.file,
+                text=snap.text,
+                config=analysis.config,
+                background=True,  # at a lower CPU priority than the server's answers
             )
             if uri not in self.analyses:
                 return  # closed meanwhile

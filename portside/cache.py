@@ -568,6 +568,14 @@ class CachedRegistry:
         self._detached: set[asyncio.Future[Any]] = set()
         # Within one process a manifest read once is not re-read and re-hashed.
         self._manifests: dict[Digest, Manifest] = {}
+        self._fetch_count = 0
+
+    @property
+    def fetched(self) -> int:
+        """How many fetches of this instance (background refreshes included) have ended
+        with the registry's answer so far. Unchanged across a piece of work: everything
+        it read came from the cache as it was, and reading again would answer the same."""
+        return self._fetch_count
 
     @property
     def warnings(self) -> list[str]:
@@ -1029,6 +1037,8 @@ class CachedRegistry:
             def done(t: asyncio.Future[Any]) -> None:
                 if self._inflight.get(key) is t:
                     del self._inflight[key]
+                if not t.cancelled() and t.exception() is None:
+                    self._fetch_count += 1
                 self._tasks.discard(t)
                 self._waiters.pop(t, None)
                 self._detached.discard(t)

@@ -333,6 +333,9 @@ class Dockerfile:
     images: tuple[ImageUse, ...]
     comments: tuple[Comment, ...]
     problems: tuple[Problem, ...]
+    # How each instruction was read, by its first line: what ``parse(text, previous=…)``
+    # reuses where the same lines still sit at the same place.
+    _reads: dict[int, _Read] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def global_args(self) -> tuple[Arg, ...]:
@@ -402,10 +405,15 @@ _new = tuple.__new__
 # --------------------------------------------------------------------------- parsing
 
 
-def parse(text: str) -> Dockerfile:
-    """Parse any text into a Dockerfile model. Never raises."""
+def parse(text: str, previous: Dockerfile | None = None) -> Dockerfile:
+    """Parse any text into a Dockerfile model. Never raises.
+
+    ``previous``: the model of the text before an edit (an editor's last version). Its
+    instructions whose lines are unchanged and at the same place are reused instead of
+    read again; the model is the same as without it, only faster to make.
+    """
     try:
-        return _Parser(text).run()
+        return _Parser(text, previous).run()
     except Exception as error:  # pragma: no cover - a bug here must not kill an editor
         document = Document(text if isinstance(text, str) else "")
         where = Range(Position(0, 0), Position(0, 0))
@@ -413,8 +421,22 @@ def parse(text: str) -> Dockerfile:
         return Dockerfile(document, (), "\\", (), (), (), (), (), (problem,))
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One instruction as read from its lines (``first`` up to ``after``), with the
+    comments and problems the reading found. ``closed``: where it ends was decided by
+    its own lines (not by the end of the text), so the same lines read the same."""
+
+    after: int
+    instruction: Instruction | None  # None: a lone continuation character
+    head: _Head | None
+    comments: tuple[Comment, ...]
+    problems: tuple[Problem, ...]
+    closed: bool
+
+
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, previous: Dockerfile | None = None) -> None:
         self.doc = Document(text)
         self.escape = "\\"
         self.directives: list[Directive] = []
@@ -422,6 +444,9 @@ class _Parser:
         self.problems: list[Problem] = []
         self.instructions: list[Instruction] = []
         self.heads: list[_Head] = []  # parallel to instructions: offsets for ranges
+        self.previous = previous
+        self.reads: dict[int, _Read] = {}
+        self.closed = True  # whether the instruction being read ended by its own lines
 
     def run(self) -> Dockerfile:
         first = self._read_directives()
@@ -437,7 +462,22 @@ class _Parser:
             model.images,
             tuple(self.comments),
             tuple(self.problems),
+            self.reads,
         )
+
+    def _reusable(self, index: int) -> _Read | None:
+        """The previous model's reading of the instruction at line ``index``, if the
+        same lines are there (an edit elsewhere in the text)."""
+        previous = self.previous
+        if previous is None or previous.escape != self.escape:
+            return None
+        read = previous._reads.get(index)
+        if read is None or not read.closed or read.after > self.doc.scan_lines:
+            return None
+        old, new = previous.document._raw_lines, self.doc._raw_lines
+        if old[index : read.after] != new[index : read.after]:
+            return None
+        return read
 
     def _problem(self, message: str, where: Range) -> None:
         self.problems.append(Problem(message, where))
@@ -483,7 +523,34 @@ class _Parser:
                 self._comment(index, start)
                 index += 1
             else:
-                index = self._read_instruction(index, start)
+                read = self._reusable(index)
+                if read is not None:
+                    self._replay(index, read)
+                    index = read.after
+                    continue
+                comments, problems = len(self.comments), len(self.problems)
+                count = len(self.instructions)
+                self.closed = True
+                after = self._read_instruction(index, start)
+                made = len(self.instructions) > count
+                self.reads[index] = _Read(
+                    after,
+                    self.instructions[-1] if made else None,
+                    self.heads[-1] if made else None,
+                    tuple(self.comments[comments:]),
+                    tuple(self.problems[problems:]),
+                    self.closed,
+                )
+                index = after
+
+    def _replay(self, index: int, read: _Read) -> None:
+        """A reading of the previous model, as if the lines were read again."""
+        self.reads[index] = read
+        self.comments += read.comments
+        self.problems += read.problems
+        if read.instruction is not None and read.head is not None:
+            self.instructions.append(read.instruction)
+            self.heads.append(read.head)
 
     def _comment(self, index: int, start: int) -> None:
         line = self.doc.lines[index]
@@ -512,6 +579,8 @@ class _Parser:
                 continue
             piece, more = self._trim(lines[index], 0)
             logical.add(index, 0, piece)
+        if more:  # continued up to the end of the text: more text would change it
+            self.closed = False
         if not logical.text.strip(_WS):
             return index + 1  # a lone continuation character: nothing to model
         head = _parse_line(logical, 0, self.escape, self.problems)
@@ -553,6 +622,7 @@ class _Parser:
                 terminator = Range(Position(end, 0), Position(end, len(lines[end])))
             else:
                 self._problem(f"unterminated heredoc {name!r}", marker_range)
+                self.closed = False  # its body runs to the end of the text
             result.append(
                 Heredoc(
                     name, chomp, expand, fd, marker_range, body, body_range, terminated, terminator

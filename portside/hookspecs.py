@@ -103,6 +103,10 @@ def portside_dockerfile_findings(path: str, text: str, document: Dockerfile) -> 
     raises, times out or returns something other than findings becomes one finding of
     kind ``plugin-error`` naming the plugin; the other findings are unaffected. The
     built-in ``portside.hadolint`` runs hadolint when its binary is installed.
+
+    The language server calls it while the user edits: then
+    ``portside.plugins.in_background()`` is true, and a plugin that starts a process
+    lowers its priority with ``portside.plugins.lower_priority(pid)``.
     """
     raise NotImplementedError  # a specification: pluggy never calls this body
 

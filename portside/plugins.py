@@ -7,6 +7,7 @@ pytest pattern), so a third-party plugin can block one by name with
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import os
 import sys
@@ -49,6 +50,34 @@ DIRECT_HOOKS: dict[str, tuple[str, ...]] = {
 
 _lock = threading.Lock()
 _manager: pluggy.PluginManager | None = None
+
+# Set while plugins run behind someone typing (the language server): see in_background.
+BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "portside_plugins_background", default=False
+)
+# The niceness a plugin's process gets in the background (19 is the lowest priority).
+BACKGROUND_NICENESS = 10
+
+
+def in_background() -> bool:
+    """Whether the plugin hook runs in the background of an interactive surface (the
+    language server, which runs plugins while the user edits): a plugin that starts a
+    process should then start it at a lower CPU priority (:func:`lower_priority`), so
+    the editor's own answers are never slowed down by a linter."""
+    return BACKGROUND.get()
+
+
+def lower_priority(pid: int) -> None:
+    """Lower the CPU priority of the process ``pid`` (a plugin's child process) to
+    ``BACKGROUND_NICENESS``; where the platform cannot, nothing happens."""
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is None:  # Windows
+        return
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, pid)
+        setpriority(os.PRIO_PROCESS, pid, max(current, BACKGROUND_NICENESS))
+    except OSError:  # it has ended already, or this system does not allow it
+        pass
 
 
 def create_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager:

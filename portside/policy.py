@@ -764,6 +764,8 @@ def group_unreachable(findings: Sequence[Finding], doc: Dockerfile) -> list[Find
     """``findings`` with the ``unreachable`` ones merged: one per registry, on its first
     image, saying how many images it concerns (an editor shows a registry that is down
     once, not on every line). Other findings are kept as they are, in order."""
+    if not any(f.kind == "unreachable" for f in findings):
+        return list(findings)  # the usual case, on every keystroke: nothing to parse
     registry_at: dict[tuple[int, int], tuple[str, str]] = {}
     for use in doc.images:
         if use.resolved is None:
@@ -968,10 +970,12 @@ async def plugin_findings_async(
     text: str,
     config: PolicyConfig,
     plugins: pluggy.PluginManager | None = None,
+    background: bool = False,
 ) -> list[Finding]:
     """:func:`plugin_findings` with each plugin in a worker thread, concurrently; one
     that takes longer than ``PLUGIN_TIMEOUT`` is a ``plugin-error`` (its thread is left
-    to finish on its own: a thread cannot be stopped)."""
+    to finish on its own: a thread cannot be stopped). ``background``: the plugins run
+    behind an interactive user (see :func:`portside.plugins.in_background`)."""
     import asyncio
 
     try:
@@ -980,6 +984,10 @@ async def plugin_findings_async(
         return [_plugin_error(file, config, "(loading plugins)", _describe(exc))]
 
     async def one(impl: Any) -> list[Finding]:
+        if background:  # this task's context only; to_thread carries it to the thread
+            from portside.plugins import BACKGROUND
+
+            BACKGROUND.set(True)
         work = asyncio.to_thread(_call_plugin, impl, doc=doc, file=file, text=text, config=config)
         try:
             return await asyncio.wait_for(work, PLUGIN_TIMEOUT)

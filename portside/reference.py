@@ -14,6 +14,8 @@ input can make them backtrack.
 
 from __future__ import annotations
 
+import functools
+
 from portside.errors import InvalidDigest, InvalidReference
 from portside.value import Value
 
@@ -428,6 +430,14 @@ class Reference(Value):
         ``python`` -> ``docker.io/library/python`` (no tag written),
         ``ghcr.io/o/r:1@sha256:…``, ``localhost:5000/x``, ``[::1]:5000/x``.
         """
+        if cls is Reference and isinstance(text, str):
+            # The language server reads a document's images on every keystroke: the
+            # same texts, and a Reference is immutable, so each is parsed once.
+            return _parse_once(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Reference:
         if not isinstance(text, str):
             raise InvalidReference(f"a reference must be a string, not {type(text).__name__}")
         if not text:
@@ -543,3 +553,9 @@ class Reference(Value):
     def repository_ref(self) -> Reference:
         """The repository alone, without tag or digest."""
         return Reference(self.registry, self.repository)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_once(text: str) -> Reference:
+    """:meth:`Reference.parse`, remembered (an invalid text raises again each time)."""
+    return Reference._parse(text)

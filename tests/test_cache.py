@@ -348,6 +348,29 @@ async def test_stale_while_revalidate(
         assert count(proxy, "/tags/list") == 2
 
 
+async def test_fetched_counts_answers_from_the_registry_not_from_the_cache(
+    app_registry: Registry, proxy_factory: ProxyFactory, store: CacheStore
+) -> None:
+    proxy = proxy_factory(app_registry)
+    clock = Clock()
+    ref = Reference.parse(f"{proxy.host}/app/web")
+    await stale_cached_tags(store, clock, ref, app_registry)
+    async with cached_for(store, clock=clock, allow_stale=True) as cached:
+        assert cached.fetched == 0
+        assert sorted(await cached.tags(ref)) == ["1.0", "1.1"]  # stale, refreshing
+        await cached.drain()
+        # The background refresh landed: what the cache answers may have changed.
+        assert cached.fetched == 1
+        assert sorted(await cached.tags(ref)) == ["1.0", "1.1", "1.2"]
+        await cached.drain()
+        assert cached.fetched == 1  # answered from the cache: nothing new
+        proxy.stop()
+        clock.now += 3600
+        await cached.tags(ref)  # stale again; its refresh fails
+        await cached.drain()
+        assert cached.fetched == 1, "a failed fetch brought nothing new"
+
+
 async def test_concurrent_inline_refreshes_share_one_request(
     app_registry: Registry, proxy_factory: ProxyFactory, store: CacheStore
 ) -> None:

@@ -586,3 +586,62 @@ def test_utf16_columns() -> None:
     assert doc.to_utf16(image.range.end) == Position(2, 19)
     assert doc.from_utf16(doc.to_utf16(image.range.end)) == image.range.end
     assert doc.utf16_column(99, 3) == 0  # out of range is clamped, not an error
+
+
+# --------------------------------------------------------------------------- reuse
+
+
+def small_edit(rng: random.Random, text: str) -> str:
+    """A keystroke or a paste somewhere in ``text``: what an editor sends between two
+    versions."""
+    at = rng.randint(0, len(text))
+    op = rng.randrange(3)
+    if op == 0:
+        return text[:at] + rng.choice([*MUTATIONS, "a", " ", "\n", "\\", "\\\n"]) + text[at:]
+    if op == 1:
+        return text[:at] + text[at + rng.randint(1, 3) :]
+    lines = text.split("\n")
+    lines[rng.randrange(len(lines))] = rng.choice(lines)
+    return "\n".join(lines)
+
+
+def same_model(a: Dockerfile, b: Dockerfile) -> None:
+    assert a == b
+    assert a.document.text == b.document.text
+    assert a.comments == b.comments and a.problems == b.problems
+    assert [i.heredocs for i in a.instructions] == [i.heredocs for i in b.instructions]
+
+
+def test_parsing_after_an_edit_reuses_nothing_that_changed() -> None:
+    rng = random.Random(20261205)
+    texts = [read(p) for p in CORPUS_FILES]
+    for _ in range(1500):
+        before = rng.choice(texts)
+        if rng.random() < 0.3:
+            before = mutate(rng, before)
+        previous = parse(before)
+        for _ in range(rng.randint(1, 3)):  # a chain of edits, each reusing the last
+            after = small_edit(rng, before)
+            model = parse(after, previous=previous)
+            same_model(model, parse(after))
+            before, previous = after, model
+
+
+def test_an_edit_in_one_line_reads_only_that_instruction_again() -> None:
+    text = read(CORPUS / "moby__buildkit__Dockerfile")
+    previous = parse(text)
+    middle = previous.instructions[len(previous.instructions) // 2]
+    line = text.split("\n")[middle.line_start]
+    edited = text.replace(line, line + " ", 1)
+    model = parse(edited, previous=previous)
+    same_model(model, parse(edited))
+    kept = [a is b for a, b in zip(previous.instructions, model.instructions, strict=True)]
+    assert kept.count(False) == 1 and not kept[len(kept) // 2]
+
+
+def test_a_new_escape_character_reads_every_instruction_again() -> None:
+    body = "FROM alpine AS base\nRUN echo a \\\n  b `\n  c\nCOPY --from=base /a /b\n"
+    previous = parse("# escape=\\\n" + body)
+    model = parse("# escape=`\n" + body, previous=previous)
+    same_model(model, parse("# escape=`\n" + body))
+    assert model.instructions[1].line_end == 2 and previous.instructions[1].line_end == 3

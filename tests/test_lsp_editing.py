@@ -95,6 +95,22 @@ async def test_registry_findings_stay_through_typing_and_move_with_the_text(
         assert any(d.code == "variant-update" for d in params.diagnostics)
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_an_ignore_comment_typed_and_removed_silences_and_brings_back_findings(
+    started: Any, registry: Registry, profile: str
+) -> None:
+    # Edits reuse each image's registry answer, but not across a change of its rules.
+    session = await started(profile, init={"debounceMs": 5})
+    image = f"FROM {registry.host}/library/python:3.12-slim-bookworm\n"
+    uri = session.open("# a note\n" + image)
+    await session.diagnostics(uri, on_line("stale", 1))
+    session.change(uri, "# portside: ignore=stale\n" + image)
+    found = await session.diagnostics(uri, lambda d: not on_line("stale", 1)(d))
+    assert on_line("variant-update", 1)(found)  # only what the comment names goes
+    session.change(uri, "# a note\n" + image)
+    await session.diagnostics(uri, on_line("stale", 1))
+
+
 async def test_a_stalled_registry_holds_back_only_its_own_images(
     started: Any, registry: Registry, fault_proxy: FaultProxy
 ) -> None:
@@ -328,3 +344,48 @@ async def test_hadolint_findings_are_carried_and_runs_never_pile_up(
         most = max(most, running)
     assert most == 1, events
     assert len([k for _, k in events if k == "start"]) < len(comment)  # not one per edit
+
+
+def logging_hadolint(folder: Path) -> tuple[Path, Path]:
+    """The real hadolint behind a script that logs, per run, the CPU priority (niceness)
+    it runs at and the first line of the text it was given."""
+    real = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    log = folder / "hadolint-runs.log"
+    script = folder / "hadolint"
+    # The niceness is read once the whole text has arrived: the server writes it after
+    # it has set the priority, so what is logged is what hadolint runs at.
+    script.write_text(
+        "#!/bin/sh\n"
+        f'text="{folder}/input.$$"\n'
+        'cat > "$text"\n'
+        "nice=$(cut -d')' -f2 /proc/$$/stat | cut -d' ' -f18)\n"
+        f'echo "$nice $(head -n 1 "$text")" >> "{log}"\n'
+        f'exec "{real}" "$@" < "$text"\n'
+    )
+    script.chmod(0o755)
+    return script, log
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_hadolint_runs_behind_the_editor_only_once_typing_pauses(
+    started: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, profile: str
+) -> None:
+    script, log = logging_hadolint(tmp_path)
+    monkeypatch.setenv("PORTSIDE_HADOLINT", str(script))
+    session = await started(profile, init={"debounceMs": 0, "remoteChecks": False})
+    body = "FROM alpine:3.21\nRUN apt-get update && apt-get install -y curl\n"
+    uri = session.open("# opened\n" + body)
+    await session.diagnostics(uri, on_line("hadolint/DL3008", 2))
+    # Edits in a row, as fast as the client sends them, each on a line of its own.
+    for n in range(1, 16):
+        session.change(uri, f"# edit {n}\n" + body)
+    for _ in range(1000):  # a hang guard: hadolint's run on the last text ends
+        if log.read_text().rstrip().endswith("# edit 15"):
+            break
+        await asyncio.sleep(0.02)
+    runs = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    # hadolint saw the text opened and the text typing paused on, nothing in between.
+    assert [text for _, text in runs] == ["# opened", "# edit 15"], runs
+    # Each run yields the CPU to the server's answers.
+    assert all(int(nice) >= 10 for nice, _ in runs), runs
+    await session.diagnostics(uri, on_line("hadolint/DL3008", 2))
