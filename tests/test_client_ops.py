@@ -288,22 +288,7 @@ async def test_referrers_fall_back_to_tag_schema(plain_registry: Registry) -> No
     """distribution 2.8 has no referrers API: Portside keeps the fallback tag itself."""
     target = ref(plain_registry, "acme/signed:1")
     async with RegistryClient() as client:
-        subject, _ = await push_tiny_image(client, target, b"subject image")
-        subject_manifest = await client.get_manifest(target)
-        empty = b"{}"
-        await client.upload_blob(target, empty)
-        signature = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": mt.OCI_MANIFEST,
-                "artifactType": "application/vnd.example.signature",
-                "config": {"mediaType": mt.OCI_EMPTY, "digest": str(Digest.of(empty)), "size": 2},
-                "layers": [{"mediaType": mt.OCI_EMPTY, "digest": str(Digest.of(empty)), "size": 2}],
-                "subject": subject_manifest.descriptor.to_json(),
-            }
-        ).encode()
-        sig_ref = target.repository_ref().with_digest(Digest.of(signature))
-        sig_digest = await client.put_manifest(sig_ref, signature, mt.OCI_MANIFEST)
+        subject, sig_digest = await _signed(client, target, b"subject image")
         found = await client.referrers(target.with_digest(subject))
         filtered = await client.referrers(
             target.with_digest(subject), artifact_type="application/vnd.other"
