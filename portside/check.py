@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from portside.config import PolicyConfig, load_config
 from portside.contract import DockerfileSource
-from portside.dockerfile import parse
 from portside.errors import PortsideError
 from portside.policy import (
     Checked,
@@ -54,7 +53,7 @@ def _described(exc: PortsideError) -> str:
 
 
 def read_all(files: list[Path]) -> tuple[list[Checked], list[str]]:
-    """Every file read and parsed, with the configuration that applies to it (looked up
+    """Every file read (parsed on first use), with the configuration that applies to it (looked up
     once per folder); and one error line for each file that could not be read."""
     documents: list[Checked] = []
     errors: list[str] = []
@@ -68,7 +67,8 @@ def read_all(files: list[Path]) -> tuple[list[Checked], list[str]]:
         except PortsideError as exc:
             errors.append(_described(exc))
             continue
-        documents.append((DockerfileSource(str(path), text, parse(text)), configs[folder]))
+        # Parsed on first use: the plugins start on the files before the core parses them.
+        documents.append((DockerfileSource(str(path), text), configs[folder]))
     return documents, errors
 
 

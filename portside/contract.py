@@ -109,15 +109,34 @@ class Proposed:
         return {"tag": self.tag, "level": self.level, "suggestion": self.suggestion}
 
 
-@dataclass(frozen=True)
 class DockerfileSource:
     """One Dockerfile of a batch: ``path`` as the surface names it (a file on disk for
     the command line and pre-commit), ``text`` its exact text, ``document`` the core's
-    parse of that text."""
+    parse of that text.
 
-    path: str
-    text: str
-    document: Dockerfile
+    The parse is made on first use when not given: a plugin that reads only the file
+    (hadolint) then starts before the core has parsed the batch, which is most of the
+    pre-commit hook's own time. Parsing is a pure function of ``text``, so two threads
+    asking at once at worst parse twice.
+    """
+
+    __slots__ = ("_document", "path", "text")
+
+    def __init__(self, path: str, text: str, document: Dockerfile | None = None) -> None:
+        self.path = path
+        self.text = text
+        self._document = document
+
+    @property
+    def document(self) -> Dockerfile:
+        if self._document is None:
+            from portside.dockerfile import parse
+
+            self._document = parse(self.text)
+        return self._document
+
+    def __repr__(self) -> str:
+        return f"DockerfileSource({self.path!r})"
 
 
 # -- vulnerabilities ------------------------------------------------------------------

@@ -319,7 +319,7 @@ def logging_hadolint(tmp_path: Path) -> tuple[Path, Path]:
         f"#!{sys.executable}\n"
         "import json, os, sys\n"
         f"with open({str(log)!r}, 'a') as log:\n"
-        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "    log.write(json.dumps([os.environ.get('GHCRTS'), *sys.argv[1:]]) + '\\n')\n"
         f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n",
         encoding="utf-8",
     )
@@ -327,11 +327,16 @@ def logging_hadolint(tmp_path: Path) -> tuple[Path, Path]:
     return wrapper, log
 
 
+def runtime_options(log: Path) -> list[str | None]:
+    """The ``GHCRTS`` (hadolint's runtime options) each hadolint process was started with."""
+    return [json.loads(line)[0] for line in log.read_text(encoding="utf-8").splitlines()]
+
+
 def invocations(log: Path) -> list[list[str]]:
     """The files each hadolint process was given (``-``: the text on stdin)."""
     runs = []
     for line in log.read_text(encoding="utf-8").splitlines():
-        args = json.loads(line)
+        args = json.loads(line)[1:]
         assert args[:4] == ["--no-fail", "--no-color", "--format", "json"], args
         args = args[4:]
         if args[:1] == ["--config"]:
@@ -391,6 +396,7 @@ def test_a_batch_is_split_over_the_cpus_and_unsaved_text_goes_on_stdin(
     wrapper, log = logging_hadolint(tmp_path)
     monkeypatch.setenv(hadolint.ENV, str(wrapper))
     monkeypatch.setattr(hadolint, "_cpus", lambda: 3)
+    monkeypatch.delenv("GHCRTS", raising=False)
     paths = [
         write(tmp_path / "many", cd_at(i % 5 + 1, str(i)), name=f"D.{i}.dockerfile")
         for i in range(13)
@@ -411,6 +417,26 @@ def test_a_batch_is_split_over_the_cpus_and_unsaved_text_goes_on_stdin(
     cd = {(f.file, f.range.start.line) for f in found if f.kind == "hadolint/DL3003"}
     assert cd == {(str(p), i % 5 + 1) for i, p in enumerate(paths[:-1])}
     assert not [f for f in found if f.file == str(paths[-1])]
+    # Four processes on three CPUs: each hadolint's runtime takes one core, not five.
+    assert runtime_options(log) == ["-N1"] * 4
+
+
+def test_hadolint_runtime_options_one_core_each_only_when_the_cpus_are_all_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrapper, log = logging_hadolint(tmp_path)
+    monkeypatch.setenv(hadolint.ENV, str(wrapper))
+    monkeypatch.setattr(hadolint, "_cpus", lambda: 2)
+    monkeypatch.delenv("GHCRTS", raising=False)
+    text = cd_at(1, "x")
+    one = [(DockerfileSource(str(tmp_path / "D"), text, parse(text)), PolicyConfig())]
+    policy.batch_plugin_findings(one)  # one process on two CPUs: its runtime as linked
+    monkeypatch.setenv("GHCRTS", "-A8m")  # the user's own options are theirs
+    paths = [write(tmp_path / "own", text, name=f"D.{i}.dockerfile") for i in range(8)]
+    policy.batch_plugin_findings(
+        [(DockerfileSource(str(p), text, parse(text)), PolicyConfig()) for p in paths]
+    )
+    assert runtime_options(log) == [None, "-A8m", "-A8m"]
 
 
 class PerDocument:
