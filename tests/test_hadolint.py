@@ -4,11 +4,10 @@ run as a user runs it, and the language server over stdio."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +180,16 @@ class Garbage:
 
 
 class Slow:
+    """Answers only once the test lets it (``release``), like :class:`SlowBatch`."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.answered = False
+
     @hookimpl
     def portside_dockerfile_findings(self, text: str) -> list[Finding]:
-        time.sleep(1)
+        self.release.wait(60)
+        self.answered = True
         return []
 
 
@@ -214,10 +220,13 @@ async def test_a_plugin_that_hangs_is_not_waited_for(
 ) -> None:
     monkeypatch.setattr(policy, "PLUGIN_TIMEOUT", 0.2)
     plugins = create_plugin_manager(load_entrypoints=False)
-    plugins.register(Slow(), name="slow")
-    started_at = asyncio.get_running_loop().time()
-    found = await check(write(tmp_path, DOCKERFILE), plugins=plugins)
-    assert asyncio.get_running_loop().time() - started_at < 0.9
+    slow = Slow()
+    plugins.register(slow, name="slow")
+    try:
+        found = await check(write(tmp_path, DOCKERFILE), plugins=plugins)
+        assert not slow.answered  # the findings came without waiting for it
+    finally:
+        slow.release.set()
     (late,) = [f for f in found if f.kind == "plugin-error"]
     assert late.message == "plugin slow failed: no answer within 0.2 s"
     assert "hadolint/DL3008" in {f.kind for f in found}
@@ -479,9 +488,17 @@ class Foreign:
 
 
 class SlowBatch:
+    """Answers only once the test lets it (``release``): still running when the batch's
+    findings are returned proves it was not waited for, with no clock involved."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.answered = False
+
     @hookimpl
     def portside_dockerfile_batch_findings(self) -> list[Finding]:
-        time.sleep(2)
+        self.release.wait(60)
+        self.answered = True
         return []
 
 
@@ -496,7 +513,8 @@ def test_batch_plugins_are_asked_once_and_misbehaviour_is_a_finding_per_file(
     plugins.register(per_document, name="one")
     plugins.register(batched, name="two")
     plugins.register(Foreign(), name="foreign")
-    plugins.register(SlowBatch(), name="slow")
+    slow_plugin = SlowBatch()
+    plugins.register(slow_plugin, name="slow")
     # two/r is on the second line: silenced in D1, past the end of the one-line D2.
     texts = ["FROM scratch\nRUN a\n", "# portside: ignore=two\nFROM scratch\n", "FROM x"]
     strict = PolicyConfig(severity={"two/r": "error"})
@@ -504,9 +522,11 @@ def test_batch_plugins_are_asked_once_and_misbehaviour_is_a_finding_per_file(
         (DockerfileSource(f"D{i}", text, parse(text)), strict if i == 0 else PolicyConfig())
         for i, text in enumerate(texts)
     ]
-    started_at = time.monotonic()
-    found = policy.batch_plugin_findings(documents, plugins=plugins)
-    assert time.monotonic() - started_at < 1.5  # the slow plugin is not waited for
+    try:
+        found = policy.batch_plugin_findings(documents, plugins=plugins)
+        assert not slow_plugin.answered  # the slow plugin was not waited for
+    finally:
+        slow_plugin.release.set()
 
     assert per_document.calls == 3 and batched.batches == 1 and batched.singles == 0
     assert sorted(f.file for f in found if f.kind == "one/r") == ["D0", "D1", "D2"]
