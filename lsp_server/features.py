@@ -521,14 +521,11 @@ def digest_item(
 
 
 def age(created: str | None, now: dt.datetime | None = None) -> str | None:
-    if not created:
+    from portside.lifecycle import parse_date  # the core's one RFC 3339 reader
+
+    when = parse_date(created) if created else None
+    if when is None:
         return None
-    try:
-        when = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
     seconds = ((now or dt.datetime.now(dt.timezone.utc)) - when).total_seconds()
     if seconds < 0:
         return "just now"
