@@ -12,7 +12,6 @@ same facts as diagnostics.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from lsprotocol import types as lsp
 from portside import errors
 from portside.dockerfile import ImageUse, parse
 from portside.notify.base import Notification
-from portside.notify.editor import inbox_path
+from portside.notify.editor import Inbox
 from portside.reference import Reference
 
 from .positions import Codec
@@ -61,13 +60,16 @@ class Place:
 
 
 def _watched_name(use: ImageUse) -> str | None:
+    """How a watcher's notice names the image ``use`` names (None: none it would watch)."""
+    from portside.watch.targets import watched_tag
+
     if use.resolved is None or not use.is_image:
         return None
     try:
-        ref = Reference.parse(use.resolved)
+        tag = watched_tag(Reference.parse(use.resolved))
     except errors.InvalidReference:
         return None
-    return f"{ref.name}:{ref.tag or 'latest'}"
+    return None if tag is None else f"{tag.name}:{tag.tag}"
 
 
 def _pinned(use: ImageUse) -> bool:
@@ -77,41 +79,17 @@ def _pinned(use: ImageUse) -> bool:
         return False
 
 
-class Inbox:
+class Notices:
+    """Shows what the watcher's inbox receives, for as long as the server runs."""
+
     def __init__(self, server: PortsideLanguageServer, path: Path | None = None) -> None:
         self.server = server
-        self.path = path or inbox_path()
-        try:
-            self.offset = self.path.stat().st_size
-        except OSError:
-            self.offset = 0
-
-    def _new_notes(self) -> list[Notification]:
-        try:
-            size = self.path.stat().st_size
-        except OSError:
-            return []
-        if size < self.offset:
-            self.offset = 0  # the inbox was rotated
-        if size == self.offset:
-            return []
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            chunk = handle.read(size - self.offset)
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        notes = []
-        for line in complete.splitlines():
-            try:
-                notes.append(Notification.from_json(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                log.warning("watch inbox: a line that is not a notification was skipped")
-        return notes
+        self.inbox = Inbox(path)
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(POLL_SECONDS)
-            for note in self._new_notes():
+            for note in self.inbox.new_notifications():
                 # Each on its own: a notice the user leaves unanswered (VS Code moves it
                 # to its notification centre) must not hold back the next one.
                 self.server.spawn(self._announce(note))
@@ -244,4 +222,4 @@ def _relative(path: Path, root: Path | None) -> str:
 
 def start(server: PortsideLanguageServer) -> None:
     """Follow the watcher's inbox for as long as the server runs."""
-    server.spawn(Inbox(server).run())
+    server.spawn(Notices(server).run())

@@ -10,14 +10,18 @@ while it runs. The file only grows; delete it to start afresh (servers notice).
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import TYPE_CHECKING
 
-from portside.notify.base import Notifier, NotifySettings
+from portside.notify.base import Notification, Notifier, NotifySettings
 from portside.notify.jsonl import JsonLinesNotifier
 from portside.plugins import hookimpl
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def inbox_path() -> Path:
@@ -35,3 +39,39 @@ class EditorNotifier(JsonLinesNotifier):
 @hookimpl
 def portside_notifiers(settings: NotifySettings) -> list[Notifier]:
     return [EditorNotifier()] if settings.editor else []
+
+
+class Inbox:
+    """What the editor notifier added to the inbox since this reader started: a reader
+    sees only the notices written while it runs, each once."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or inbox_path()
+        try:
+            self.offset = self.path.stat().st_size
+        except OSError:
+            self.offset = 0
+
+    def new_notifications(self) -> list[Notification]:
+        """The notices written since the last call; a line still being written waits
+        for the next call, and one that is not a notice is skipped with a log line."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return []
+        if size < self.offset:
+            self.offset = 0  # the inbox was rotated
+        if size == self.offset:
+            return []
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            chunk = handle.read(size - self.offset)
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        notes = []
+        for line in complete.splitlines():
+            try:
+                notes.append(Notification.from_json(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                log.warning("watch inbox: a line that is not a notification was skipped")
+        return notes

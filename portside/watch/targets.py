@@ -109,9 +109,10 @@ class _Collector:
             where = f"{use.file}:{use.line}: " if use else ""
             self.problems.append(f"{where}{exc.message}")
             return
-        if ref.tag is None and ref.digest is not None:
-            return  # a bare digest never moves
-        ref = Reference(ref.registry, ref.repository, ref.tag or "latest", None)
+        watched = watched_tag(ref)
+        if watched is None:
+            return
+        ref = watched
         policy = config.for_image(ref.name, ref.familiar_name)
         if "*" in policy.ignore:
             return
@@ -120,6 +121,15 @@ class _Collector:
             target = self.targets.setdefault(target.key, target)
             if use is not None and use not in target.uses:
                 target.uses.append(use)
+
+
+def watched_tag(ref: Reference) -> Reference | None:
+    """The tag a watcher watches for ``ref`` as a Dockerfile names it: without its digest,
+    ``latest`` when no tag is named; ``None`` for a bare digest, which never moves.
+    Notices name images as ``f"{tag.name}:{tag.tag}"`` of this."""
+    if ref.tag is None and ref.digest is not None:
+        return None
+    return Reference(ref.registry, ref.repository, ref.tag or "latest", None)
 
 
 def collect_targets(paths: Iterable[str | Path]) -> tuple[list[Target], list[str]]:
